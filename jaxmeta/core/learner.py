@@ -1,0 +1,39 @@
+"""The one interface every meta-learner implements.
+
+A :class:`MetaLearner` is a NamedTuple of three pure functions, built by a
+factory that closes over the hyper-parameters (``jaxmeta.maml(...)``,
+``jaxmeta.reptile(...)``), in the style of optax's ``GradientTransformation``:
+
+* ``init(params) -> meta_params``: what the outer loop learns. For MAML this is
+  the initialisation itself; Meta-SGD adds per-parameter learning rates.
+* ``task_grad(meta_params, task, key) -> (grads, metrics)``: the meta-gradient
+  (or, for Reptile, the pseudo-gradient) of *one* task, a pytree shaped like
+  ``meta_params``, and scalar metrics (at least ``"loss"``, the query loss
+  after adaptation, and ``"support_loss"``, the support loss before it).
+* ``adapt(meta_params, support, *, key, steps=None, observe=None) -> Adaptation``:
+  the learner's inner loop on one support set, for evaluation and prediction.
+
+Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
+live in :mod:`jaxmeta.core.meta_step` and serve every learner.
+"""
+
+from typing import Callable, NamedTuple
+
+import jax
+
+from jaxmeta.core.adapt import Adaptation
+from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
+
+
+class MetaLearner(NamedTuple):
+    """A meta-learning algorithm as three pure functions (see the module docstring)."""
+
+    init: Callable[[Params], MetaParams]
+    task_grad: Callable[[MetaParams, Task, PRNGKey], tuple[MetaParams, Metrics]]
+    adapt: Callable[..., Adaptation]
+
+
+def query_metrics(loss: jax.Array, aux: Metrics, support_losses: jax.Array) -> Metrics:
+    """The metrics a learner reports for one task."""
+    return {"loss": loss, "support_loss": support_losses[0], **aux}
+

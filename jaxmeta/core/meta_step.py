@@ -1,0 +1,151 @@
+r"""One jitted meta step that serves every meta-learner and any optax optimizer.
+
+Batched (the default): the task gradients are computed in parallel with
+``jax.vmap`` and averaged,
+
+.. math::
+    g = \frac{1}{B} \sum_{i=1}^{B} \nabla_{\Theta} \mathcal{L}_i(\Theta), \qquad
+    \Theta \leftarrow \Theta + \operatorname{optax\ update}(g).
+
+Serial (``serial=True``): the tasks are visited in order with one optimizer
+update each (``jax.lax.scan``), as in the serial version of Reptile.
+"""
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
+
+
+class MetaTrainState(NamedTuple):
+    """Everything the outer loop carries: a pytree, so it jits, shards and checkpoints."""
+
+    step: jax.Array
+    meta_params: MetaParams
+    opt_state: optax.OptState
+
+
+def init_state(learner: MetaLearner, optimizer: optax.GradientTransformation, params: Params) -> MetaTrainState:
+    """Build the meta-parameters from model parameters and the optimizer state for them.
+
+    Example:
+      >>> import jax.numpy as jnp, optax
+      >>> from jaxmeta import maml, regression_loss
+      >>> learner = maml(regression_loss(lambda w, x: x * w), inner_lr=0.1)
+      >>> state = init_state(learner, optax.adam(1e-3), jnp.zeros(()))
+      >>> int(state.step)
+      0
+    """
+    meta_params = learner.init(params)
+    return MetaTrainState(jnp.zeros((), jnp.int32), meta_params, optimizer.init(meta_params))
+
+
+def task_batch_size(tasks: Task) -> int:
+    """The size of the leading task axis; a clear error when the leaves disagree."""
+    if not isinstance(tasks, Task):
+        raise TypeError(
+            f"Expected a jaxmeta.Task(support=..., query=...) with a leading task axis, got "
+            f"{type(tasks).__name__}. Wrap your arrays as Task(support=(x_s, y_s), query=(x_q, y_q))."
+        )
+    sizes = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tasks)[0]:
+        if jnp.ndim(leaf) == 0:
+            raise ValueError(
+                f"Task leaf {jax.tree_util.keystr(path)} is a scalar; every leaf of a task "
+                "batch needs a leading task axis."
+            )
+        sizes[jax.tree_util.keystr(path)] = jnp.shape(leaf)[0]
+    if not sizes:
+        raise ValueError("The task batch has no arrays.")
+    if len(set(sizes.values())) > 1:
+        listing = ", ".join(f"{name}: {size}" for name, size in sizes.items())
+        raise ValueError(
+            "Support and query disagree on the number of tasks (the leading axis): "
+            f"{listing}. Every leaf of the task batch must have the same leading size B; "
+            "stack the same B tasks in support and query."
+        )
+    return next(iter(sizes.values()))
+
+
+def meta_gradient(
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey
+) -> tuple[MetaParams, Metrics]:
+    """The mean over a batch of tasks of ``learner.task_grad``, and the mean metrics.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta import maml, regression_loss, Task
+      >>> learner = maml(regression_loss(lambda w, x: x * w), inner_lr=0.1)
+      >>> x = jnp.ones((4, 3))
+      >>> grads, metrics = meta_gradient(learner, jnp.zeros(()), Task((x, x), (x, x)), jax.random.key(0))
+      >>> grads.shape, metrics["loss"].shape
+      ((), ())
+    """
+    keys = jax.random.split(key, task_batch_size(tasks))
+    grads, metrics = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(meta_params, tasks, keys)
+    return _mean(grads), _mean(metrics)
+
+
+def _mean(tree: Any) -> Any:
+    return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
+
+
+def make_meta_step(
+    learner: MetaLearner,
+    optimizer: optax.GradientTransformation,
+    *,
+    serial: bool = False,
+    jit: bool = True,
+) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
+    """Build ``meta_step(state, tasks, key) -> (state, metrics)``.
+
+    Args:
+      learner: any :class:`~jaxmeta.core.learner.MetaLearner`.
+      optimizer: any optax transformation; it receives the (pseudo-)gradient.
+      serial: visit the tasks one after the other with an update each instead
+        of averaging their gradients.
+      jit: compile the step with ``jax.jit`` (donating nothing, so the caller's
+        state stays valid).
+
+    Returns:
+      The meta step. ``metrics`` are means over the tasks of the batch.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from jaxmeta import maml, regression_loss, Task
+      >>> learner = maml(regression_loss(lambda w, x: x * w), inner_lr=0.1)
+      >>> optimizer = optax.sgd(0.5)
+      >>> step = make_meta_step(learner, optimizer)
+      >>> x = jnp.ones((4, 3))
+      >>> state, metrics = step(init_state(learner, optimizer, jnp.zeros(())),
+      ...                       Task((x, x), (x, x)), jax.random.key(0))
+      >>> int(state.step)
+      1
+    """
+
+    def apply_update(state: MetaTrainState, grads: MetaParams) -> MetaTrainState:
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
+        return MetaTrainState(state.step + 1, optax.apply_updates(state.meta_params, updates), opt_state)
+
+    def batched_step(state, tasks, key):
+        grads, metrics = meta_gradient(learner, state.meta_params, tasks, key)
+        return apply_update(state, grads), metrics
+
+    def serial_step(state, tasks, key):
+        keys = jax.random.split(key, task_batch_size(tasks))
+
+        def visit(carry, task_and_key):
+            task, task_key = task_and_key
+            grads, metrics = learner.task_grad(carry.meta_params, task, task_key)
+            updated = apply_update(carry, grads)
+            return updated._replace(step=carry.step), metrics
+
+        new_state, metrics = jax.lax.scan(visit, state, (tasks, keys))
+        return new_state._replace(step=state.step + 1), _mean(metrics)
+
+    step = serial_step if serial else batched_step
+    return jax.jit(step) if jit else step

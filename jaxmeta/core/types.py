@@ -1,0 +1,64 @@
+"""The few types every part of jaxmeta agrees on.
+
+One loss signature serves the whole library::
+
+    loss_fn(params, batch, *, key) -> (loss, aux)
+
+``params`` is any pytree of arrays (a Flax ``params`` dict, a tuple of
+arrays, ...), ``batch`` is any pytree of arrays holding the examples of one
+task (for supervised learning ``(inputs, targets)``), ``key`` is a
+``jax.random`` key for stochastic losses (dropout, sampling), and ``aux`` is
+a dict of scalar metrics (empty, or e.g. ``{"accuracy": ...}``).
+
+A :class:`Task` pairs the support set (what the inner loop adapts on) with
+the query set (what the adapted parameters are judged on). Functions in
+jaxmeta take *one* task; batches of tasks are the same pytree with a leading
+task axis, produced by ``jax.vmap``.
+"""
+
+from typing import Any, Callable, NamedTuple, Protocol
+
+import jax
+
+Params = Any
+"""A pytree of arrays: the parameters of a model."""
+
+MetaParams = Any
+"""A pytree of arrays: what the outer loop learns (parameters, learning rates, ...)."""
+
+Batch = Any
+"""A pytree of arrays holding the examples of one task, e.g. ``(inputs, targets)``."""
+
+Metrics = dict[str, jax.Array]
+"""Named scalar metrics."""
+
+PRNGKey = jax.Array
+
+
+class LossFn(Protocol):
+    """``loss_fn(params, batch, *, key) -> (loss, aux)``: the library's one loss signature."""
+
+    def __call__(self, params: Params, batch: Batch, *, key: PRNGKey) -> tuple[jax.Array, Metrics]:
+        ...
+
+
+ApplyFn = Callable[[Params, Any], jax.Array]
+"""``apply(params, inputs) -> outputs``: any pure model, e.g. a Flax module's ``apply``."""
+
+
+class Task(NamedTuple):
+    """One few-shot task: a support set to adapt on and a query set to evaluate on.
+
+    Both fields are batches in the sense of :data:`Batch`. A batch of tasks is
+    a ``Task`` whose leaves carry a leading task axis of the same size.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> task = Task(support=(jnp.zeros((5, 1)), jnp.zeros((5, 1))),
+      ...             query=(jnp.zeros((10, 1)), jnp.zeros((10, 1))))
+      >>> task.support[0].shape
+      (5, 1)
+    """
+
+    support: Batch
+    query: Batch
