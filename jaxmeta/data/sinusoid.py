@@ -78,15 +78,24 @@ def sinusoid_tasks(
 ) -> Task:
     """A batch of independent sinusoid tasks: every leaf has a leading axis ``batch_size``.
 
+    The whole batch comes from one ``jax.random.uniform`` call (amplitude,
+    phase and inputs of every task), which on the CPU is several times cheaper
+    than a call per task or per quantity; the same key gives the same batch.
+
     Example:
       >>> import jax
       >>> tasks = sinusoid_tasks(jax.random.key(0), 25, shots=5)
       >>> tasks.support[0].shape
       (25, 5, 1)
     """
-    _check_positive(batch_size=batch_size)
-    keys = jax.random.split(key, batch_size)
-    return jax.vmap(lambda k: sinusoid_task(k, shots=shots, query_shots=query_shots, config=config))(keys)
+    query_shots = shots if query_shots is None else query_shots
+    _check_positive(batch_size=batch_size, shots=shots, query_shots=query_shots)
+    u = jax.random.uniform(key, (batch_size, 2 + shots + query_shots, 1), jnp.float32)
+    scale = lambda v, bounds: bounds[0] + (bounds[1] - bounds[0]) * v  # noqa: E731
+    wave = Sinusoid(scale(u[:, :1], config.amplitude), scale(u[:, 1:2], config.phase))
+    x_support = scale(u[:, 2:2 + shots], config.inputs)
+    x_query = scale(u[:, 2 + shots:], config.inputs)
+    return Task(support=(x_support, wave(x_support)), query=(x_query, wave(x_query)))
 
 
 def _check_positive(**values: int) -> None:
