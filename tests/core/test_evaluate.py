@@ -1,0 +1,48 @@
+"""Adaptation curves and confidence intervals."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmeta
+from gradcheck import regression_task, tiny_mlp
+
+
+def test_curve_entries_equal_query_loss_after_j_steps():
+    params, apply = tiny_mlp(jax.random.key(0))
+    loss_fn = jaxmeta.regression_loss(apply)
+    tasks = jax.tree.map(lambda *xs: jnp.stack(xs), *[regression_task(jax.random.key(i)) for i in range(3)])
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.2, inner_steps=1)
+    result = jaxmeta.evaluate(learner, loss_fn, params, tasks, key=jax.random.key(1), steps=4, chunk_size=2)
+    assert result.losses.shape == (3, 5)
+    keys = jax.random.split(jax.random.key(1), 3)
+    for i in range(3):
+        task = jax.tree.map(lambda x: x[i], tasks)
+        inner_key, _ = jax.random.split(keys[i])
+        np.testing.assert_allclose(result.losses[i, 0], loss_fn(params, task.query, key=None)[0], rtol=1e-12)
+        for j in (1, 4):
+            phi = learner.adapt(params, task.support, key=inner_key, steps=j).params
+            np.testing.assert_allclose(result.losses[i, j], loss_fn(phi, task.query, key=None)[0], rtol=1e-10)
+    summary = result.summary()["loss"]
+    assert len(summary) == 5 and summary[4][0] < summary[0][0]
+
+
+def test_classification_curves_report_accuracy():
+    loss_fn = jaxmeta.classification_loss(lambda w, x: x @ w)
+    x = jnp.tile(jnp.eye(3)[None], (2, 1, 1))
+    tasks = jaxmeta.Task((x, jnp.tile(jnp.arange(3), (2, 1))), (x, jnp.tile(jnp.arange(3), (2, 1))))
+    learner = jaxmeta.maml(loss_fn, inner_lr=5.0)
+    result = jaxmeta.evaluate(learner, loss_fn, jnp.zeros((3, 3)), tasks, key=jax.random.key(0), steps=2)
+    # equal logits before adaptation: argmax picks class 0, right for 1 of 3 examples
+    np.testing.assert_allclose(result.metrics["accuracy"][:, 0], 1 / 3, rtol=1e-6)
+    np.testing.assert_allclose(result.metrics["accuracy"][:, 2], 1.0)
+
+
+def test_confidence_interval_formula():
+    values = np.random.default_rng(0).normal(size=500)
+    mean, ci = jaxmeta.confidence_interval(values)
+    assert mean == pytest.approx(values.mean())
+    assert ci == pytest.approx(1.96 * values.std(ddof=1) / np.sqrt(500))
+    with pytest.raises(ValueError, match="at least 2"):
+        jaxmeta.confidence_interval([1.0])

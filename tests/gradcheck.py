@@ -1,0 +1,50 @@
+"""Central finite differences over a parameter pytree, in float64."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+
+def finite_difference_grad(f, params, eps: float = 1e-6):
+    """``d f / d params`` by central differences, as a pytree like ``params``."""
+    flat, unravel = ravel_pytree(params)
+    assert flat.dtype == jnp.float64, "finite differences need float64 parameters"
+    f_flat = jax.jit(lambda v: f(unravel(v)))
+    grads = np.zeros(flat.shape, np.float64)
+    for i in range(flat.size):
+        step = jnp.zeros_like(flat).at[i].set(eps)
+        grads[i] = (f_flat(flat + step) - f_flat(flat - step)) / (2 * eps)
+    return unravel(jnp.asarray(grads))
+
+
+def tiny_mlp(key, sizes=(2, 6, 1)):
+    """Float64 parameters and a smooth (tanh) apply function of a small MLP."""
+    params = []
+    for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:])):
+        kw, kb = jax.random.split(k)
+        params.append({"w": jax.random.normal(kw, (n_in, n_out), jnp.float64) / np.sqrt(n_in),
+                       "b": 0.1 * jax.random.normal(kb, (n_out,), jnp.float64)})
+
+    def apply(params, x):
+        for i, layer in enumerate(params):
+            x = x @ layer["w"] + layer["b"]
+            if i < len(params) - 1:
+                x = jnp.tanh(x)
+        return x
+
+    return params, apply
+
+
+def regression_task(key, n_support=5, n_query=7, dim=2):
+    """A random float64 regression task (support, query) with a non-linear target."""
+    from jaxmeta import Task
+
+    k1, k2, k3 = jax.random.split(key, 3)
+    w = jax.random.normal(k3, (dim, 1), jnp.float64)
+
+    def examples(k, n):
+        x = jax.random.normal(k, (n, dim), jnp.float64)
+        return x, jnp.sin(x @ w)
+
+    return Task(examples(k1, n_support), examples(k2, n_query))

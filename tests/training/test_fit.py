@@ -1,0 +1,53 @@
+"""The training loop: chunking does not change the run, NaN is reported with its step."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import jaxmeta
+from jaxmeta.data.sinusoid import SinusoidConfig, sinusoid_tasks
+from jaxmeta.models import MLP, functional
+
+model = MLP((8, 1))
+loss_fn = jaxmeta.regression_loss(functional(model))
+
+
+def _setup():
+    params = model.init(jax.random.key(0), jnp.zeros((1, 1)))["params"]
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.01)
+    optimizer = optax.adam(1e-2)
+    return jaxmeta.make_meta_step(learner, optimizer), jaxmeta.init_state(learner, optimizer, params)
+
+
+def sample(key):
+    # one fixed wave, so that the loss must fall within a few dozen steps
+    return sinusoid_tasks(key, 4, shots=5, config=SinusoidConfig(amplitude=(2.0, 2.0), phase=(0.0, 0.0)))
+
+
+def test_chunking_does_not_change_the_run_and_loss_falls():
+    step, state = _setup()
+    a = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=60, progress=False)
+    b = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=25, progress=False)
+    chex.assert_trees_all_close(a.state.meta_params, b.state.meta_params, rtol=1e-6)
+    assert a.history["loss"].shape == (60,) and int(a.state.step) == 60
+    assert a.history["loss"][-10:].mean() < 0.7 * a.history["loss"][:10].mean()
+
+
+def test_nan_meta_loss_is_reported_with_its_step():
+    step, state = _setup()
+    good = sample(jax.random.key(5))
+    bad = good._replace(query=(good.query[0], good.query[1].at[0, 0, 0].set(jnp.nan)))
+    batches = iter([good, good, good, bad, good])
+    with pytest.raises(jaxmeta.NonFiniteLossError, match="meta-step 4") as info:
+        jaxmeta.fit(step, state, batches, key=jax.random.key(1), num_steps=5, progress=False)
+    assert info.value.step == 4 and int(info.value.state.step) == 3
+    assert all(bool(jnp.all(jnp.isfinite(p))) for p in jax.tree.leaves(info.value.state.meta_params))
+
+
+def test_iterator_that_runs_out_is_an_error():
+    step, state = _setup()
+    with pytest.raises(ValueError, match="ran out after 2 meta-steps"):
+        jaxmeta.fit(step, state, iter([sample(jax.random.key(0))] * 2), key=jax.random.key(1),
+                    num_steps=3, progress=False)
