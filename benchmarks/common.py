@@ -1,0 +1,73 @@
+"""What every benchmark script shares: timing, result files and formatting."""
+
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+class ChunkTimer:
+    """A ``fit`` callback that records when each chunk of meta steps finished."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.stamps: list[float] = []
+        self.sizes: list[int] = []
+
+    def __call__(self, state, metrics) -> None:
+        self.stamps.append(time.perf_counter())
+        self.sizes.append(len(metrics["loss"]))
+
+    def steps_per_second(self) -> float:
+        """Median rate over the chunks after the first (which includes compilation)."""
+        if len(self.stamps) < 2:
+            return float("nan")
+        durations = np.diff(self.stamps)
+        return float(np.median(np.asarray(self.sizes[1:]) / durations))
+
+    def first_chunk_seconds(self) -> float:
+        return self.stamps[0] - self.start if self.stamps else float("nan")
+
+
+def environment() -> dict[str, Any]:
+    """The facts a reader needs to compare timings: machine, backend, versions."""
+    import flax
+    import optax
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
+        handle.write(text)
+    os.replace(handle.name, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomically(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
+    """``"0.53 ± 0.09"``."""
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}"

@@ -1,0 +1,277 @@
+"""Sinusoid regression with MAML's protocol: MAML, FOMAML, Meta-SGD, Reptile and ANIL.
+
+Protocol (Finn et al. 2017, section 5.1, and the official code): amplitude
+U[0.1, 5], phase U[0, pi], inputs U[-5, 5]; K support and K query points per
+training task; an MLP 1-40-40-1 with ReLU; inner learning rate 0.01 and one
+inner step in meta-training; meta-batch 25; Adam 1e-3; 70,000 meta-iterations.
+One model is trained per learner and per K (as in Meta-SGD's Table 1).
+
+Evaluation: 600 held-out tasks, fixed by ``--eval-seed`` and shared by every
+learner; each adapts on its K support points and is scored on 100 query
+points of the same wave after 0, 1 and 10 steps (mean ± 95% CI).
+
+    python benchmarks/sinusoid.py            # the full protocol, writes benchmarks/results/
+    python benchmarks/sinusoid.py --quick    # < 1 minute, writes runs/sinusoid-quick/
+
+Speed: the tasks/s of second-order MAML at meta-batch 25, K = 10, one inner
+step is printed and recorded (median over chunks of 1,000 meta steps, after
+compilation).
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+import jaxmeta  # noqa: E402
+from jaxmeta.data.sinusoid import Sinusoid, sinusoid_examples, sinusoid_tasks  # noqa: E402
+from jaxmeta.models import MLP, functional  # noqa: E402
+
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil")
+EVAL_STEPS = (0, 1, 10)
+
+# Published query MSE on this protocol. Meta-SGD, Table 1: one adaptation step, one
+# model per K. MAML (arXiv v3): a model trained at K = 10, evaluated 5-shot.
+PUBLISHED = {
+    ("maml", 5, 1): ("1.13 ± 0.18", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("maml", 10, 1): ("0.77 ± 0.11", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("maml", 20, 1): ("0.48 ± 0.08", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("metasgd", 5, 1): ("0.90 ± 0.16", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("metasgd", 10, 1): ("0.53 ± 0.09", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("metasgd", 20, 1): ("0.31 ± 0.05", "Li et al. 2017 (Meta-SGD), Table 1"),
+    ("maml", 5, 10): ("0.35", "Finn et al. 2017, 5-shot MSE after 10 steps (trained at K=10)"),
+}
+
+
+def build_learner(name: str, loss_fn, inner_lr: float):
+    """The learners with the settings used here (Reptile: 5 inner steps at 2x the rate)."""
+    if name == "maml":
+        return jaxmeta.maml(loss_fn, inner_lr=inner_lr, inner_steps=1)
+    if name == "fomaml":
+        return jaxmeta.fomaml(loss_fn, inner_lr=inner_lr, inner_steps=1)
+    if name == "metasgd":
+        return jaxmeta.metasgd(loss_fn, lr_init=inner_lr, inner_steps=1)
+    if name == "reptile":
+        return jaxmeta.reptile(loss_fn, inner_lr=2 * inner_lr, inner_steps=5)
+    if name == "anil":
+        return jaxmeta.anil(loss_fn, head=lambda path: "Dense_2" in path, inner_lr=inner_lr, inner_steps=1)
+    raise ValueError(f"Unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}.")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    parser.add_argument("--shots", nargs="+", type=int, default=[5, 10, 20], help="K: support (= query) points")
+    parser.add_argument("--iterations", type=int, default=70_000, help="meta-iterations per run")
+    parser.add_argument("--meta-batch", type=int, default=25)
+    parser.add_argument("--inner-lr", type=float, default=0.01)
+    parser.add_argument("--outer-lr", type=float, default=1e-3)
+    parser.add_argument("--eval-tasks", type=int, default=600)
+    parser.add_argument("--eval-query", type=int, default=100, help="query points per evaluation task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--eval-seed", type=int, default=12345)
+    parser.add_argument("--steps-per-call", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument("--quick", action="store_true", help="K=10, 1,500 iterations, 200 eval tasks: < 1 minute")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.shots, args.iterations, args.eval_tasks, args.steps_per_call = [10], 1500, 200, 500
+    if args.out is None:
+        args.out = Path("runs/sinusoid-quick") if args.quick else common.RESULTS_DIR
+    for name in ("iterations", "meta_batch", "eval_tasks", "eval_query", "steps_per_call"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if min(args.shots) < 1:
+        parser.error(f"--shots must be positive, got {args.shots}")
+    if not args.inner_lr > 0 or not args.outer_lr > 0:
+        parser.error("--inner-lr and --outer-lr must be positive")
+    return args
+
+
+def run_one(name, shots, args, model, init_params, eval_tasks):
+    """Train one learner at one K; evaluate it; return its record and meta-parameters."""
+    loss_fn = jaxmeta.regression_loss(functional(model))
+    learner = build_learner(name, loss_fn, args.inner_lr)
+    optimizer = optax.adam(args.outer_lr)
+    state = jaxmeta.init_state(learner, optimizer, init_params)
+    step = jaxmeta.make_meta_step(learner, optimizer)
+    timer = common.ChunkTimer()
+    result = jaxmeta.fit(
+        step, state, lambda key: sinusoid_tasks(key, args.meta_batch, shots=shots),
+        key=jax.random.key(args.seed + 1), num_steps=args.iterations, steps_per_call=args.steps_per_call,
+        progress=not args.no_progress, description=f"{name:8s} K={shots:<2d}", callback=timer,
+    )
+    train_seconds = time.perf_counter() - timer.start
+    evaluation = jaxmeta.evaluate(
+        learner, loss_fn, result.state.meta_params, eval_tasks, key=jax.random.key(args.eval_seed + 1),
+        steps=max(EVAL_STEPS), chunk_size=200,
+    )
+    record = {
+        "algorithm": name,
+        "shots": shots,
+        "mse": {str(s): mse_summary(np.asarray(evaluation.losses[:, s])) for s in EVAL_STEPS},
+        "train_seconds": train_seconds,
+        "first_chunk_seconds": timer.first_chunk_seconds(),
+        "meta_steps_per_second": timer.steps_per_second(),
+        "tasks_per_second": timer.steps_per_second() * args.meta_batch,
+        "final_train_loss_last_1000": float(np.mean(result.history["loss"][-1000:])),
+    }
+    return record, learner, result
+
+
+def mse_summary(losses: np.ndarray) -> dict:
+    """Mean ± 95% CI over tasks; a learner that diverges on some tasks is reported as such."""
+    bad = int(np.sum(~np.isfinite(losses)))
+    if bad:
+        return {"mean": None, "ci95": None, "nonfinite_tasks": bad, "tasks": len(losses)}
+    mean, ci = jaxmeta.confidence_interval(losses)
+    return {"mean": float(mean), "ci95": float(ci), "nonfinite_tasks": 0, "tasks": len(losses)}
+
+
+def format_mse(entry: dict) -> str:
+    if entry["mean"] is None:
+        return f"diverged on {entry['nonfinite_tasks']}/{entry['tasks']} tasks"
+    return common.mean_ci(entry["mean"], entry["ci95"], 3)
+
+
+def markdown(records, args, environment) -> str:
+    lines = [
+        "# Sinusoid regression (MAML protocol)",
+        "",
+        f"Query MSE on {args.eval_tasks} held-out tasks ({args.eval_query} query points each) after 0, 1 "
+        "and 10 adaptation steps on K support points, mean ± 95% CI. One model per learner and K, "
+        f"{args.iterations:,} meta-iterations, meta-batch {args.meta_batch}, inner lr {args.inner_lr} "
+        f"(Reptile: {2 * args.inner_lr}, 5 inner steps), Adam {args.outer_lr}. Machine: "
+        f"{environment['cpu_count']} CPU cores, JAX {environment['jax']} on {environment['backend']}.",
+        "",
+        "| learner | K | MSE, 0 steps | MSE, 1 step | MSE, 10 steps | published (1 step unless noted) | "
+        "train time (s) | meta-steps/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        published = []
+        for steps in (1, 10):
+            if (r["algorithm"], r["shots"], steps) in PUBLISHED:
+                value, source = PUBLISHED[(r["algorithm"], r["shots"], steps)]
+                verdict = _compare(r["mse"][str(steps)]["mean"], value)
+                published.append(f"{value} ({'after 10 steps, ' if steps == 10 else ''}{source}; ours {verdict})")
+        mse = [format_mse(r["mse"][str(s)]) for s in EVAL_STEPS]
+        lines.append(
+            f"| {r['algorithm']} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
+            f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _compare(ours, published: str) -> str:
+    value = float(published.split()[0])
+    if ours is None:
+        return "diverged"
+    return "no worse" if ours <= value else f"WORSE by {ours - value:.3f}"
+
+
+def plot_adaptation(learners, model, shots, args, path):
+    """Figure 2 of MAML: the true wave, the prediction before adaptation and after 1 and 10 steps."""
+    wave = Sinusoid(jnp.float32(3.2), jnp.float32(1.1))
+    support = sinusoid_examples(jax.random.key(args.eval_seed + 7), wave, shots)
+    grid = jnp.linspace(-5, 5, 200).reshape(-1, 1)
+    apply = functional(model)
+    fig, axes = plt.subplots(1, len(learners), figsize=(4 * len(learners), 3.4), sharey=True, squeeze=False)
+    for ax, (name, (learner, meta_params)) in zip(axes[0], learners.items()):
+        curves = learner.adapt(meta_params, support, key=jax.random.key(0), steps=10,
+                               observe=lambda phi: apply(phi, grid)).observed
+        ax.plot(grid, wave(grid), color="red", label="ground truth")
+        ax.plot(grid, curves[0], ":", color="tab:green", label="pre-update")
+        ax.plot(grid, curves[1], "--", color="tab:green", label="1 grad step")
+        ax.plot(grid, curves[10], "-.", color="tab:green", label="10 grad steps")
+        ax.scatter(support[0][:, 0], support[1][:, 0], marker="^", color="purple", zorder=3, label=f"{shots} support points")
+        ax.set_title(f"{name}, K={shots}")
+        ax.set_xlabel("x")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_training(histories, path):
+    """Smoothed meta-training loss of every run."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, losses in histories.items():
+        width = max(1, len(losses) // 100)
+        smooth = np.convolve(losses, np.ones(width) / width, mode="valid")
+        ax.plot(np.arange(len(smooth)) + width, smooth, label=label)
+    ax.set_xlabel("meta-iteration")
+    ax.set_ylabel("query MSE after adaptation (training tasks)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    environment = common.environment()
+    model = MLP((40, 40, 1))
+    init_params = model.init(jax.random.key(args.seed), jnp.zeros((1, 1)))["params"]
+    started = time.perf_counter()
+    records, histories, figures = [], {}, {}
+    for shots in args.shots:
+        eval_tasks = sinusoid_tasks(jax.random.key(args.eval_seed), args.eval_tasks, shots=shots,
+                                    query_shots=args.eval_query)
+        learners = {}
+        for name in args.algorithms:
+            record, learner, result = run_one(name, shots, args, model, init_params, eval_tasks)
+            records.append(record)
+            learners[name] = (learner, result.state.meta_params)
+            histories[f"{name} K={shots}"] = result.history["loss"]
+            mse = record["mse"]
+            print(f"{name:8s} K={shots:<2d} MSE after 0/1/10 steps: "
+                  + " / ".join(format_mse(mse[str(s)]) for s in EVAL_STEPS)
+                  + f"   {record['train_seconds']:.1f} s, {record['meta_steps_per_second']:.0f} meta-steps/s, "
+                  f"{record['tasks_per_second']:.0f} tasks/s", flush=True)
+        if shots == 10 or len(args.shots) == 1:
+            figures[shots] = learners
+    args.out.mkdir(parents=True, exist_ok=True)
+    for shots, learners in figures.items():
+        plot_adaptation(learners, model, shots, args, args.out / "sinusoid.png")
+    plot_training(histories, args.out / "sinusoid_training.png")
+    speed = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == 10), None)
+    summary = {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "environment": environment,
+        "total_seconds": time.perf_counter() - started,
+        "speed_maml_k10_batch25_tasks_per_second": speed and speed["tasks_per_second"],
+        "results": records,
+    }
+    common.write_json(args.out / "sinusoid.json", summary)
+    table = markdown(records, args, environment)
+    if speed:
+        table += (f"\nSpeed, second-order MAML, meta-batch {args.meta_batch}, K=10, one inner step: "
+                  f"**{speed['tasks_per_second']:,.0f} tasks/s** ({speed['meta_steps_per_second']:.0f} meta-steps/s, "
+                  f"median over chunks of {args.steps_per_call} steps after compilation); the whole "
+                  f"{args.iterations:,}-iteration run took {speed['train_seconds']:.0f} s including compilation.\n")
+    common.write_atomically(args.out / "sinusoid.md", table)
+    print(f"\nwrote {args.out}/sinusoid.json, sinusoid.md, sinusoid.png, sinusoid_training.png "
+          f"in {summary['total_seconds']:.0f} s")
+    if speed:
+        print(f"speed: {speed['tasks_per_second']:,.0f} tasks/s (MAML, second order, meta-batch "
+              f"{args.meta_batch}, K=10, 1 inner step)")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
