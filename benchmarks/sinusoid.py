@@ -173,7 +173,44 @@ def markdown(records, args, environment) -> str:
             f"| {r['algorithm']} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
             f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} |"
         )
+    lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(records)]
     return "\n".join(lines) + "\n"
+
+
+def notes(records) -> list[str]:
+    """How to read the table, and what in this run deserves a second look."""
+    found = [
+        "Published numbers: Meta-SGD's Table 1 (Li et al. 2017) reports MAML and Meta-SGD after one "
+        "adaptation step, one model per K; the MAML paper (Finn et al. 2017, arXiv v3) reports 5-shot "
+        "MSE after 10 steps for a model trained at K = 10. The other learners have no published "
+        "number on this exact protocol.",
+        f"Evaluation uses {records[0]['mse']['1']['tasks']} held-out tasks with 100 query points each "
+        "(an estimate of the same task MSE as K query points, with less variance); every learner "
+        "adapts with its own inner rate (Meta-SGD: its learned rates).",
+    ]
+    diverged = [f"{r['algorithm']} K={r['shots']}" for r in records if r["mse"]["10"]["mean"] is None]
+    if diverged:
+        found.append(
+            f"Diverged after 10 steps: {', '.join(diverged)}. Meta-SGD learns per-parameter rates for "
+            "one step (as in its paper); applied ten times they overshoot on part of the tasks."
+        )
+    worse = [f"{r['algorithm']} K={r['shots']}" for r in records
+             if r["mse"]["10"]["mean"] is not None and r["mse"]["10"]["mean"] > r["mse"]["1"]["mean"]]
+    if worse:
+        found.append(f"Ten steps are worse than one for: {', '.join(worse)} (unstable on a few tasks).")
+    drift = [f"{r['algorithm']} K={r['shots']} ({r['mse']['0']['mean']:.0f})" for r in records
+             if r["mse"]["0"]["mean"] is not None and r["mse"]["0"]["mean"] > 20]
+    if drift:
+        found.append(
+            f"Pre-update MSE far above the variance of the task distribution: {', '.join(drift)}. The "
+            "initialisation drifted to outputs that only the inner step brings back; the first-order "
+            "meta-gradient does not see how the inner step depends on the initialisation."
+        )
+    spikes = [f"{r['algorithm']} K={r['shots']}" for r in records if r["final_train_loss_last_1000"] > 100]
+    if spikes:
+        found.append(f"Training-loss spikes near the end of training (inner loop diverging on some "
+                     f"training tasks): {', '.join(spikes)}; see sinusoid_training.png.")
+    return found
 
 
 def _compare(ours, published: str) -> str:

@@ -15,8 +15,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.core.adapt import Mask, adapt, check_steps
-from jaxmeta.core.learner import MetaLearner, query_metrics
+from jaxmeta.core.adapt import Mask
+from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
 from jaxmeta.core.types import LossFn, Params
 
 
@@ -63,16 +63,13 @@ def metasgd(
       Li, Zhou, Chen and Li, "Meta-SGD: Learning to Learn Quickly for
       Few-Shot Learning", arXiv:1707.09835, 2017.
     """
-    inner_steps = check_steps(inner_steps, "inner_steps")
+    adapt_fn = sgd_inner_loop(
+        loss_fn, lambda meta: (meta.params, meta.lrs), inner_steps=inner_steps,
+        first_order=first_order, remat=remat, mask=adapt_mask,
+    )
 
     def init(params):
         return MetaSGDParams(params, jax.tree.map(lambda p: jnp.full_like(p, lr_init), params))
-
-    def adapt_fn(meta, support, *, key, steps=None, observe=None):
-        return adapt(
-            loss_fn, meta.params, support, lr=meta.lrs, steps=inner_steps if steps is None else steps,
-            key=key, first_order=first_order, remat=remat, mask=adapt_mask, observe=observe,
-        )
 
     def task_grad(meta, task, key):
         inner_key, query_key = jax.random.split(key)

@@ -18,8 +18,8 @@ from typing import Any
 
 import jax
 
-from jaxmeta.core.adapt import Mask, adapt, check_steps, resolve_learning_rates
-from jaxmeta.core.learner import MetaLearner, query_metrics
+from jaxmeta.core.adapt import Mask
+from jaxmeta.core.learner import MetaLearner, check_fixed_learning_rate, query_metrics, sgd_inner_loop
 from jaxmeta.core.types import LossFn
 
 
@@ -46,18 +46,11 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any, inner_steps: int = 5, adapt_mask:
       Nichol, Achiam and Schulman, "On First-Order Meta-Learning
       Algorithms", arXiv:1803.02999, 2018.
     """
-    inner_steps = check_steps(inner_steps, "inner_steps")
-    if isinstance(inner_lr, (int, float)):
-        resolve_learning_rates(inner_lr, 0.0)
+    check_fixed_learning_rate(inner_lr)
+    adapt_fn = sgd_inner_loop(loss_fn, lambda theta: (theta, inner_lr), inner_steps=inner_steps, mask=adapt_mask)
 
     def init(params):
         return params
-
-    def adapt_fn(theta, support, *, key, steps=None, observe=None):
-        return adapt(
-            loss_fn, theta, support, lr=inner_lr, steps=inner_steps if steps is None else steps,
-            key=key, mask=adapt_mask, observe=observe,
-        )
 
     def task_grad(theta, task, key):
         inner_key, query_key = jax.random.split(key)

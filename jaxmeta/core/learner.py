@@ -17,12 +17,12 @@ Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 
-from jaxmeta.core.adapt import Adaptation
-from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
+from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_steps, resolve_learning_rates
+from jaxmeta.core.types import LossFn, MetaParams, Metrics, Params, PRNGKey, Task
 
 
 class MetaLearner(NamedTuple):
@@ -37,3 +37,36 @@ def query_metrics(loss: jax.Array, aux: Metrics, support_losses: jax.Array) -> M
     """The metrics a learner reports for one task."""
     return {"loss": loss, "support_loss": support_losses[0], **aux}
 
+
+
+def sgd_inner_loop(
+    loss_fn: LossFn,
+    split: Callable[[MetaParams], tuple[Params, Any]],
+    *,
+    inner_steps: int,
+    first_order: bool = False,
+    remat: bool = False,
+    mask: Mask = None,
+) -> Callable[..., Adaptation]:
+    """``learner.adapt`` for learners whose inner loop is gradient descent.
+
+    ``split(meta_params) -> (params, lr)`` says where the inner loop starts and
+    with which learning rate(s); everything else is :func:`jaxmeta.adapt`.
+    """
+    inner_steps = check_steps(inner_steps, "inner_steps")
+
+    def adapt_fn(meta_params, support, *, key, steps=None, observe=None):
+        params, lr = split(meta_params)
+        return adapt(
+            loss_fn, params, support, lr=lr, steps=inner_steps if steps is None else steps, key=key,
+            first_order=first_order, remat=remat, mask=mask, observe=observe,
+        )
+
+    return adapt_fn
+
+
+def check_fixed_learning_rate(lr: Any) -> Any:
+    """Reject a non-positive Python number as a fixed inner learning rate."""
+    if isinstance(lr, (int, float)):
+        resolve_learning_rates(lr, 0.0)
+    return lr

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, NamedTuple, Optional, Union
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import Metrics, PRNGKey, Task
