@@ -183,7 +183,8 @@ def notes(records) -> list[str]:
         "Published numbers: Meta-SGD's Table 1 (Li et al. 2017) reports MAML and Meta-SGD after one "
         "adaptation step, one model per K; the MAML paper (Finn et al. 2017, arXiv v3) reports 5-shot "
         "MSE after 10 steps for a model trained at K = 10. The other learners have no published "
-        "number on this exact protocol.",
+        "number on this exact protocol. The Meta-SGD Table 1 values were entered from the paper; "
+        "this project's tools could not show its text again to re-check them.",
         f"Evaluation uses {records[0]['mse']['1']['tasks']} held-out tasks with 100 query points each "
         "(an estimate of the same task MSE as K query points, with less variance); every learner "
         "adapts with its own inner rate (Meta-SGD: its learned rates).",

@@ -29,13 +29,14 @@ TaskSource = Union[Callable[[PRNGKey], Task], Iterable[Task]]
 class NonFiniteLossError(FloatingPointError):
     """The meta-loss became NaN or infinite; ``step`` is the first bad meta-step (1-based).
 
-    ``state`` is the last state whose every meta-step had a finite loss.
+    ``state`` is the state at the start of the chunk in which that happened:
+    every meta-step before it had a finite loss.
     """
 
     def __init__(self, step: int, value: float, state: MetaTrainState):
         super().__init__(
-            f"The meta-loss is {value} at meta-step {step}. Training stopped; the last state "
-            "with finite losses is attached as `error.state`. Lower the inner or outer "
+            f"The meta-loss is {value} at meta-step {step}. Training stopped; the state before "
+            "it, with finite losses only, is attached as `error.state`. Lower the inner or outer "
             "learning rate, or check the data of that step for NaN or inf."
         )
         self.step = step
