@@ -22,6 +22,9 @@ from tqdm import tqdm
 from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import Metrics, PRNGKey, Task
 
+PRESAMPLE_BYTES = 64 * 2**20
+"""Sample a whole chunk's tasks up front when they take at most this much memory."""
+
 MetaStep = Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]
 TaskSource = Union[Callable[[PRNGKey], Task], Iterable[Task]]
 
@@ -62,6 +65,7 @@ def fit(
     progress: bool = True,
     description: str = "meta-training",
     callback: Optional[Callable[[MetaTrainState, dict[str, np.ndarray]], None]] = None,
+    presample: Optional[bool] = None,
 ) -> FitResult:
     """Run ``num_steps`` meta steps from ``state``.
 
@@ -75,6 +79,9 @@ def fit(
       progress: show a tqdm progress bar with the running loss.
       description: the progress bar's label.
       callback: called after every chunk with the state and that chunk's metrics.
+      presample: draw a chunk's tasks in one vectorised call before its steps
+        (faster for small tasks; the tasks are the same either way). ``None``
+        decides by size: on when a chunk's tasks fit in ``PRESAMPLE_BYTES``.
 
     Returns:
       A :class:`FitResult`.
@@ -97,7 +104,7 @@ def fit(
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}.")
     if callable(tasks):
-        chunks = _device_chunks(meta_step, tasks, key, num_steps, max(1, int(steps_per_call)))
+        chunks = _device_chunks(meta_step, tasks, key, num_steps, max(1, int(steps_per_call)), presample)
     else:
         chunks = _host_chunks(meta_step, iter(tasks), key, num_steps)
     history: list[dict[str, np.ndarray]] = []
@@ -129,18 +136,24 @@ def step_keys(key: PRNGKey, step: jax.Array) -> tuple[PRNGKey, PRNGKey]:
     return task_key, grad_key
 
 
-def _device_chunks(meta_step, sample, key, num_steps, steps_per_call):
+def _device_chunks(meta_step, sample, key, num_steps, steps_per_call, presample):
+    if presample is None:
+        task_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(jax.eval_shape(sample, key)))
+        presample = task_bytes * steps_per_call <= PRESAMPLE_BYTES
+
     @functools.partial(jax.jit, static_argnums=1)
     def run(state, length):
         # All the chunk's keys in one vectorised call: on the CPU, threefry runs
-        # as a rolled loop, so one call per step would cost more than the step.
-        keys = jax.vmap(step_keys, in_axes=(None, 0))(key, state.step + jnp.arange(length))
+        # as a rolled loop, so one call per step costs a noticeable share of a step.
+        task_keys, grad_keys = jax.vmap(step_keys, in_axes=(None, 0))(key, state.step + jnp.arange(length))
+        if presample:  # the chunk's tasks in one vectorised call too, when they are small
+            return jax.lax.scan(lambda state, xs: meta_step(state, *xs), state, (jax.vmap(sample)(task_keys), grad_keys))
 
         def body(state, step_key):
             task_key, grad_key = step_key
             return meta_step(state, sample(task_key), grad_key)
 
-        return jax.lax.scan(body, state, keys)
+        return jax.lax.scan(body, state, (task_keys, grad_keys))
 
     def chunks(state):
         remaining = num_steps

@@ -30,7 +30,10 @@ def test_chunking_does_not_change_the_run_and_loss_falls():
     step, state = _setup()
     a = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=60, progress=False)
     b = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=25, progress=False)
+    c = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=25, progress=False,
+                    presample=False)
     chex.assert_trees_all_close(a.state.meta_params, b.state.meta_params, rtol=1e-6)
+    chex.assert_trees_all_close(b.state.meta_params, c.state.meta_params, rtol=1e-6)
     assert a.history["loss"].shape == (60,) and int(a.state.step) == 60
     assert a.history["loss"][-10:].mean() < 0.7 * a.history["loss"][:10].mean()
 
