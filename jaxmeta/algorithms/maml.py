@@ -16,8 +16,8 @@ from typing import Any
 
 import jax
 
-from jaxmeta.core.adapt import Mask
-from jaxmeta.core.learner import MetaLearner, check_fixed_learning_rate, query_metrics, sgd_inner_loop
+from jaxmeta.core.adapt import Mask, check_learning_rate
+from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
 from jaxmeta.core.types import LossFn
 
 
@@ -59,7 +59,7 @@ def maml(
       Finn, Abbeel and Levine, "Model-Agnostic Meta-Learning for Fast
       Adaptation of Deep Networks", ICML 2017.
     """
-    check_fixed_learning_rate(inner_lr)
+    check_learning_rate(inner_lr)
     adapt_fn = sgd_inner_loop(
         loss_fn, lambda theta: (theta, inner_lr), inner_steps=inner_steps,
         first_order=first_order, remat=remat, mask=adapt_mask,

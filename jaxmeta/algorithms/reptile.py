@@ -18,8 +18,8 @@ from typing import Any
 
 import jax
 
-from jaxmeta.core.adapt import Mask
-from jaxmeta.core.learner import MetaLearner, check_fixed_learning_rate, query_metrics, sgd_inner_loop
+from jaxmeta.core.adapt import Mask, check_learning_rate
+from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
 from jaxmeta.core.types import LossFn
 
 
@@ -46,7 +46,7 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any, inner_steps: int = 5, adapt_mask:
       Nichol, Achiam and Schulman, "On First-Order Meta-Learning
       Algorithms", arXiv:1803.02999, 2018.
     """
-    check_fixed_learning_rate(inner_lr)
+    check_learning_rate(inner_lr)
     adapt_fn = sgd_inner_loop(loss_fn, lambda theta: (theta, inner_lr), inner_steps=inner_steps, mask=adapt_mask)
 
     def init(params):

@@ -99,12 +99,7 @@ def resolve_learning_rates(lr: Any, params: Params) -> list[Any]:
     """One learning rate per leaf of ``params``: a shared scalar or the leaves of a matching tree."""
     treedef = jax.tree.structure(params)
     if _is_scalar(lr):
-        if isinstance(lr, (int, float)) and not lr > 0:
-            raise ValueError(
-                f"The inner learning rate must be positive, got {lr}. Use e.g. lr=0.01; "
-                "learned per-parameter rates (Meta-SGD) may change sign during training."
-            )
-        return [lr] * treedef.num_leaves
+        return [check_learning_rate(lr)] * treedef.num_leaves
     try:
         leaves = treedef.flatten_up_to(lr)
     except (ValueError, TypeError) as error:
@@ -121,6 +116,16 @@ def resolve_learning_rates(lr: Any, params: Params) -> list[Any]:
                 "parameter a scalar rate or one of its own shape."
             )
     return leaves
+
+
+def check_learning_rate(lr: Any) -> Any:
+    """Return ``lr``; a Python number must be positive (arrays, e.g. learned rates, pass as they are)."""
+    if isinstance(lr, (int, float)) and not lr > 0:
+        raise ValueError(
+            f"The inner learning rate must be positive, got {lr}. Use e.g. lr=0.01; "
+            "learned per-parameter rates (Meta-SGD) may change sign during training."
+        )
+    return lr
 
 
 def _is_scalar(x: Any) -> bool:
@@ -222,8 +227,6 @@ def adapt(
       1.75
     """
     steps = check_steps(steps)
-    resolve_learning_rates(lr, params)  # fail early, outside the scan, with a clear message
-    resolve_mask(mask, params)
 
     def step(phi, step_key):
         new_phi, loss = gradient_step(

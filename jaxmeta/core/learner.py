@@ -21,7 +21,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 
-from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_steps, resolve_learning_rates
+from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_steps
 from jaxmeta.core.types import LossFn, MetaParams, Metrics, Params, PRNGKey, Task
 
 
@@ -63,10 +63,3 @@ def sgd_inner_loop(
         )
 
     return adapt_fn
-
-
-def check_fixed_learning_rate(lr: Any) -> Any:
-    """Reject a non-positive Python number as a fixed inner learning rate."""
-    if isinstance(lr, (int, float)):
-        resolve_learning_rates(lr, 0.0)
-    return lr
