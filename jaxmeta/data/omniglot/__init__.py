@@ -1,0 +1,10 @@
+"""Omniglot from the official archives: loading, preprocessing, caching and splits."""
+
+from jaxmeta.data.omniglot.archives import ARCHIVES
+from jaxmeta.data.omniglot.dataset import Omniglot
+from jaxmeta.data.omniglot.dataset import load_omniglot
+from jaxmeta.data.omniglot.splits import Split
+from jaxmeta.data.omniglot.splits import rotate_as_classes
+from jaxmeta.data.omniglot.splits import split_characters
+
+__all__ = ["ARCHIVES", "Omniglot", "Split", "load_omniglot", "rotate_as_classes", "split_characters"]

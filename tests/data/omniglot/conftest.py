@@ -1,0 +1,22 @@
+"""Shared Omniglot fixtures: the real archives, found through JAXMETA_DATA, loaded once."""
+
+import pytest
+
+from jaxmeta.data.omniglot import load_omniglot
+from jaxmeta.data.paths import DATA_ENV, data_root
+
+
+@pytest.fixture(scope="session")
+def omniglot_root():
+    root = data_root() / "omniglot"
+    if not (root / "images_background.zip").exists():
+        pytest.fail(
+            f"The Omniglot archives are not in {root.resolve()}. Set {DATA_ENV} to the folder holding "
+            "omniglot/ (default ../shared/data); these tests need the real data and do not skip."
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def omniglot(omniglot_root, tmp_path_factory):
+    return load_omniglot(omniglot_root, cache_dir=tmp_path_factory.mktemp("omniglot-cache"))
