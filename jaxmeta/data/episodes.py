@@ -1,0 +1,136 @@
+r"""N-way K-shot classification episodes from a ``[classes, examples, H, W]`` image array.
+
+A task draws ``ways`` distinct classes, then ``shots + queries`` distinct
+examples of each (support and query are disjoint), optionally one rotation
+by a multiple of 90 degrees per class (the same for every image of that
+class in the task), and relabels the classes ``0..ways-1`` in a random
+order. Sampling is split in two pure stages:
+
+1. :func:`sample_indices` draws the indices with ``jax.random`` (cheap, jit-
+   and vmap-compatible);
+2. :func:`gather` builds the images from them, from a device array
+   (``jax.numpy``) or from host memory (``numpy``) with the same result.
+
+So :func:`classification_tasks` samples a whole batch on the device inside
+``jit``, and :class:`HostTaskIterator` gives the identical tasks for data
+that stays on the host. Images are stored as ``uint8`` (ink = 255) and
+returned as ``float32`` in [0, 1] with a channel axis.
+"""
+
+from typing import Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmeta.core.types import PRNGKey, Task
+
+
+class EpisodeIndices(NamedTuple):
+    """What one task is made of: ``classes [ways]``, ``examples [ways, shots + queries]``,
+    ``rotations [ways]`` (quarter turns) and ``labels [ways]`` (the label of each drawn class)."""
+
+    classes: jax.Array
+    examples: jax.Array
+    rotations: jax.Array
+    labels: jax.Array
+
+
+def check_episode(num_classes: int, num_examples: int, *, ways: int, shots: int, queries: int) -> None:
+    """A clear error when the episode cannot be drawn from ``num_classes x num_examples``."""
+    for name, value in (("ways", ways), ("shots", shots), ("queries", queries)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "queries" else 1):
+            raise ValueError(f"{name} must be a {'non-negative' if name == 'queries' else 'positive'} int, got {value!r}.")
+    if ways > num_classes:
+        raise ValueError(
+            f"A {ways}-way task needs {ways} classes, but the split has only {num_classes}. Use at most "
+            f"{num_classes} ways, or a split with more classes (e.g. rotations as new classes)."
+        )
+    if shots + queries > num_examples:
+        raise ValueError(
+            f"shots + queries = {shots} + {queries} = {shots + queries} examples per class, but each class has "
+            f"only {num_examples} (Omniglot: 20 drawings per character). Lower shots or queries."
+        )
+
+
+def sample_indices(key: PRNGKey, num_classes: int, num_examples: int, *, ways: int, shots: int, queries: int,
+                   rotate: bool = False) -> EpisodeIndices:
+    """Draw the indices of one task (see the module docstring).
+
+    Drawing without replacement is the top-k of i.i.d. uniform scores, which
+    is uniform over subsets and much cheaper on the CPU than a permutation.
+    """
+    k_classes, k_examples, k_rotations, k_labels = jax.random.split(key, 4)
+    classes = jax.lax.top_k(jax.random.uniform(k_classes, (num_classes,)), ways)[1]
+    examples = jax.lax.top_k(jax.random.uniform(k_examples, (ways, num_examples)), shots + queries)[1]
+    rotations = jax.random.randint(k_rotations, (ways,), 0, 4) if rotate else jnp.zeros((ways,), jnp.int32)
+    labels = jnp.argsort(jax.random.uniform(k_labels, (ways,))).astype(jnp.int32)
+    return EpisodeIndices(classes.astype(jnp.int32), examples.astype(jnp.int32), rotations.astype(jnp.int32), labels)
+
+
+def gather(images, indices: EpisodeIndices, *, shots: int) -> Task:
+    """The task's images and labels; ``images`` may be a ``jax`` or a ``numpy`` array (same result)."""
+    xp = np if isinstance(images, np.ndarray) else jnp
+    idx = jax.tree.map(np.asarray, indices) if xp is np else indices
+    x = images[idx.classes[:, None], idx.examples]  # [ways, shots + queries, H, W]
+    # Rotate each class by its quarter turns: select among the four rotations,
+    # which on the CPU is much cheaper than a per-pixel gather.
+    turns = idx.rotations[:, None, None, None]
+    rotated = x
+    for quarter in range(1, 4):
+        rotated = xp.where(turns == quarter, xp.rot90(x, quarter, axes=(2, 3)), rotated)
+    x = (rotated.astype(xp.float32) * xp.float32(1 / 255))[..., None]
+    ways, n = idx.examples.shape
+    labels = xp.repeat(idx.labels[:, None], n, axis=1).astype(xp.int32)
+    support = (x[:, :shots].reshape(ways * shots, *x.shape[2:]), labels[:, :shots].reshape(-1))
+    query = (x[:, shots:].reshape(ways * (n - shots), *x.shape[2:]), labels[:, shots:].reshape(-1))
+    return Task(support, query)
+
+
+def classification_tasks(key: PRNGKey, images: jax.Array, batch_size: int, *, ways: int, shots: int,
+                         queries: int, rotate: bool = False) -> Task:
+    """A batch of tasks sampled on the device: support ``[B, ways*shots, H, W, 1]``, labels ``[B, ways*shots]``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> images = jnp.zeros((30, 20, 28, 28), jnp.uint8)
+      >>> tasks = classification_tasks(jax.random.key(0), images, 4, ways=5, shots=1, queries=15)
+      >>> tasks.support[0].shape, tasks.query[1].shape
+      ((4, 5, 28, 28, 1), (4, 75))
+    """
+    num_classes, num_examples = images.shape[:2]
+    check_episode(num_classes, num_examples, ways=ways, shots=shots, queries=queries)
+
+    def one(k):
+        idx = sample_indices(k, num_classes, num_examples, ways=ways, shots=shots, queries=queries, rotate=rotate)
+        return gather(images, idx, shots=shots)
+
+    return jax.vmap(one)(jax.random.split(key, batch_size))
+
+
+class HostTaskIterator:
+    """Endless batches of tasks gathered on the host from a NumPy array.
+
+    Batch ``i`` uses the key ``fold_in(key(seed), i)`` and equals
+    ``classification_tasks(fold_in(key(seed), i), images, ...)`` on the device.
+    """
+
+    def __init__(self, images: np.ndarray, batch_size: int, *, ways: int, shots: int, queries: int,
+                 rotate: bool = False, seed: int = 0):
+        check_episode(images.shape[0], images.shape[1], ways=ways, shots=shots, queries=queries)
+        self.images, self.batch_size, self.shots, self.seed = images, batch_size, shots, seed
+        sizes = dict(ways=ways, shots=shots, queries=queries, rotate=rotate)
+        self._indices = jax.jit(lambda k: jax.vmap(
+            lambda kk: sample_indices(kk, images.shape[0], images.shape[1], **sizes))(jax.random.split(k, batch_size)))
+        self.step = 0
+
+    def __iter__(self) -> Iterator[Task]:
+        return self
+
+    def __next__(self) -> Task:
+        key = jax.random.fold_in(jax.random.key(self.seed), self.step)
+        self.step += 1
+        indices = jax.tree.map(np.asarray, self._indices(key))
+        tasks = [gather(self.images, jax.tree.map(lambda a: a[b], indices), shots=self.shots)
+                 for b in range(self.batch_size)]
+        return jax.tree.map(lambda *xs: np.stack(xs), *tasks)
