@@ -69,22 +69,27 @@ def sample_indices(key: PRNGKey, num_classes: int, num_examples: int, *, ways: i
 
 
 def gather(images, indices: EpisodeIndices, *, shots: int) -> Task:
-    """The task's images and labels; ``images`` may be a ``jax`` or a ``numpy`` array (same result)."""
+    """The task's images and labels; ``images`` may be a ``jax`` or a ``numpy`` array (same result).
+
+    ``indices`` may carry leading batch axes (a batch of tasks); the result then has them too.
+    """
     xp = np if isinstance(images, np.ndarray) else jnp
     idx = jax.tree.map(np.asarray, indices) if xp is np else indices
-    x = images[idx.classes[:, None], idx.examples]  # [ways, shots + queries, H, W]
+    x = images[idx.classes[..., None], idx.examples]  # [..., ways, shots + queries, H, W]
     # Rotate each class by its quarter turns: select among the four rotations,
     # which on the CPU is much cheaper than a per-pixel gather.
-    turns = idx.rotations[:, None, None, None]
+    turns = idx.rotations[..., None, None, None]
     rotated = x
     for quarter in range(1, 4):
-        rotated = xp.where(turns == quarter, xp.rot90(x, quarter, axes=(2, 3)), rotated)
-    x = (rotated.astype(xp.float32) * xp.float32(1 / 255))[..., None]
-    ways, n = idx.examples.shape
-    labels = xp.repeat(idx.labels[:, None], n, axis=1).astype(xp.int32)
-    support = (x[:, :shots].reshape(ways * shots, *x.shape[2:]), labels[:, :shots].reshape(-1))
-    query = (x[:, shots:].reshape(ways * (n - shots), *x.shape[2:]), labels[:, shots:].reshape(-1))
-    return Task(support, query)
+        rotated = xp.where(turns == quarter, xp.rot90(x, quarter, axes=(-2, -1)), rotated)
+    *batch, ways, n, height, width = rotated.shape
+    labels = xp.broadcast_to(idx.labels.astype(xp.int32)[..., None], (*batch, ways, n))
+
+    def part(sl, count):  # uint8 [..., ways, count, H, W] -> float32 [..., ways * count, H, W, 1] and labels
+        pixels = rotated[..., sl, :, :].reshape(*batch, ways * count, height, width, 1)
+        return pixels.astype(xp.float32) * xp.float32(1 / 255), labels[..., sl].reshape(*batch, ways * count)
+
+    return Task(part(slice(0, shots), shots), part(slice(shots, n), n - shots))
 
 
 def classification_tasks(key: PRNGKey, images: jax.Array, batch_size: int, *, ways: int, shots: int,
@@ -101,11 +106,10 @@ def classification_tasks(key: PRNGKey, images: jax.Array, batch_size: int, *, wa
     num_classes, num_examples = images.shape[:2]
     check_episode(num_classes, num_examples, ways=ways, shots=shots, queries=queries)
 
-    def one(k):
-        idx = sample_indices(k, num_classes, num_examples, ways=ways, shots=shots, queries=queries, rotate=rotate)
-        return gather(images, idx, shots=shots)
-
-    return jax.vmap(one)(jax.random.split(key, batch_size))
+    indices = jax.vmap(lambda k: sample_indices(
+        k, num_classes, num_examples, ways=ways, shots=shots, queries=queries, rotate=rotate,
+    ))(jax.random.split(key, batch_size))
+    return gather(images, indices, shots=shots)
 
 
 class HostTaskIterator:
@@ -130,7 +134,4 @@ class HostTaskIterator:
     def __next__(self) -> Task:
         key = jax.random.fold_in(jax.random.key(self.seed), self.step)
         self.step += 1
-        indices = jax.tree.map(np.asarray, self._indices(key))
-        tasks = [gather(self.images, jax.tree.map(lambda a: a[b], indices), shots=self.shots)
-                 for b in range(self.batch_size)]
-        return jax.tree.map(lambda *xs: np.stack(xs), *tasks)
+        return gather(self.images, self._indices(key), shots=self.shots)
