@@ -141,17 +141,23 @@ def _device_chunks(meta_step, sample, key, num_steps, steps_per_call, presample)
         task_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(jax.eval_shape(sample, key)))
         presample = task_bytes * steps_per_call <= PRESAMPLE_BYTES
 
-    @functools.partial(jax.jit, static_argnums=1)
-    def run(state, length):
+    # A sampler that is a pytree (e.g. EpisodeSampler, holding a device array) enters the
+    # compiled loop as an argument; a plain function is closed over.
+    as_argument = not jax.tree_util.treedef_is_leaf(jax.tree.structure(sample))
+
+    @functools.partial(jax.jit, static_argnums=2)
+    def run(state, source, length):
+        sample_fn = source if as_argument else sample
         # All the chunk's keys in one vectorised call: on the CPU, threefry runs
         # as a rolled loop, so one call per step costs a noticeable share of a step.
         task_keys, grad_keys = jax.vmap(step_keys, in_axes=(None, 0))(key, state.step + jnp.arange(length))
         if presample:  # the chunk's tasks in one vectorised call too, when they are small
-            return jax.lax.scan(lambda state, xs: meta_step(state, *xs), state, (jax.vmap(sample)(task_keys), grad_keys))
+            tasks = jax.vmap(sample_fn)(task_keys)
+            return jax.lax.scan(lambda state, xs: meta_step(state, *xs), state, (tasks, grad_keys))
 
         def body(state, step_key):
             task_key, grad_key = step_key
-            return meta_step(state, sample(task_key), grad_key)
+            return meta_step(state, sample_fn(task_key), grad_key)
 
         return jax.lax.scan(body, state, (task_keys, grad_keys))
 
@@ -159,7 +165,7 @@ def _device_chunks(meta_step, sample, key, num_steps, steps_per_call, presample)
         remaining = num_steps
         while remaining > 0:
             length = min(steps_per_call, remaining)
-            state, metrics = run(state, length)
+            state, metrics = run(state, sample if as_argument else None, length)
             remaining -= length
             yield state, metrics
 

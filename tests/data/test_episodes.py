@@ -90,3 +90,16 @@ def test_bad_sizes_name_the_numbers():
         classification_tasks(jax.random.key(0), images, 2, ways=5, shots=5, queries=16)
     with pytest.raises(ValueError, match="shots must be a positive int"):
         HostTaskIterator(_images(), 2, ways=2, shots=0, queries=1)
+
+
+def test_pre_rotated_layout_and_uint8_output_give_the_same_tasks():
+    from jaxmeta.data.episodes import EpisodeSampler, with_rotations
+
+    images = jnp.asarray(_images())
+    key = jax.random.key(3)
+    plain = classification_tasks(key, images, 4, ways=3, shots=2, queries=2, rotate=True)
+    pre = classification_tasks(key, with_rotations(images), 4, ways=3, shots=2, queries=2, rotate=True)
+    jax.tree.map(np.testing.assert_array_equal, plain, pre)
+    raw = EpisodeSampler.create(_images(), 4, ways=3, shots=2, queries=2, rotate=True, dtype="uint8")(key)
+    assert raw.support[0].dtype == jnp.uint8
+    np.testing.assert_array_equal(raw.support[0].astype(np.float32) * np.float32(1 / 255), plain.support[0])

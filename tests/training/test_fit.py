@@ -54,3 +54,18 @@ def test_iterator_that_runs_out_is_an_error():
     with pytest.raises(ValueError, match="ran out after 2 meta-steps"):
         jaxmeta.fit(step, state, iter([sample(jax.random.key(0))] * 2), key=jax.random.key(1),
                     num_steps=3, progress=False)
+
+
+def test_pytree_sampler_enters_the_compiled_loop_as_an_argument():
+    """An EpisodeSampler (a pytree holding the images) trains a classifier through fit."""
+    from jaxmeta.data.episodes import EpisodeSampler
+
+    images = (jax.random.uniform(jax.random.key(0), (6, 20, 4, 4)) * 255).astype(jnp.uint8)
+    sampler = EpisodeSampler.create(images, 3, ways=2, shots=1, queries=2)
+    loss_fn = jaxmeta.classification_loss(lambda w, x: x.reshape(x.shape[0], -1) @ w)
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.5)
+    optimizer = optax.adam(1e-2)
+    state = jaxmeta.init_state(learner, optimizer, jnp.zeros((16, 2)))
+    result = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer), state, sampler, key=jax.random.key(1),
+                         num_steps=4, steps_per_call=2, progress=False, presample=False)
+    assert int(result.state.step) == 4 and set(result.history) == {"loss", "support_loss", "accuracy"}
