@@ -14,7 +14,10 @@ order. Sampling is split in two pure stages:
 So :func:`classification_tasks` samples a whole batch on the device inside
 ``jit``, and :class:`HostTaskIterator` gives the identical tasks for data
 that stays on the host. Images are stored as ``uint8`` (ink = 255) and
-returned as ``float32`` in [0, 1] with a channel axis.
+returned as ``float32`` in [0, 1] with a channel axis (or, with
+``dtype="uint8"``, as stored: a quarter of the memory traffic). With
+``rotate=True``, :func:`with_rotations` (used by :class:`EpisodeSampler`)
+pre-computes the four rotations so that sampling is a plain gather.
 """
 
 from typing import Iterator, NamedTuple
