@@ -108,14 +108,12 @@ def fit(
     else:
         chunks = _host_chunks(meta_step, iter(tasks), key, num_steps)
     history: list[dict[str, np.ndarray]] = []
-    done = 0
     with tqdm(total=num_steps, desc=description, disable=not progress, dynamic_ncols=True) as bar:
         for new_state, metrics in chunks(state):
             metrics = jax.tree.map(np.asarray, metrics)
             _raise_if_not_finite(metrics["loss"], int(state.step), state)
             state = new_state
             history.append(metrics)
-            done += len(metrics["loss"])
             bar.update(len(metrics["loss"]))
             bar.set_postfix({name: f"{np.mean(v):.4g}" for name, v in metrics.items() if name != "support_loss"})
             if callback is not None:
