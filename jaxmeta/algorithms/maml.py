@@ -17,7 +17,7 @@ from typing import Any
 import jax
 
 from jaxmeta.core.adapt import Mask, check_learning_rate
-from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
+from jaxmeta.core.learner import MetaLearner, exact_task_grad, query_metrics, sgd_inner_loop
 from jaxmeta.core.types import LossFn
 
 
@@ -68,25 +68,15 @@ def maml(
     def init(params):
         return params
 
-    def task_grad(theta, task, key):
+    def first_order_task_grad(theta, task, key):
+        # d phi / d theta = I: the meta-gradient is the query gradient at phi.
         inner_key, query_key = jax.random.split(key)
+        adaptation = adapt_fn(jax.lax.stop_gradient(theta), task.support, key=inner_key)
+        query_loss = lambda phi: loss_fn(phi, task.query, key=query_key)  # noqa: E731
+        (loss, aux), grads = jax.value_and_grad(query_loss, has_aux=True)(adaptation.params)
+        return grads, query_metrics(loss, aux, adaptation.support_losses)
 
-        def query_loss(phi):
-            return loss_fn(phi, task.query, key=query_key)
-
-        if first_order:
-            # d phi / d theta = I: the meta-gradient is the query gradient at phi.
-            adaptation = adapt_fn(jax.lax.stop_gradient(theta), task.support, key=inner_key)
-            (loss, aux), grads = jax.value_and_grad(query_loss, has_aux=True)(adaptation.params)
-            return grads, query_metrics(loss, aux, adaptation.support_losses)
-
-        def meta_loss(theta):
-            adaptation = adapt_fn(theta, task.support, key=inner_key)
-            loss, aux = query_loss(adaptation.params)
-            return loss, query_metrics(loss, aux, adaptation.support_losses)
-
-        return jax.grad(meta_loss, has_aux=True)(theta)
-
+    task_grad = first_order_task_grad if first_order else exact_task_grad(loss_fn, adapt_fn)
     return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn)
 
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmeta.core.adapt import Mask
-from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
+from jaxmeta.core.learner import MetaLearner, exact_task_grad, sgd_inner_loop
 from jaxmeta.core.types import LossFn, Params
 
 
@@ -71,14 +71,4 @@ def metasgd(
     def init(params):
         return MetaSGDParams(params, jax.tree.map(lambda p: jnp.full_like(p, lr_init), params))
 
-    def task_grad(meta, task, key):
-        inner_key, query_key = jax.random.split(key)
-
-        def meta_loss(meta):
-            adaptation = adapt_fn(meta, task.support, key=inner_key)
-            loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
-            return loss, query_metrics(loss, aux, adaptation.support_losses)
-
-        return jax.grad(meta_loss, has_aux=True)(meta)
-
-    return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn)
+    return MetaLearner(init=init, task_grad=exact_task_grad(loss_fn, adapt_fn), adapt=adapt_fn)

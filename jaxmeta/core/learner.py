@@ -63,3 +63,26 @@ def sgd_inner_loop(
         )
 
     return adapt_fn
+
+
+def exact_task_grad(loss_fn: LossFn, adapt_fn: Callable[..., Adaptation]):
+    r"""``task_grad`` that differentiates the query loss after adaptation through the inner loop.
+
+    .. math::
+        g = \nabla_{\Theta}\, L^q\big(\phi_k(\Theta)\big), \qquad \phi_k = \texttt{adapt\_fn}(\Theta, \text{support})
+
+    the exact meta-gradient with respect to every meta-parameter (the
+    initialisation, and Meta-SGD's learning rates).
+    """
+
+    def task_grad(meta_params, task, key):
+        inner_key, query_key = jax.random.split(key)
+
+        def meta_loss(meta_params):
+            adaptation = adapt_fn(meta_params, task.support, key=inner_key)
+            loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
+            return loss, query_metrics(loss, aux, adaptation.support_losses)
+
+        return jax.grad(meta_loss, has_aux=True)(meta_params)
+
+    return task_grad
