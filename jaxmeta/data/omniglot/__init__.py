@@ -1,4 +1,4 @@
-"""Omniglot from the official archives: loading, preprocessing, caching and splits."""
+"""Omniglot from the official archives or TensorFlow Datasets: loading, preprocessing, caching and splits."""
 
 from jaxmeta.data.omniglot.archives import ARCHIVES
 from jaxmeta.data.omniglot.dataset import Omniglot
@@ -6,5 +6,6 @@ from jaxmeta.data.omniglot.dataset import load_omniglot
 from jaxmeta.data.omniglot.splits import Split
 from jaxmeta.data.omniglot.splits import rotate_as_classes
 from jaxmeta.data.omniglot.splits import split_characters
+from jaxmeta.data.omniglot.tfds_source import TFDS_SPLITS
 
-__all__ = ["ARCHIVES", "Omniglot", "Split", "load_omniglot", "rotate_as_classes", "split_characters"]
+__all__ = ["ARCHIVES", "Omniglot", "Split", "TFDS_SPLITS", "load_omniglot", "rotate_as_classes", "split_characters"]

@@ -6,11 +6,13 @@ and inverted, so that ink is 1 and background 0; the result is stored as
 ``uint8`` (ink fraction x 255) and turned into ``float32`` on the device.
 
 The arrays are cached in ``$JAXMETA_CACHE`` as a compressed ``.npz`` whose
-name carries a key made of the format version, the source, the
-preprocessing and the SHA-256 of every archive used; a cache whose stored
-key, shapes or contents do not check out is rebuilt, never trusted.
+name carries a key made of the format version, the source (``archives``
+or ``tfds``), the preprocessing and the SHA-256 of every archive (or TFDS
+file) used; a cache whose stored key, shapes or contents do not check out is
+rebuilt, never trusted.
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -69,16 +71,30 @@ def load_omniglot(
     size: int = IMAGE_SIZE,
     cache: bool = True,
     cache_dir: Optional[Path] = None,
+    source: str = "archives",
+    data_dir: Optional[Path] = None,
 ) -> Omniglot:
-    """Load Omniglot from the official archives (zip files or folders), through the cache.
+    """Load Omniglot from the official archives (zip files or folders) or TFDS, through the cache.
+
+    Both sources give the same :class:`Omniglot`: same characters in the same
+    order, same names and alphabets, same drawings in the same order, same
+    preprocessing (see :mod:`jaxmeta.data.omniglot.tfds_source`).
 
     Args:
-      root: the folder holding the archives; default ``$JAXMETA_DATA/omniglot``.
+      root: the folder holding the archives; default ``$JAXMETA_DATA/omniglot``
+        (``source="archives"`` only).
       subsets: which archives, among ``background``, ``evaluation``,
-        ``background_small1``, ``background_small2``.
+        ``background_small1``, ``background_small2`` (TFDS's splits ``train``,
+        ``test``, ``small1``, ``small2``).
       size: the side of the resized images.
       cache: read and write the preprocessed arrays in the cache.
       cache_dir: default ``$JAXMETA_CACHE``.
+      source: ``"archives"``, the official zip files in ``root``, or
+        ``"tfds"``, TensorFlow Datasets' ``omniglot``, downloaded and prepared
+        by TFDS on first use (an optional extra: ``pip install 'jaxmeta[tfds]'``).
+        The cache keeps the two apart.
+      data_dir: TFDS's data folder (``source="tfds"`` only); default
+        ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``.
 
     Returns:
       An :class:`Omniglot` with the characters of the subsets, in order.
@@ -87,25 +103,45 @@ def load_omniglot(
       >>> data = load_omniglot()  # doctest: +SKIP
       >>> data.images.shape  # doctest: +SKIP
       (1623, 20, 28, 28)
+      >>> online = load_omniglot(source="tfds")  # needs internet the first time  # doctest: +SKIP
+      >>> bool((online.images == data.images).all()) and online.names == data.names  # doctest: +SKIP
+      True
     """
-    root = Path(root) if root is not None else data_root() / "omniglot"
-    paths = [archive_path(root, subset) for subset in subsets]
-    key = _cache_key(paths, subsets, size)
+    subsets = tuple(subsets)
+    if source == "archives":
+        if data_dir is not None:
+            raise ValueError("data_dir= is TFDS's data folder, for source='tfds'; the archives are found in root=.")
+        root = Path(root) if root is not None else data_root() / "omniglot"
+        paths = [archive_path(root, subset) for subset in subsets]
+        key = _cache_key(paths, subsets, size)
+        readers = [functools.partial(read_archive, path, subset) for path, subset in zip(paths, subsets)]
+    elif source == "tfds":
+        if root is not None:
+            raise ValueError("root= is the archives' folder, for source='archives'; TFDS's folder is data_dir=.")
+        from jaxmeta.data.omniglot import tfds_source
+
+        builder = tfds_source.prepare(data_dir)
+        fingerprints = [tfds_source.fingerprint(builder, subset) for subset in subsets]
+        key = _cache_key([], subsets, size, source="tfds", fingerprints=fingerprints)
+        readers = [functools.partial(tfds_source.read_split, builder, subset) for subset in subsets]
+    else:
+        raise ValueError(f"Unknown Omniglot source {source!r}; choose 'archives' or 'tfds'.")
     cache_file = Path(cache_dir or cache_root()) / f"omniglot-{key[:16]}.npz"
     if cache and cache_file.exists():
         data = _read_cache(cache_file, key)
         if data is not None:
             return data
-    data = _build(paths, subsets, size)
+    data = _build(readers, subsets, size)
     if cache:
         _write_cache(cache_file, key, data)
     return data
 
 
-def _build(paths, subsets, size) -> Omniglot:
+def _build(readers, subsets, size) -> Omniglot:
+    """The arrays of the characters that ``readers`` (one per subset) give, in order."""
     images, alphabet, subset_index, alphabets, names = [], [], [], [], []
-    for s, (path, subset) in enumerate(zip(paths, subsets)):
-        for character in read_archive(path, subset):
+    for s, (read, subset) in enumerate(zip(readers, subsets)):
+        for character in read():
             full = f"{subset}/{character.alphabet}"
             if not alphabets or alphabets[-1] != full:
                 alphabets.append(full)
@@ -117,11 +153,12 @@ def _build(paths, subsets, size) -> Omniglot:
                     tuple(alphabets), tuple(subsets), tuple(names))
 
 
-def _cache_key(paths, subsets, size) -> str:
-    digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "source": "archives", "size": size,
+def _cache_key(paths, subsets, size, source="archives", fingerprints=()) -> str:
+    """The key of the cached arrays: format, source, preprocessing, subsets and the data's fingerprints."""
+    digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "source": source, "size": size,
                                         "filter": "box", "subsets": list(subsets)}).encode())
-    for path in paths:
-        digest.update(_fingerprint(path).encode())
+    for fingerprint in [*map(_fingerprint, paths), *fingerprints]:
+        digest.update(fingerprint.encode())
     return digest.hexdigest()
 
 
