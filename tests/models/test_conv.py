@@ -1,0 +1,90 @@
+"""The conv-4: its architecture, batch norm in meta-learning mode, pooling, and use inside MAML."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxmeta import Task, classification_loss, init_state, make_meta_step, maml
+from jaxmeta.models import Conv4, TaskBatchNorm, functional, max_pool_2x2
+
+
+def test_max_pool_matches_reduce_window_including_odd_sizes():
+    x = jax.random.normal(jax.random.key(0), (2, 7, 5, 3))
+    expected = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    np.testing.assert_array_equal(max_pool_2x2(x), expected)
+    assert max_pool_2x2(x).shape == (2, 3, 2, 3)
+
+
+def test_task_batch_norm_uses_the_batch_statistics_with_learned_scale_and_offset():
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(6, 4, 4, 5))
+    norm = TaskBatchNorm(epsilon=1e-5)
+    params = {"scale": np.linspace(0.5, 2.0, 5), "bias": np.linspace(-1.0, 1.0, 5)}
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    expected = (x - mean) / np.sqrt(var + 1e-5) * params["scale"] + params["bias"]
+    np.testing.assert_allclose(norm.apply({"params": params}, x), expected, rtol=1e-10)
+    # Nothing but parameters: no running averages to carry between calls.
+    assert set(norm.init(jax.random.key(0), x)) == {"params"}
+
+
+def test_conv4_architecture_and_parameter_count():
+    model = Conv4(num_classes=5)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    assert params["block_0"]["conv"]["kernel"].shape == (3, 3, 1, 64)
+    assert params["block_3"]["conv"]["kernel"].shape == (3, 3, 64, 64)
+    assert params["head"]["kernel"].shape == (64, 5)  # 28 -> 14 -> 7 -> 3 -> 1
+    conv = (9 * 1 * 64 + 64) + 3 * (9 * 64 * 64 + 64)
+    assert sum(p.size for p in jax.tree.leaves(params)) == conv + 4 * 2 * 64 + (64 * 5 + 5)
+
+
+def test_conv4_scales_uint8_input_to_unit_range():
+    model = Conv4(num_classes=3, features=4)
+    images = np.random.default_rng(1).integers(0, 256, size=(6, 28, 28, 1), dtype=np.uint8)
+    params = model.init(jax.random.key(0), images)["params"]
+    as_uint8 = model.apply({"params": params}, images)
+    as_float = model.apply({"params": params}, images.astype(np.float32) / 255)
+    np.testing.assert_allclose(as_uint8, as_float, rtol=1e-5, atol=1e-5)
+
+
+def test_conv4_normalises_each_task_with_its_own_statistics_under_vmap():
+    model = Conv4(num_classes=2, features=4)
+    tasks = jax.random.uniform(jax.random.key(0), (3, 4, 28, 28, 1))
+    params = model.init(jax.random.key(1), tasks[0])["params"]
+    batched = jax.vmap(lambda x: model.apply({"params": params}, x))(tasks)
+    for i in range(3):
+        np.testing.assert_allclose(batched[i], model.apply({"params": params}, tasks[i]), rtol=1e-5, atol=1e-6)
+    # A task's predictions depend on the rest of its batch (batch statistics), not on other tasks.
+    shifted = tasks.at[1].multiply(3.0)
+    again = jax.vmap(lambda x: model.apply({"params": params}, x))(shifted)
+    np.testing.assert_allclose(again[0], batched[0], rtol=1e-6)
+
+
+def test_conv4_rejects_images_without_a_channel_axis():
+    model = Conv4(num_classes=2, features=4)
+    with pytest.raises(ValueError, match="channel axis"):
+        model.init(jax.random.key(0), jnp.zeros((2, 28, 28)))
+
+
+def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
+    model = Conv4(num_classes=2, features=4, blocks=2)
+    loss_fn = classification_loss(functional(model))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    learner, optimizer = maml(loss_fn, inner_lr=0.1), optax.adam(1e-2)
+    rng = np.random.default_rng(0)
+    # Two classes: bright top half vs bright bottom half, 2 tasks, 2 shots and 3 queries per class.
+    def images(n):
+        top = np.zeros((n, 8, 8, 1), np.float32); top[:, :4] = 1
+        bottom = 1 - top
+        x = np.concatenate([top, bottom]) + rng.normal(0, 0.1, (2 * n, 8, 8, 1)).astype(np.float32)
+        return x, np.repeat(np.arange(2), n)
+    support, query = [images(2) for _ in range(2)], [images(3) for _ in range(2)]
+    stack = lambda parts: tuple(np.stack(p) for p in zip(*parts))
+    tasks = Task(stack(support), stack(query))
+    step = make_meta_step(learner, optimizer)
+    state = init_state(learner, optimizer, params)
+    losses = []
+    for i in range(15):
+        state, metrics = step(state, tasks, jax.random.key(i))
+        losses.append(float(metrics["loss"]))
+    assert np.all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
