@@ -66,6 +66,7 @@ def fit(
     description: str = "meta-training",
     callback: Optional[Callable[[MetaTrainState, dict[str, np.ndarray]], None]] = None,
     presample: Optional[bool] = None,
+    stop: Optional[Callable[[MetaTrainState], bool]] = None,
 ) -> FitResult:
     """Run ``num_steps`` meta steps from ``state``.
 
@@ -78,10 +79,13 @@ def fit(
       steps_per_call: meta steps per compiled call (device samplers only).
       progress: show a tqdm progress bar with the running loss.
       description: the progress bar's label.
-      callback: called after every chunk with the state and that chunk's metrics.
+      callback: called after every chunk with the state and that chunk's metrics;
+        a mapping it returns (e.g. ``{"val_acc": "0.93"}``) is shown in the progress bar.
       presample: draw a chunk's tasks in one vectorised call before its steps
         (faster for small tasks; the tasks are the same either way). ``None``
         decides by size: on when a chunk's tasks fit in ``PRESAMPLE_BYTES``.
+      stop: asked after every chunk (and its callback); ``True`` ends the run
+        there, e.g. at a time budget.
 
     Returns:
       A :class:`FitResult`.
@@ -108,16 +112,20 @@ def fit(
     else:
         chunks = _host_chunks(meta_step, iter(tasks), key, num_steps)
     history: list[dict[str, np.ndarray]] = []
+    shown: dict[str, str] = {}  # what callbacks asked to show beside the running metrics
     with tqdm(total=num_steps, desc=description, disable=not progress, dynamic_ncols=True) as bar:
         for new_state, metrics in chunks(state):
             metrics = jax.tree.map(np.asarray, metrics)
             _raise_if_not_finite(metrics["loss"], int(state.step), state)
             state = new_state
             history.append(metrics)
-            bar.update(len(metrics["loss"]))
-            bar.set_postfix({name: f"{np.mean(v):.4g}" for name, v in metrics.items() if name != "support_loss"})
             if callback is not None:
-                callback(state, metrics)
+                shown.update(callback(state, metrics) or {})
+            bar.update(len(metrics["loss"]))
+            bar.set_postfix({**{name: f"{np.mean(v):.4g}" for name, v in metrics.items() if name != "support_loss"},
+                             **shown})
+            if stop is not None and stop(state):
+                break
     merged = {name: np.concatenate([h[name] for h in history]) for name in history[0]} if history else {}
     return FitResult(state, merged)
 
