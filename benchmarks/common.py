@@ -3,13 +3,14 @@
 import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
+
+from jaxmeta.training.checkpoint import write_text_atomically
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -56,17 +57,17 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)
+write_atomically = write_text_atomically
 
 
 def write_json(path: Path, data: Any) -> None:
     write_atomically(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """The JSON in ``path``, or ``default`` when there is no such file."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.exists() else default
 
 
 def mean_ci(mean: float, ci: float, digits: int = 2) -> str:

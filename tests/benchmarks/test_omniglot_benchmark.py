@@ -1,0 +1,55 @@
+"""benchmarks/omniglot.py end to end on the real archives with a tiny model, and its input checks."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import omniglot  # noqa: E402
+
+TINY = ["--width", "4", "--iterations", "6", "--meta-batch", "2", "--queries", "2", "--eval-queries", "2",
+        "--validate-every", "3", "--validation-tasks", "4", "--checkpoint-every", "3", "--steps-per-call", "3",
+        "--eval-tasks", "6", "--eval-steps", "2", "--no-progress"]
+
+
+def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_path):
+    run_dir, results = tmp_path / "run", tmp_path / "results"
+    summary = omniglot.main(["--algorithm", "metasgd", "--root", str(omniglot_root), "--run-dir", str(run_dir),
+                             "--record", "--results-dir", str(results), *TINY])
+    assert summary["meta_steps"] == 6 and summary["stopped"] == "finished"
+    assert len(summary["accuracy_by_steps"]) == 3  # after 0, 1, 2 inner steps
+    assert all(0 <= m <= 1 for m, _ in summary["accuracy_by_steps"])
+    assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [3, 6]
+    kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert kinds == ["train", "validation", "train", "validation"]
+    assert (run_dir / "learning_curve.png").exists() and (run_dir / "result.json").exists()
+    table = (results / "omniglot.md").read_text()
+    assert "| metasgd | 5-way 1-shot |" in table and "99.53" in table
+
+    # A finished run resumed with the same settings has nothing left to train; other settings are refused.
+    again = omniglot.main(["--algorithm", "metasgd", "--root", str(omniglot_root), "--run-dir", str(run_dir),
+                           "--resume", *TINY])
+    assert again["meta_steps"] == 6
+    with pytest.raises(ValueError, match=r"another configuration \(inner_lr: 0.4 -> 0.3\)"):
+        omniglot.main(["--algorithm", "metasgd", "--root", str(omniglot_root), "--run-dir", str(run_dir),
+                       "--resume", "--inner-lr", "0.3", *TINY])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algorithm", "protomaml"], "invalid choice: 'protomaml'"),
+    (["--inner-lr", "0"], "--inner-lr must be positive"),
+    (["--meta-lr", "-1"], "--meta-lr must be positive"),
+    (["--shots", "0"], "--shots must be at least 1"),
+])
+def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_more_ways_than_classes_is_refused_before_training(omniglot_root, tmp_path):
+    with pytest.raises(ValueError, match="A 500-way task needs 500 classes, but the split has only 100"):
+        omniglot.main(["--ways", "500", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "r"), *TINY])
+    assert not (tmp_path / "r").exists()
