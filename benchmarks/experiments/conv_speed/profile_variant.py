@@ -1,6 +1,6 @@
 import sys, glob, gzip, json, collections
 sys.argv = ["proto.py", sys.argv[1], sys.argv[2], "2"]
-exec(open("variants.py").read())
+exec(open(__import__("os").path.join(__import__("os").path.dirname(__file__), "variants.py")).read())
 import jax.profiler, os, shutil
 shutil.rmtree("/tmp/jaxmeta-trace", ignore_errors=True)
 with jax.profiler.trace("/tmp/jaxmeta-trace", create_perfetto_trace=True):

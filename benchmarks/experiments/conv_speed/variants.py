@@ -37,7 +37,45 @@ def conv_shift(x, w):
             out = out + xp[:, i:i+h, j:j+wd] @ w[i, j]
     return out
 
-convs = {"xla": conv_xla, "im2col": conv_im2col, "shift": conv_shift}
+def conv_im2col_t(x, w):
+    """Patches built channel-major [9C, N, H, W], so that the kernel gradient is a plain [9C, M] @ [M, O]."""
+    n, h, wd, c = x.shape
+    xp = jnp.pad(x, ((0,0),(1,1),(1,1),(0,0)))
+    p = jnp.stack([xp[:, i:i+h, j:j+wd] for i in range(3) for j in range(3)], axis=0)  # [9, N, H, W, C]
+    p = jnp.moveaxis(p, -1, 1).reshape(9 * c, n, h, wd)
+    return jnp.einsum("knhw,ko->nhwo", p, w.reshape(9 * c, -1))
+
+def conv_barrier(x, w):
+    """im2col whose output (and so, by transposition, its output gradient) is materialised on its own."""
+    return jax.lax.optimization_barrier(conv_im2col(x, w))
+
+def conv_elementwise(x, w):
+    """Multiply-and-sum over the 9 taps instead of a GEMM (for 1 input channel): no transposes in any gradient."""
+    n, h, wd, c = x.shape
+    xp = jnp.pad(x, ((0,0),(1,1),(1,1),(0,0)))
+    w = w.reshape(9 * c, -1)
+    return sum(xp[:, i:i+h, j:j+wd, ci, None] * w[(3 * i + j) * c + ci] for i in range(3) for j in range(3) for ci in range(c))
+
+convs = {"ew": conv_elementwise, "barrier": conv_barrier, "xla": conv_xla, "im2col": conv_im2col, "shift": conv_shift, "im2colT": conv_im2col_t}
+
+@jax.custom_vjp
+def pool_vjp(x):
+    return pool(x)
+
+def _pool_fwd(x):
+    y = pool(x)
+    return y, (x, y)
+
+def _pool_bwd(res, g):
+    x, y = res
+    n, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    xc = x[:, :2*h2, :2*w2].reshape(n, h2, 2, w2, 2, c)
+    up = lambda a: jnp.broadcast_to(a[:, :, None, :, None, :], (n, h2, 2, w2, 2, c))
+    gx = jnp.where(xc == up(y), up(g), 0.0).reshape(n, 2*h2, 2*w2, c)
+    return (jnp.pad(gx, ((0, 0), (0, h - 2*h2), (0, w - 2*w2), (0, 0))),)
+
+pool_vjp.defvjp(_pool_fwd, _pool_bwd)
 
 def make_forward(conv1, conv, poolf):
     def forward(p, x):
@@ -65,7 +103,7 @@ def xent(logits, y):
 
 parts = variant.split("-")  # e.g. im2col-im2col-reshape-vmap
 c1, c, pl, batching = parts
-forward = make_forward(convs[c1], convs[c], pool if pl == "reshape" else pool_rw)
+forward = make_forward(convs[c1], convs[c], {"reshape": pool, "rw": pool_rw, "vjp": pool_vjp}[pl])
 
 def task_loss(p, xs, ys, xq, yq):
     def inner(p):
