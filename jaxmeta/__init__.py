@@ -16,6 +16,7 @@ The functional API in one screen::
 
 from jaxmeta import models
 from jaxmeta.algorithms.anil import anil
+from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml
 from jaxmeta.algorithms.maml import maml
 from jaxmeta.algorithms.metasgd import MetaSGDParams
@@ -45,7 +46,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Adaptation", "Evaluation", "MetaLearner", "MetaSGDParams", "MetaTrainState",
     "NonFiniteLossError", "Task", "adapt", "anil", "classification_loss", "confidence_interval",
-    "evaluate", "fit", "fomaml", "gradient_step", "init_state", "make_meta_step", "maml",
+    "evaluate", "fit", "fomaml", "gradient_step", "imaml", "init_state", "make_meta_step", "maml",
     "meta_gradient", "metasgd", "models", "regression_loss", "reptile", "sinusoid_task",
     "sinusoid_tasks",
 ]
