@@ -21,6 +21,12 @@ after the training number of inner steps and after ``--eval-steps`` (10).
     python benchmarks/omniglot.py --algorithm maml --ways 5 --shots 1 --budget-minutes 30
     python benchmarks/omniglot.py ... --resume      # continue a stopped or killed run
 
+On the CPU the defaults switch to the faster CPU path: ``--conv im2col``
+(convolutions as matrix products of image patches; same function and
+parameters) and ``--task-chunk 1`` (the tasks of a meta-batch one after the
+other, so that activations stay in the cache). Both compute the same meta
+step; the measurements behind them are in ``benchmarks/experiments/conv_speed``.
+
 Each run lives in ``--run-dir`` (default ``runs/omniglot/<algorithm>-<ways>w<shots>s``):
 config, orbax checkpoints, ``metrics.jsonl``, ``learning_curve.png`` and
 ``result.json``. With ``--record`` the result also becomes a row of
@@ -72,6 +78,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=60_000)
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--width", type=int, default=64, help="filters per conv layer")
+    parser.add_argument("--conv", choices=("auto", "xla", "im2col"), default="auto",
+                        help="convolution implementation; auto: im2col on the CPU, xla elsewhere")
+    parser.add_argument("--task-chunk", type=int, default=None,
+                        help="tasks computed at once in a meta step; default: 1 on the CPU, all elsewhere")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--validate-every", type=int, default=500)
@@ -97,6 +107,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.meta_batch = 16 if twenty else 32
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
+    on_cpu = jax.default_backend() == "cpu"
+    if args.conv == "auto":  # XLA:CPU runs the kernel gradient of its direct convolution slowly
+        args.conv = "im2col" if on_cpu else "xla"
+    if args.task_chunk is None and on_cpu:  # a whole meta-batch's activations overflow the CPU's cache
+        args.task_chunk = 1
     if args.run_dir is None:
         args.run_dir = Path("runs/omniglot") / f"{args.algorithm}-{args.ways}w{args.shots}s"
     check_args(parser, args)
@@ -110,8 +125,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
     for name in ("ways", "shots", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
                  "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
-                 "eval_steps"):
-        if getattr(args, name) < 1:
+                 "eval_steps", "task_chunk"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
     if args.queries < 0:
         parser.error(f"--queries must be non-negative, got {args.queries}.")
@@ -141,7 +156,7 @@ def build_optimizer(args):
 def run_config(args) -> dict:
     """What must match for ``--resume`` (everything that changes the training trajectory)."""
     keys = ("algorithm", "ways", "shots", "queries", "inner_steps", "inner_lr", "meta_batch", "meta_lr",
-            "iterations", "width", "seed", "split_seed", "steps_per_call")
+            "iterations", "width", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -168,14 +183,14 @@ def main(argv=None) -> dict:
         jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=args.ways, shots=args.shots,
                                             queries=args.eval_queries)
 
-    model = Conv4(num_classes=args.ways, features=args.width)
+    model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv)
     loss_fn = jaxmeta.classification_loss(functional(model))
     learner, optimizer = build_learner(args, loss_fn), build_optimizer(args)
     key = jax.random.key(args.seed)
     init_key, train_key, val_key, test_key = jax.random.split(key, 4)
     params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
-    meta_step = jaxmeta.make_meta_step(learner, optimizer, serial=False)
+    meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries)
 
     def validate(meta_params):

@@ -11,7 +11,7 @@ Serial (``serial=True``): the tasks are visited in order with one optimizer
 update each (``jax.lax.scan``), as in the serial version of Reptile.
 """
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -72,9 +72,16 @@ def task_batch_size(tasks: Task) -> int:
 
 
 def meta_gradient(
-    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: Optional[int] = None
 ) -> tuple[MetaParams, Metrics]:
     """The mean over a batch of tasks of ``learner.task_grad``, and the mean metrics.
+
+    ``task_chunk=None`` computes every task at once (``jax.vmap``); an int
+    ``k`` computes ``k`` tasks at a time, one group after another
+    (``jax.lax.map(..., batch_size=k)``), with the same result. Groups keep
+    the working set small: on the CPU, where a conv-4's activations for a
+    whole meta-batch overflow the cache, this is several times faster, and
+    anywhere it bounds memory.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -85,8 +92,15 @@ def meta_gradient(
       >>> grads.shape, metrics["loss"].shape
       ((), ())
     """
-    keys = jax.random.split(key, task_batch_size(tasks))
-    grads, metrics = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(meta_params, tasks, keys)
+    size = task_batch_size(tasks)
+    keys = jax.random.split(key, size)
+    if task_chunk is None:
+        grads, metrics = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(meta_params, tasks, keys)
+    else:
+        if isinstance(task_chunk, bool) or not isinstance(task_chunk, int) or task_chunk < 1:
+            raise ValueError(f"task_chunk must be None or a positive int, got {task_chunk!r}.")
+        grads, metrics = jax.lax.map(lambda pair: learner.task_grad(meta_params, *pair), (tasks, keys),
+                                     batch_size=min(task_chunk, size))
     return _mean(grads), _mean(metrics)
 
 
@@ -99,6 +113,7 @@ def make_meta_step(
     optimizer: optax.GradientTransformation,
     *,
     serial: bool = False,
+    task_chunk: Optional[int] = None,
     jit: bool = True,
 ) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
     """Build ``meta_step(state, tasks, key) -> (state, metrics)``.
@@ -108,6 +123,8 @@ def make_meta_step(
       optimizer: any optax transformation; it receives the (pseudo-)gradient.
       serial: visit the tasks one after the other with an update each instead
         of averaging their gradients.
+      task_chunk: compute the task gradients this many at a time instead of
+        all at once (see :func:`meta_gradient`; batched mode only).
       jit: compile the step with ``jax.jit`` (donating nothing, so the caller's
         state stays valid).
 
@@ -132,7 +149,7 @@ def make_meta_step(
         return MetaTrainState(state.step + 1, optax.apply_updates(state.meta_params, updates), opt_state)
 
     def batched_step(state, tasks, key):
-        grads, metrics = meta_gradient(learner, state.meta_params, tasks, key)
+        grads, metrics = meta_gradient(learner, state.meta_params, tasks, key, task_chunk)
         return apply_update(state, grads), metrics
 
     def serial_step(state, tasks, key):

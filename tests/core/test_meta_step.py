@@ -45,3 +45,26 @@ def test_meta_step_applies_the_optimizer_to_the_mean_gradient():
     grads, _ = jaxmeta.meta_gradient(learner, theta, tasks, key)
     chex.assert_trees_all_close(state.meta_params, theta - 0.1 * grads, rtol=1e-10)
     assert set(metrics) == {"loss", "support_loss"}
+
+
+@pytest.mark.parametrize("task_chunk", [1, 2, 5])
+def test_tasks_in_groups_give_the_same_meta_gradient_as_all_at_once(task_chunk):
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.1, inner_steps=2)
+    keys = jax.random.split(jax.random.key(0), 4)
+    tasks = jaxmeta.Task(
+        support=(jax.random.normal(keys[0], (5, 4, 2)), jax.random.normal(keys[1], (5, 4))),
+        query=(jax.random.normal(keys[2], (5, 4, 2)), jax.random.normal(keys[3], (5, 4))),
+    )  # 5 tasks: a chunk of 2 leaves a remainder
+    theta = jnp.array([0.3, -0.7])
+    expected = jaxmeta.meta_gradient(learner, theta, tasks, jax.random.key(1))
+    got = jaxmeta.meta_gradient(learner, theta, tasks, jax.random.key(1), task_chunk=task_chunk)
+    chex.assert_trees_all_close(got, expected, rtol=1e-12)
+    step = jaxmeta.make_meta_step(learner, optax.sgd(1.0), task_chunk=task_chunk)
+    state, _ = step(jaxmeta.init_state(learner, optax.sgd(1.0), theta), tasks, jax.random.key(1))
+    chex.assert_trees_all_close(state.meta_params, theta - expected[0], rtol=1e-12)
+
+
+def test_a_bad_task_chunk_is_refused():
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.1)
+    with pytest.raises(ValueError, match="task_chunk must be None or a positive int, got 0"):
+        jaxmeta.meta_gradient(learner, jnp.zeros(2), _tasks(2, 2), jax.random.key(0), task_chunk=0)

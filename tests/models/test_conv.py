@@ -88,3 +88,20 @@ def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
         state, metrics = step(state, tasks, jax.random.key(i))
         losses.append(float(metrics["loss"]))
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
+
+
+def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 7, 6, 5))  # extra leading (task) axis, odd sizes
+    models = {impl: Conv4(num_classes=3, features=4, blocks=2, conv=impl) for impl in ("xla", "im2col")}
+    params = models["xla"].init(jax.random.key(1), x[0])["params"]
+    assert jax.tree.structure(params) == jax.tree.structure(models["im2col"].init(jax.random.key(1), x[0])["params"])
+    outputs = {impl: jax.vmap(lambda xi: m.apply({"params": params}, xi))(x) for impl, m in models.items()}
+    np.testing.assert_allclose(outputs["im2col"], outputs["xla"], rtol=1e-10, atol=1e-12)
+    grads = {impl: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, x[0]))))(params)
+             for impl, m in models.items()}
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), grads["im2col"], grads["xla"])
+
+
+def test_an_unknown_convolution_implementation_is_refused():
+    with pytest.raises(ValueError, match=r"implementation must be one of \('xla', 'im2col'\)"):
+        Conv4(num_classes=2, conv="fft").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
