@@ -1,4 +1,4 @@
-"""Every tutorial notebook runs from top to bottom, in under 3 minutes."""
+"""Every tutorial notebook runs from top to bottom, in under 5 minutes on a 2-core CPU."""
 
 import time
 from pathlib import Path
@@ -19,9 +19,9 @@ def test_there_are_notebooks():
 def test_notebook_executes(path):
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
-        notebook, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
     )
     start = time.perf_counter()
     client.execute()
     elapsed = time.perf_counter() - start
-    assert elapsed < 180, f"{path.name} took {elapsed:.0f} s; notebooks must run in under 3 minutes"
+    assert elapsed < 300, f"{path.name} took {elapsed:.0f} s; notebooks must run in under 5 minutes"
