@@ -179,7 +179,7 @@ def main(argv=None) -> dict:
     val_images, test_images = (jax.device_put(data.images[s]) for s in (split.validation, split.test))
     sampler = EpisodeSampler.create(data.images[split.train], args.meta_batch, ways=args.ways, shots=args.shots,
                                     queries=args.queries, rotate=True, dtype="uint8")
-    for name, images in (("validation", val_images), ("test", test_images)):
+    for images in (val_images, test_images):
         jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=args.ways, shots=args.shots,
                                             queries=args.eval_queries)
 
