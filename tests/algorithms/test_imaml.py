@@ -92,3 +92,19 @@ def test_meta_step_batches_tasks_and_matches_the_mean_of_task_gradients():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         imaml(quadratic_loss, **{"inner_lr": 0.1, **kwargs})
+
+
+@pytest.mark.parametrize("conv", ["xla", "im2col"])
+def test_imaml_runs_through_the_conv4_with_forward_over_reverse_products(conv):
+    from jaxmeta.models import Conv4, functional
+
+    model = Conv4(num_classes=2, features=3, blocks=2, conv=conv)
+    params = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"]
+    params = jax.tree.map(lambda p: p.astype(jnp.float64), params)  # one dtype throughout, as in a float32 run
+    loss_fn = jaxmeta.classification_loss(functional(model))
+    x = jax.random.uniform(jax.random.key(1), (2, 4, 8, 8, 1), jnp.float64)
+    task = Task(support=(x[0], jnp.array([0, 1, 0, 1])), query=(x[1], jnp.array([1, 0, 1, 0])))
+    grads, metrics = imaml(loss_fn, inner_lr=0.1, inner_steps=3, lam=1.0, cg_steps=3).task_grad(
+        params, task, jax.random.key(2))
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads)) and np.isfinite(metrics["loss"])
