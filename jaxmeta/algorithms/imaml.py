@@ -93,8 +93,8 @@ def imaml(
             lambda p: loss_fn(p, task.query, key=query_key), has_aux=True)(phi)
         support_loss = lambda p: loss_fn(p, task.support, key=support_key)[0]  # noqa: E731
 
-        def operator(v):  # (I + H / lambda) v, in the dtype of the parameters (data may be wider)
-            return jax.tree.map(lambda a, b: (a + b / lam).astype(a.dtype), v, hvp(support_loss, phi, v))
+        def operator(v):  # (I + H / lambda) v
+            return jax.tree.map(lambda a, b: a + b / lam, v, hvp(support_loss, phi, v))
 
         grads, _ = jax.scipy.sparse.linalg.cg(operator, query_grad, x0=query_grad, maxiter=cg_steps, tol=0.0)
         return grads, query_metrics(loss, aux, adaptation.support_losses)

@@ -113,7 +113,7 @@ def load_omniglot(
             raise ValueError("data_dir= is TFDS's data folder, for source='tfds'; the archives are found in root=.")
         root = Path(root) if root is not None else data_root() / "omniglot"
         paths = [archive_path(root, subset) for subset in subsets]
-        key = _cache_key(paths, subsets, size)
+        key = _cache_key([_fingerprint(path) for path in paths], subsets, size, source)
         readers = [functools.partial(read_archive, path, subset) for path, subset in zip(paths, subsets)]
     elif source == "tfds":
         if root is not None:
@@ -122,7 +122,7 @@ def load_omniglot(
 
         builder = tfds_source.prepare(data_dir)
         fingerprints = [tfds_source.fingerprint(builder, subset) for subset in subsets]
-        key = _cache_key([], subsets, size, source="tfds", fingerprints=fingerprints)
+        key = _cache_key(fingerprints, subsets, size, source)
         readers = [functools.partial(tfds_source.read_split, builder, subset) for subset in subsets]
     else:
         raise ValueError(f"Unknown Omniglot source {source!r}; choose 'archives' or 'tfds'.")
@@ -153,11 +153,11 @@ def _build(readers, subsets, size) -> Omniglot:
                     tuple(alphabets), tuple(subsets), tuple(names))
 
 
-def _cache_key(paths, subsets, size, source="archives", fingerprints=()) -> str:
+def _cache_key(fingerprints, subsets, size, source) -> str:
     """The key of the cached arrays: format, source, preprocessing, subsets and the data's fingerprints."""
     digest = hashlib.sha256(json.dumps({"version": CACHE_VERSION, "source": source, "size": size,
                                         "filter": "box", "subsets": list(subsets)}).encode())
-    for fingerprint in [*map(_fingerprint, paths), *fingerprints]:
+    for fingerprint in fingerprints:
         digest.update(fingerprint.encode())
     return digest.hexdigest()
 
