@@ -72,6 +72,30 @@ def sample_indices(key: PRNGKey, num_classes: int, num_examples: int, *, ways: i
     return EpisodeIndices(classes.astype(jnp.int32), examples.astype(jnp.int32), rotations.astype(jnp.int32), labels)
 
 
+def _episode_images(images, idx: EpisodeIndices):
+    """``[..., ways, n, H, W]`` images of the drawn classes and examples, rotated per class."""
+    xp = np if isinstance(images, np.ndarray) else jnp
+    if images.ndim == 5:  # [classes, 4, examples, H, W] from with_rotations: a plain gather
+        return images[idx.classes[..., None], idx.rotations[..., None], idx.examples]
+    x = images[idx.classes[..., None], idx.examples]  # [classes, examples, H, W]: select among four rotations
+    turns = idx.rotations[..., None, None, None]
+    rotated = x
+    for quarter in range(1, 4):
+        rotated = xp.where(turns == quarter, xp.rot90(x, quarter, axes=(-2, -1)), rotated)
+    return rotated
+
+
+def _examples(images, labels, dtype):
+    """``[..., ways, count, H, W]`` pixels and ``[..., ways]`` labels -> ``([..., ways * count, H, W, 1], [..., ways * count])``."""
+    xp = np if isinstance(images, np.ndarray) else jnp
+    *batch, ways, count, height, width = images.shape
+    pixels = images.reshape(*batch, ways * count, height, width, 1)
+    if np.dtype(dtype) != np.uint8:
+        pixels = pixels.astype(dtype) * np.asarray(1 / 255, dtype)
+    labels = xp.broadcast_to(labels.astype(xp.int32)[..., None], (*batch, ways, count))
+    return pixels, labels.reshape(*batch, ways * count)
+
+
 def gather(images, indices: EpisodeIndices, *, shots: int, dtype=np.float32) -> Task:
     """The task's images and labels; ``images`` may be a ``jax`` or a ``numpy`` array (same result).
 
@@ -79,26 +103,10 @@ def gather(images, indices: EpisodeIndices, *, shots: int, dtype=np.float32) -> 
     ``dtype=float32`` gives pixels in [0, 1]; ``dtype=uint8`` keeps the stored 0..255 values,
     a quarter of the memory traffic, for models that scale their input themselves.
     """
-    xp = np if isinstance(images, np.ndarray) else jnp
-    idx = jax.tree.map(np.asarray, indices) if xp is np else indices
-    if images.ndim == 5:  # [classes, 4, examples, H, W] from with_rotations: a plain gather
-        rotated = images[idx.classes[..., None], idx.rotations[..., None], idx.examples]
-    else:  # [classes, examples, H, W]: rotate each class by selecting among its four rotations
-        x = images[idx.classes[..., None], idx.examples]  # [..., ways, shots + queries, H, W]
-        turns = idx.rotations[..., None, None, None]
-        rotated = x
-        for quarter in range(1, 4):
-            rotated = xp.where(turns == quarter, xp.rot90(x, quarter, axes=(-2, -1)), rotated)
-    *batch, ways, n, height, width = rotated.shape
-    labels = xp.broadcast_to(idx.labels.astype(xp.int32)[..., None], (*batch, ways, n))
-
-    def part(sl, count):  # uint8 [..., ways, count, H, W] -> float32 [..., ways * count, H, W, 1] and labels
-        pixels = rotated[..., sl, :, :].reshape(*batch, ways * count, height, width, 1)
-        if np.dtype(dtype) != np.uint8:
-            pixels = pixels.astype(dtype) * np.asarray(1 / 255, dtype)
-        return pixels, labels[..., sl].reshape(*batch, ways * count)
-
-    return Task(part(slice(0, shots), shots), part(slice(shots, n), n - shots))
+    idx = jax.tree.map(np.asarray, indices) if isinstance(images, np.ndarray) else indices
+    rotated = _episode_images(images, idx)
+    return Task(_examples(rotated[..., :shots, :, :], idx.labels, dtype),
+                _examples(rotated[..., shots:, :, :], idx.labels, dtype))
 
 
 def with_rotations(images):
@@ -133,6 +141,52 @@ def classification_tasks(key: PRNGKey, images: jax.Array, batch_size: int, *, wa
         k, num_classes, num_examples, ways=ways, shots=shots, queries=queries, rotate=rotate,
     ))(jax.random.split(key, batch_size))
     return gather(images, indices, shots=shots, dtype=dtype)
+
+
+def semi_supervised_tasks(key: PRNGKey, images: jax.Array, batch_size: int, *, ways: int, shots: int,
+                          queries: int, unlabeled: int, distractors: int = 0, rotate: bool = False,
+                          dtype=jnp.float32) -> Task:
+    """Episodes with unlabeled support examples (Ren et al. 2018), labelled ``-1``.
+
+    Each task draws ``ways + distractors`` classes. The support set holds, in
+    this order: ``shots`` labeled examples of each of the ``ways`` classes,
+    ``unlabeled`` further examples of each of them, and ``unlabeled`` examples
+    of each distractor class (a class that is not in the task); the last two
+    groups carry the label ``-1``. The query set holds ``queries`` examples of
+    each of the ``ways`` classes; all examples of a class are distinct.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> images = jnp.zeros((30, 20, 28, 28), jnp.uint8)
+      >>> tasks = semi_supervised_tasks(jax.random.key(0), images, 2, ways=5, shots=1, queries=5, unlabeled=2,
+      ...                               distractors=3)
+      >>> tasks.support[0].shape, int((tasks.support[1] == -1).sum(axis=1)[0])
+      ((2, 21, 28, 28, 1), 16)
+    """
+    num_classes, num_examples = _sizes(images)
+    if isinstance(unlabeled, bool) or not isinstance(unlabeled, int) or unlabeled < 0:
+        raise ValueError(f"unlabeled must be a non-negative int, got {unlabeled!r}.")
+    if isinstance(distractors, bool) or not isinstance(distractors, int) or distractors < 0:
+        raise ValueError(f"distractors must be a non-negative int, got {distractors!r}.")
+    check_episode(num_classes, num_examples, ways=ways + distractors, shots=shots, queries=queries + unlabeled)
+
+    def one(k):
+        idx = sample_indices(k, num_classes, num_examples, ways=ways + distractors, shots=shots,
+                             queries=queries + unlabeled, rotate=rotate)
+        labels = jnp.argsort(jnp.argsort(idx.labels[:ways])).astype(jnp.int32)  # a random order of 0..ways-1
+        return idx, labels
+
+    idx, labels = jax.vmap(one)(jax.random.split(key, batch_size))
+    rotated = _episode_images(images, idx)  # [B, ways + distractors, shots + unlabeled + queries, H, W]
+    task_classes, other_classes = rotated[:, :ways], rotated[:, ways:]
+    none = jnp.full(labels.shape[:1] + (ways,), -1, jnp.int32)
+    groups = [
+        _examples(task_classes[:, :, :shots], labels, dtype),
+        _examples(task_classes[:, :, shots:shots + unlabeled], none, dtype),
+        _examples(other_classes[:, :, :unlabeled], none[:, :distractors], dtype),
+    ]
+    support = tuple(jnp.concatenate(parts, axis=1) for parts in zip(*groups))
+    return Task(support, _examples(task_classes[:, :, shots + unlabeled:], labels, dtype))
 
 
 class HostTaskIterator:

@@ -22,7 +22,7 @@ with its own statistics.
 [0, 1] inside the model, which lets the sampler move a quarter of the bytes.
 """
 
-from typing import Callable
+from typing import Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -128,17 +128,35 @@ class Conv3x3(nn.Module):
 
 
 class ConvBlock(nn.Module):
-    """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2`."""
+    """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2` (unless ``pool=False``)."""
 
     features: int = 64
     activation: Callable[[jax.Array], jax.Array] = nn.relu
     conv: str = "xla"
+    pool: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = Conv3x3(self.features, self.conv, name="conv")(x)
-        x = TaskBatchNorm(name="norm")(x)
-        return max_pool_2x2(self.activation(x))
+        x = self.activation(TaskBatchNorm(name="norm")(x))
+        return max_pool_2x2(x) if self.pool else x
+
+
+def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: Optional[int] = None,
+                last_features: Optional[int] = None) -> jax.Array:
+    """``blocks`` :class:`ConvBlock` s named ``block_i`` (call inside a compact method); scales ``uint8`` input."""
+    if x.ndim < 4:
+        raise ValueError(
+            f"The conv-4 expects images [N, H, W, C] (channels last), got shape {x.shape}; add a "
+            "channel axis with x[..., None]."
+        )
+    if x.dtype == jnp.uint8:
+        x = x.astype(jnp.float32) * np.float32(1 / 255)
+    pooled_blocks = blocks if pooled_blocks is None else pooled_blocks
+    for i in range(blocks):
+        width = last_features if (i == blocks - 1 and last_features is not None) else features
+        x = ConvBlock(width, conv=conv, pool=i < pooled_blocks, name=f"block_{i}")(x)
+    return x
 
 
 class Conv4(nn.Module):
@@ -166,13 +184,38 @@ class Conv4(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        if x.ndim < 4:
-            raise ValueError(
-                f"Conv4 expects images [N, H, W, C] (channels last), got shape {x.shape}; add a "
-                "channel axis with x[..., None]."
-            )
-        if x.dtype == jnp.uint8:
-            x = x.astype(jnp.float32) * np.float32(1 / 255)
-        for i in range(self.blocks):
-            x = ConvBlock(self.features, conv=self.conv, name=f"block_{i}")(x)
+        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv)
         return nn.Dense(self.num_classes, name="head")(x.reshape(*x.shape[:-3], -1))
+
+
+class ConvEmbedding(nn.Module):
+    """The conv-4 without its head: the embedding network of the metric learners.
+
+    ``[N, H, W, C]`` images -> ``[N, D]`` features (``flatten=True``; ``D = 64``
+    for 28x28 inputs) or ``[N, h, w, features]`` feature maps. ``pooled_blocks``
+    keeps the pooling in the first blocks only (the Relation network pools the
+    first two of four, leaving 7x7 maps), and ``last_features`` widens the last
+    block (the Gaussian prototypical network's extra covariance channels).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> net = ConvEmbedding()
+      >>> params = net.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+      >>> net.apply({"params": params}, jnp.zeros((6, 28, 28, 1), jnp.uint8)).shape
+      (6, 64)
+      >>> ConvEmbedding(pooled_blocks=2, flatten=False).apply({"params": params}, jnp.zeros((6, 28, 28, 1))).shape
+      (6, 7, 7, 64)
+    """
+
+    features: int = 64
+    blocks: int = 4
+    conv: str = "xla"
+    pooled_blocks: Optional[int] = None
+    last_features: Optional[int] = None
+    flatten: bool = True
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv,
+                        pooled_blocks=self.pooled_blocks, last_features=self.last_features)
+        return x.reshape(*x.shape[:-3], -1) if self.flatten else x

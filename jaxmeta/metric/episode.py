@@ -1,0 +1,120 @@
+r"""Metric learners in the library's one interface, :class:`jaxmeta.MetaLearner`.
+
+A metric learner has no inner loop: it classifies the query set of a task by
+comparing query embeddings with the support set, in one forward pass. Every
+model of :mod:`jaxmeta.metric` is a Flax module
+
+* ``model.apply(variables, support_inputs, support_labels, query_inputs) -> scores``
+  ``[queries, ways]``, the higher the more likely (the prediction is the argmax);
+* with an ``episode_loss(support_inputs, support_labels, query_inputs, query_labels)
+  -> (loss, scores)`` method, the objective of its paper.
+
+:func:`metric_learner` turns such a model into a :class:`~jaxmeta.MetaLearner`
+whose ``task_grad`` is the gradient of the episode loss, so the meta step
+(``jax.vmap`` over tasks, optax, ``jax.jit``), the training loop and the
+checkpoints of the gradient-based learners serve these too; a meta-batch of
+``B`` tasks averages ``B`` episode gradients. :func:`evaluate_episodes` scores
+many tasks.
+"""
+
+import functools
+from typing import NamedTuple, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.meta_step import task_batch_size
+from jaxmeta.core.types import Params, PRNGKey, Task
+
+
+class MetricClassifier(nn.Module):
+    """Base of the metric learners: softmax cross-entropy on the scores as logits, as ProtoNets use.
+
+    Subclasses implement ``__call__(support_inputs, support_labels, query_inputs) -> scores``
+    and override :meth:`episode_loss` when their paper trains with another objective.
+    """
+
+    def episode_loss(self, support_inputs, support_labels, query_inputs, query_labels):
+        r""":math:`-\frac{1}{m}\sum_j \log \operatorname{softmax}(s_j)_{y_j}` over the ``m`` queries."""
+        scores = self(support_inputs, support_labels, query_inputs)
+        return optax.softmax_cross_entropy_with_integer_labels(scores, query_labels).mean(), scores
+
+
+def episode_metrics(model: nn.Module, params: Params, task: Task) -> tuple[jax.Array, dict]:
+    """The episode loss of ``model`` on one task, and ``{"loss", "accuracy"}``."""
+    (support_inputs, support_labels), (query_inputs, query_labels) = task
+    loss, scores = model.apply({"params": params}, support_inputs, support_labels, query_inputs, query_labels,
+                               method="episode_loss")
+    accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == query_labels)
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+
+def _no_inner_loop(meta_params, support, *, key, steps=None, observe=None):
+    raise TypeError(
+        "A metric learner has no inner loop to run: it classifies the query set from the support set in "
+        "one forward pass. Score tasks with jaxmeta.metric.evaluate_episodes instead of jaxmeta.evaluate."
+    )
+
+
+def metric_learner(model: nn.Module) -> MetaLearner:
+    r"""A :class:`~jaxmeta.MetaLearner` that trains ``model``'s parameters on its episode loss.
+
+    .. math::
+        g = \nabla_\theta\, L_{\text{episode}}(\theta; S, Q)
+
+    ``init`` is the identity (the meta-parameters are the model's parameters)
+    and the metrics are the episode loss and the query accuracy. ``adapt``
+    raises: there is no inner loop (see :func:`evaluate_episodes`).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax, jaxmeta
+      >>> from jaxmeta.metric import PrototypicalNetwork
+      >>> model = PrototypicalNetwork(jaxmeta.models.MLP((8,)), ways=2)
+      >>> x, y = jnp.ones((1, 4, 3)), jnp.array([[0, 1, 0, 1]])
+      >>> params = model.init(jax.random.key(0), x[0], y[0], x[0])["params"]
+      >>> learner = metric_learner(model)
+      >>> step = jaxmeta.make_meta_step(learner, optax.adam(1e-3))
+      >>> state = jaxmeta.init_state(learner, optax.adam(1e-3), params)
+      >>> state, metrics = step(state, jaxmeta.Task((x, y), (x, y)), jax.random.key(1))
+      >>> sorted(metrics)
+      ['accuracy', 'loss']
+    """
+
+    def task_grad(meta_params, task, key):
+        del key
+        return jax.grad(lambda p: episode_metrics(model, p, task), has_aux=True)(meta_params)
+
+    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=_no_inner_loop)
+
+
+class EpisodeScores(NamedTuple):
+    """Per-task results of :func:`evaluate_episodes`: ``loss [tasks]`` and ``accuracy [tasks]``."""
+
+    loss: jax.Array
+    accuracy: jax.Array
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _score_batch(model, params, tasks):
+    return jax.vmap(lambda task: episode_metrics(model, params, task)[1])(tasks)
+
+
+def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: Optional[PRNGKey] = None,
+                      chunk_size: Optional[int] = None) -> EpisodeScores:
+    """Episode loss and query accuracy of ``model`` on each of a batch of tasks.
+
+    ``chunk_size`` bounds how many tasks are computed at once (memory);
+    ``key`` is accepted for symmetry with :func:`jaxmeta.evaluate` (the
+    metric learners are deterministic). Summarise with
+    :func:`jaxmeta.confidence_interval`.
+    """
+    del key
+    size = task_batch_size(tasks)
+    chunk = size if chunk_size is None else max(1, int(chunk_size))
+    parts = [_score_batch(model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks))
+             for start in range(0, size, chunk)]
+    merged = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    return EpisodeScores(merged["loss"], merged["accuracy"])
