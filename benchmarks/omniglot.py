@@ -1,4 +1,10 @@
-"""Few-shot Omniglot with the gradient-based learners: MAML, FOMAML, ANIL, Meta-SGD, Reptile.
+"""Few-shot Omniglot with the gradient-based and the metric-based learners.
+
+Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile. Metric-based (one
+episode per meta step, no inner loop): Prototypical networks (``protonet``,
+``gaussian-protonet``), Matching networks (``matching``, ``matching-fce`` with
+full-context embeddings), Relation networks (``relation``), Siamese networks
+(``siamese``).
 
 Protocol (Finn et al. 2017 and its official code, as learn2learn reproduces it):
 the 1,623 characters split 1,100 / 100 / 423 (train / validation / test,
@@ -9,6 +15,16 @@ the task's own statistics; 15 query examples per class in training; Adam 1e-3;
 
 * 5-way: 1 inner step at lr 0.4, meta-batch 32;
 * 20-way: 5 inner steps at lr 0.1, meta-batch 16.
+
+Metric learners, each with its paper's training episodes (the test episodes
+stay ``--ways``-way ``--shots``-shot): ProtoNets train on 60-way episodes with 5
+queries per class and Adam 1e-3 halved every 2,000 episodes (Snell et al.);
+Relation networks train on the test setting with 19 / 15 / 10 / 5 queries per
+class for 5w1s / 5w5s / 20w1s / 20w5s (Sung et al.); Matching and Siamese
+networks on the test setting with 15 queries. The embedding is the conv-4
+(the Relation network's without pooling in its last two blocks). All use the
+same split, rotations and test tasks as the gradient-based learners, so every
+row of the results table is measured on the same kind of episodes.
 
 Reptile (Nichol et al. 2018) is run through the same loop with SGD in the
 inner loop (5 steps, lr as above) and its outer step as an SGD step of size 1
@@ -49,10 +65,13 @@ import jaxmeta  # noqa: E402
 from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
-from jaxmeta.models import Conv4, functional  # noqa: E402
+from jaxmeta import metric  # noqa: E402
+from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
 from jaxmeta.training.loop import train  # noqa: E402
 
-ALGORITHMS = ("maml", "fomaml", "anil", "metasgd", "reptile")
+GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile")
+METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
+ALGORITHMS = GRADIENT_BASED + METRIC_BASED
 
 # Published test accuracy (%), 5w1s / 5w5s / 20w1s / 20w5s.
 PUBLISHED = {
@@ -61,7 +80,14 @@ PUBLISHED = {
     "reptile": ((97.68, 99.48, 89.43, 97.12), "Nichol et al. 2018, Table 1"),
     "metasgd": ((99.53, 99.93, 95.93, 98.97), "Li et al. 2017, Table 2"),
     "anil": ((None, None, None, None), "Raghu et al. 2020 report no Omniglot numbers"),
+    "protonet": ((98.8, 99.7, 96.0, 98.9), "Snell et al. 2017, Table 1"),
+    "gaussian-protonet": ((None, None, None, None), "Fort 2017 (numbers not re-checked here)"),
+    "matching": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, Table 1"),
+    "matching-fce": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, Table 1 (Omniglot rows without FCE)"),
+    "relation": ((99.6, 99.8, 97.6, 99.1), "Sung et al. 2018, Table 1"),
+    "siamese": ((96.7, 98.4, 88.0, 96.5), "Koch et al. 2015 as re-evaluated by Vinyals et al. 2016, Table 1"),
 }
+RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
 
 
@@ -70,7 +96,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--algorithm", choices=ALGORITHMS, default="maml")
     parser.add_argument("--ways", type=int, default=5)
     parser.add_argument("--shots", type=int, default=1)
-    parser.add_argument("--queries", type=int, default=15, help="query examples per class in training")
+    parser.add_argument("--queries", type=int, default=None,
+                        help="query examples per class in training; default 15 (ProtoNets 5, Relation 19/15/10/5)")
+    parser.add_argument("--train-ways", type=int, default=None,
+                        help="classes per training episode; default --ways (ProtoNets 60)")
     parser.add_argument("--inner-steps", type=int, default=None, help="default: 1 (5-way), 5 (20-way, Reptile)")
     parser.add_argument("--inner-lr", type=float, default=None, help="default: 0.4 (5-way), 0.1 (20-way)")
     parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way)")
@@ -91,6 +120,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-tasks", type=int, default=600)
     parser.add_argument("--eval-queries", type=int, default=15)
     parser.add_argument("--eval-steps", type=int, default=10)
+    parser.add_argument("--extra-test-ways", type=int, nargs="*", default=[],
+                        help="metric learners: also test the trained model on episodes of these many ways "
+                             "(ProtoNets train one model on 60-way episodes for 5- and 20-way tests)")
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument("--record", action="store_true", help="add the result to benchmarks/results/omniglot.*")
@@ -99,12 +131,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     twenty = args.ways >= 20
+    metric_based = args.algorithm in METRIC_BASED
+    if args.train_ways is None:
+        args.train_ways = 60 if args.algorithm.endswith("protonet") else args.ways
+    if args.queries is None:
+        args.queries = {"protonet": 5, "gaussian-protonet": 5}.get(
+            args.algorithm, RELATION_QUERIES.get((args.ways, args.shots), 15) if args.algorithm == "relation" else 15)
     if args.inner_steps is None:
         args.inner_steps = 5 if twenty or args.algorithm == "reptile" else 1
     if args.inner_lr is None:
         args.inner_lr = 0.1 if twenty else 0.4
     if args.meta_batch is None:
-        args.meta_batch = 16 if twenty else 32
+        args.meta_batch = 1 if metric_based else 16 if twenty else 32
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
     on_cpu = jax.default_backend() == "cpu"
@@ -123,7 +161,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for name in ("inner_lr", "meta_lr"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
-    for name in ("ways", "shots", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
+    for name in ("ways", "train_ways", "shots", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
                  "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
                  "eval_steps", "task_chunk"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -132,6 +170,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--queries must be non-negative, got {args.queries}.")
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         parser.error(f"--budget-minutes must be positive, got {args.budget_minutes}.")
+    if args.extra_test_ways and args.algorithm not in METRIC_BASED:
+        parser.error("--extra-test-ways needs a metric learner: a gradient-based learner's head has --ways outputs.")
+    if any(ways < 2 for ways in args.extra_test_ways):
+        parser.error(f"--extra-test-ways must be at least 2, got {args.extra_test_ways}.")
 
 
 def build_learner(args, loss_fn):
@@ -147,7 +189,24 @@ def build_learner(args, loss_fn):
     return jaxmeta.reptile(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
 
 
+def build_metric_model(args, ways: int):
+    """The metric learner's Flax module for ``ways``-way episodes (the parameters do not depend on it)."""
+    conv = dict(features=args.width, conv=args.conv)
+    if args.algorithm == "protonet":
+        return metric.PrototypicalNetwork(ConvEmbedding(**conv), ways=ways)
+    if args.algorithm == "gaussian-protonet":  # one extra output channel: the radius of the covariance
+        return metric.GaussianPrototypicalNetwork(ConvEmbedding(**conv, last_features=args.width + 1), ways=ways)
+    if args.algorithm in ("matching", "matching-fce"):
+        return metric.MatchingNetwork(ConvEmbedding(**conv), ways=ways, full_context=args.algorithm == "matching-fce")
+    if args.algorithm == "relation":
+        return metric.RelationNetwork(ConvEmbedding(**conv, pooled_blocks=2, flatten=False), ways=ways,
+                                      relation=metric.relation.RelationModule(args.width, conv=args.conv))
+    return metric.SiameseNetwork(ConvEmbedding(**conv), ways=ways)
+
+
 def build_optimizer(args):
+    if args.algorithm.endswith("protonet"):  # Snell et al.: Adam, learning rate halved every 2,000 episodes
+        return optax.adam(optax.exponential_decay(args.meta_lr, 2000, 0.5, staircase=True))
     if args.algorithm == "reptile":
         return optax.sgd(optax.linear_schedule(args.meta_lr, 0.0, args.iterations))
     return optax.adam(args.meta_lr)
@@ -155,16 +214,24 @@ def build_optimizer(args):
 
 def run_config(args) -> dict:
     """What must match for ``--resume`` (everything that changes the training trajectory)."""
-    keys = ("algorithm", "ways", "shots", "queries", "inner_steps", "inner_lr", "meta_batch", "meta_lr",
+    keys = ("algorithm", "ways", "train_ways", "shots", "queries", "inner_steps", "inner_lr", "meta_batch", "meta_lr",
             "iterations", "width", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     return {key: getattr(args, key) for key in keys}
 
 
 def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
                       chunk_size=50):
-    """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``."""
+    """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
+
+    For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
+    result then has one entry (there are no inner steps).
+    """
     tasks = classification_tasks(key, images, count, ways=ways, shots=shots, queries=queries, rotate=True,
                                  dtype="uint8")
+    if loss_fn is None:
+        scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size)
+        mean, ci = jaxmeta.confidence_interval(np.asarray(scores.accuracy))
+        return np.atleast_1d(mean), np.atleast_1d(ci)
     evaluation = jaxmeta.evaluate(learner, loss_fn, meta_params, tasks, key=jax.random.fold_in(key, 1),
                                   steps=steps, chunk_size=chunk_size)
     mean, ci = jaxmeta.confidence_interval(np.asarray(evaluation.metrics["accuracy"]))
@@ -177,24 +244,32 @@ def main(argv=None) -> dict:
     data = load_omniglot(args.root or data_root() / "omniglot")
     split = split_characters(data, "maml", seed=args.split_seed)
     val_images, test_images = (jax.device_put(data.images[s]) for s in (split.validation, split.test))
-    sampler = EpisodeSampler.create(data.images[split.train], args.meta_batch, ways=args.ways, shots=args.shots,
-                                    queries=args.queries, rotate=True, dtype="uint8")
+    sampler = EpisodeSampler.create(data.images[split.train], args.meta_batch, ways=args.train_ways,
+                                    shots=args.shots, queries=args.queries, rotate=True, dtype="uint8")
     for images in (val_images, test_images):
-        jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=args.ways, shots=args.shots,
-                                            queries=args.eval_queries)
+        for ways in (args.ways, *args.extra_test_ways):
+            jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=ways, shots=args.shots,
+                                                queries=args.eval_queries)
 
-    model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv)
-    loss_fn = jaxmeta.classification_loss(functional(model))
-    learner, optimizer = build_learner(args, loss_fn), build_optimizer(args)
     key = jax.random.key(args.seed)
     init_key, train_key, val_key, test_key = jax.random.split(key, 4)
-    params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
+    optimizer = build_optimizer(args)
+    if args.algorithm in METRIC_BASED:
+        model = build_metric_model(args, args.train_ways)
+        learner, loss_fn, scorer = metric.metric_learner(model), None, build_metric_model(args, args.ways)
+        example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
+        params = model.init(init_key, example.support[0], example.support[1], example.query[0])["params"]
+    else:
+        model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv)
+        loss_fn = jaxmeta.classification_loss(functional(model))
+        learner = scorer = build_learner(args, loss_fn)
+        params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
     meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries)
 
     def validate(meta_params):
-        mean, _ = evaluate_accuracy(learner, loss_fn, meta_params, val_images, count=args.validation_tasks,
+        mean, _ = evaluate_accuracy(scorer, loss_fn, meta_params, val_images, count=args.validation_tasks,
                                     steps=args.inner_steps, key=val_key, **episode)
         return {"accuracy": float(mean[-1])}
 
@@ -205,28 +280,44 @@ def main(argv=None) -> dict:
                    budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                    progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
-    mean, ci = evaluate_accuracy(learner, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
-                                 steps=max(args.eval_steps, args.inner_steps), key=test_key, **episode)
+    summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started)]
+    for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
+        summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
+                                         train_seconds, started, ways=ways))
+    return summaries[0]
+
+
+def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None) -> dict:
+    """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result."""
+    ways = args.ways if ways is None else ways
+    mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
+                                 steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
+                                 shots=args.shots, queries=args.eval_queries)
+    metric_based = args.algorithm in METRIC_BASED
+    trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
-        "config": run_config(args),
+        "config": {**run_config(args), "ways": ways},
         "meta_steps": int(result.state.step),
         "stopped": result.stopped,
         "budget_minutes": args.budget_minutes,
         "train_seconds": train_seconds,
         "test_tasks": args.eval_tasks,
-        "accuracy_after_training_steps": [float(mean[args.inner_steps]), float(ci[args.inner_steps])],
-        "accuracy_after_eval_steps": [float(mean[args.eval_steps]), float(ci[args.eval_steps])],
+        "accuracy_after_training_steps": [float(mean[trained]), float(ci[trained])],
+        "accuracy_after_eval_steps": None if metric_based else [float(mean[args.eval_steps]), float(ci[args.eval_steps])],
         "eval_steps": args.eval_steps,
         "accuracy_by_steps": [[float(m), float(c)] for m, c in zip(mean, ci)],
         "wall_seconds": time.perf_counter() - started,
         "environment": common.environment(),
     }
-    common.write_json(Path(args.run_dir) / "result.json", summary)
-    after = summary["accuracy_after_training_steps"]
-    later = summary["accuracy_after_eval_steps"]
-    print(f"{name}: {summary['meta_steps']} meta-steps ({result.stopped}, {train_seconds / 60:.1f} min); "
-          f"test accuracy over {args.eval_tasks} tasks: {100 * after[0]:.2f} ± {100 * after[1]:.2f}% after "
-          f"{args.inner_steps} step(s), {100 * later[0]:.2f} ± {100 * later[1]:.2f}% after {args.eval_steps}")
+    suffix = "" if ways == args.ways else f"-{ways}way"
+    common.write_json(Path(args.run_dir) / f"result{suffix}.json", summary)
+    after, later = summary["accuracy_after_training_steps"], summary["accuracy_after_eval_steps"]
+    name = f"{args.algorithm} {ways}-way {args.shots}-shot"
+    line = (f"{name}: {summary['meta_steps']} meta-steps ({result.stopped}, {train_seconds / 60:.1f} min); "
+            f"test accuracy over {args.eval_tasks} tasks: {100 * after[0]:.2f} ± {100 * after[1]:.2f}%")
+    if later is not None:
+        line += f" after {args.inner_steps} step(s), {100 * later[0]:.2f} ± {100 * later[1]:.2f}% after {args.eval_steps}"
+    print(line)
     if args.record:
         record_result(args.results_dir, summary)
     return summary
@@ -246,9 +337,13 @@ def record_result(results_dir: Path, summary: dict) -> None:
         "random 90-degree rotation per class, on this machine's CPU within the stated budget. "
         "Published numbers from the cited tables.",
         "",
-        "| algorithm | setting | ours, after training steps | ours, after more steps | meta-steps | budget | "
-        "published | source |",
-        "|---|---|---|---|---|---|---|---|",
+        "Gradient-based learners are scored after their training number of inner steps and after "
+        "more; metric learners (no inner loop) once. Training episodes: ways-shots, queries per class, "
+        "tasks per meta-step.",
+        "",
+        "| algorithm | setting | ours, after training steps | ours, after more steps | training episodes | "
+        "meta-steps | budget | published | source |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key in sorted(rows):
         row = rows[key]
@@ -258,10 +353,15 @@ def record_result(results_dir: Path, summary: dict) -> None:
         value = published[SETTINGS.index(setting)] if setting in SETTINGS else None
         after, later = row["accuracy_after_training_steps"], row["accuracy_after_eval_steps"]
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
+        metric_based = config["algorithm"] in METRIC_BASED
+        first = f"{100 * after[0]:.2f} ± {100 * after[1]:.2f}" + ("" if metric_based else
+                                                                 f" ({config['inner_steps']} steps)")
+        second = "-" if later is None else f"{100 * later[0]:.2f} ± {100 * later[1]:.2f} ({row['eval_steps']} steps)"
+        episodes = (f"{config.get('train_ways', config['ways'])}w{config['shots']}s, {config['queries']} q, "
+                    f"{config['meta_batch']}")
         lines.append(
-            f"| {config['algorithm']} | {config['ways']}-way {config['shots']}-shot | "
-            f"{100 * after[0]:.2f} ± {100 * after[1]:.2f} ({config['inner_steps']} steps) | "
-            f"{100 * later[0]:.2f} ± {100 * later[1]:.2f} ({row['eval_steps']} steps) | {row['meta_steps']:,} | "
+            f"| {config['algorithm']} | {config['ways']}-way {config['shots']}-shot | {first} | {second} | "
+            f"{episodes} | {row['meta_steps']:,} | "
             f"{budget} ({row['train_seconds'] / 60:.1f} min used) | {value if value is not None else '-'} | {source} |"
         )
     common.write_atomically(Path(results_dir) / "omniglot.md", "\n".join(lines) + "\n")

@@ -37,11 +37,26 @@ def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_pa
                        "--resume", "--inner-lr", "0.3", *TINY])
 
 
+def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglot_root, tmp_path):
+    run_dir, results = tmp_path / "run", tmp_path / "results"
+    summary = omniglot.main(["--algorithm", "protonet", "--train-ways", "6", "--extra-test-ways", "3",
+                             "--root", str(omniglot_root), "--run-dir", str(run_dir), "--record",
+                             "--results-dir", str(results), *TINY, "--meta-batch", "1"])
+    assert summary["meta_steps"] == 6 and summary["accuracy_after_eval_steps"] is None
+    assert len(summary["accuracy_by_steps"]) == 1  # no inner loop: one score
+    wider = json.loads((run_dir / "result-3way.json").read_text())
+    assert wider["config"]["ways"] == 3 and wider["config"]["train_ways"] == 6
+    assert wider["accuracy_by_steps"] != summary["accuracy_by_steps"]
+    table = (results / "omniglot.md").read_text()
+    assert "| protonet | 5-way 1-shot |" in table and "| protonet | 3-way 1-shot |" in table and "98.8" in table
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algorithm", "protomaml"], "invalid choice: 'protomaml'"),
     (["--inner-lr", "0"], "--inner-lr must be positive"),
     (["--meta-lr", "-1"], "--meta-lr must be positive"),
     (["--shots", "0"], "--shots must be at least 1"),
+    (["--extra-test-ways", "20"], "--extra-test-ways needs a metric learner"),
 ])
 def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys):
     with pytest.raises(SystemExit):
