@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test sinusoid-benchmark notebooks clean
+.PHONY: run test sinusoid-benchmark notebooks compare-env clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,36 @@ sinusoid-benchmark: $(VENV)/installed
 # Execute the notebooks in place, so that their stored outputs are current.
 notebooks: $(VENV)/installed
 	$(PY) -c "import glob, nbformat, nbclient; [nbformat.write(nbclient.NotebookClient(nbformat.read(p, 4), timeout=600, kernel_name='python3').execute(), p) for p in sorted(glob.glob('notebooks/*.ipynb'))]"
+
+# The PyTorch side of the MAML speed comparison (benchmarks/torch_maml.py), into the same venv:
+# torch, higher and learn2learn. What worked, and why each step is as it is:
+# - torch==2.13.0: this exact pin resolves to the CPU wheel on the machine's disk (pip's find-links);
+#   any other spec downloads CUDA torch and its GBs of CUDA packages. higher 0.2.1 installs as it is.
+# - learn2learn imports torchvision (and gym) when imported. torchvision 0.28.0 is the release made for
+#   torch 2.13; PyPI has only its CUDA build, installed with --no-deps to keep the CPU torch. Its C++ ops
+#   (_C.so) link libtorch_cuda and do not load, which torchvision tolerates (extension._has_ops() is
+#   False), except that _meta_registrations.py registers fake kernels for torchvision::nms and ::qnms
+#   unconditionally, so `import torchvision` fails ("operator torchvision::nms does not exist"). The sed
+#   guards those two registrations with _has_ops(). Then the pure-Python parts (transforms, datasets)
+#   work and the compiled ops (nms, roi_align, image decoding) raise; MAML uses none of torchvision.
+# - learn2learn 0.2.0: the sdist's .c files come from Cython 0.29 and do not compile on Python 3.11
+#   (_PyErr_StackItem has no exc_type), so they are regenerated with Cython 3 and built without build
+#   isolation. Of its install_requires, importing it needs gym (0.26.2, pure Python) and torchvision;
+#   numpy, scipy, requests, tqdm are here already; qpth and pytorch_lightning are optional imports and
+#   gsutil is not imported, so those are not installed.
+compare-env: $(VENV)/installed
+	$(PY) -m pip install --quiet torch==2.13.0 higher
+	$(PY) -m pip install --quiet --no-deps torchvision==0.28.0
+	sed -i 's/^@torch\.library\.register_fake(\("torchvision::[a-z_]*"\))$$/@(torch.library.register_fake(\1) if torchvision.extension._has_ops() else (lambda f: f))/' \
+	  "$$($(PY) -c 'import importlib.util, os; print(os.path.join(os.path.dirname(importlib.util.find_spec("torchvision").origin), "_meta_registrations.py"))')"
+	$(PY) -m pip install --quiet 'cython>=3' gym==0.26.2
+	tmp=$$(mktemp -d) && \
+	  $(PY) -m pip download --quiet --no-deps --no-binary :all: learn2learn==0.2.0 -d $$tmp && \
+	  tar xzf $$tmp/learn2learn-0.2.0.tar.gz -C $$tmp && \
+	  $(VENV)/bin/cython -3 $$tmp/learn2learn-0.2.0/learn2learn/data/*.pyx && \
+	  $(PY) -m pip install --quiet --no-build-isolation --no-deps $$tmp/learn2learn-0.2.0 && \
+	  rm -rf $$tmp
+	$(PY) -c "import torch, higher, learn2learn; print(torch.__version__, learn2learn.__version__)"
 
 clean:
 	rm -rf $(VENV) runs

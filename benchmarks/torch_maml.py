@@ -1,0 +1,291 @@
+"""Seconds per meta step of second-order MAML in PyTorch, for a side-by-side speed comparison.
+
+The model is the conv-4 of Finn et al. (2017) for Omniglot: four blocks of
+Conv2d(3x3, 64 filters, padding 1) -> BatchNorm2d(64, batch statistics, affine)
+-> ReLU -> MaxPool2d(2) take a 1x28x28 image to 64 features, then Linear(64, ways).
+The data is Omniglot-shaped and random: float32 NCHW images with values in
+[0, 1], labels ``arange(ways)`` repeated per shot (support) or per query. One
+meta-batch is drawn once before timing and reused, so that only the meta step
+is timed. A meta step adapts to each task with ``--inner-steps`` steps of SGD
+on the support loss, keeping the graph (second order), accumulates the
+gradient of the mean query loss over the meta-batch, and takes one Adam(1e-3)
+step. Three implementations of the same step:
+
+    learn2learn  l2l.algorithms.MAML(model, lr, first_order=False); per task
+                 learner = maml.clone() and learner.adapt(support_loss), as in
+                 learn2learn's own Omniglot example
+    higher       higher.innerloop_ctx(model, SGD, copy_initial_weights=False)
+                 with its differentiable SGD
+    torchfunc    torch.func.functional_call with torch.autograd.grad(...,
+                 create_graph=True), a Python loop over tasks
+
+It prints one JSON line to stdout: the implementation, the versions, the
+setting, the time of each timed meta step, their median and tasks per second
+(meta-batch / median). Warm-up steps are not timed. If the implementation's
+library cannot be imported, it prints ``{"impl": ..., "error": ...}`` and
+exits with code 3.
+
+    python benchmarks/torch_maml.py --impl higher --meta-batch 32 --ways 5 --shots 1 \\
+        --queries 15 --inner-steps 1 --inner-lr 0.4 --reps 10 --warmup 2
+    python benchmarks/torch_maml.py --check   # the three give the same meta-gradient
+
+``--check`` runs each importable implementation on a tiny setting (meta-batch
+2, 2 ways, 1 shot, 2 queries, 2 inner steps) in float64 from the same initial
+weights and data, and compares their meta-gradients with torchfunc's (exit 1
+if any differs by more than 1e-6 relative). Install the libraries with
+``make compare-env``.
+"""
+
+import argparse
+import copy
+import importlib.metadata
+import json
+import os
+import statistics
+import sys
+import time
+
+IMPLS = ("learn2learn", "higher", "torchfunc")
+META_LR = 1e-3
+CHECK_TOLERANCE = 1e-6
+
+
+def import_library(impl):
+    """Import torch and the implementation's library; return (torch, library, library version)."""
+    import torch
+
+    if impl == "learn2learn":
+        import learn2learn
+
+        return torch, learn2learn, learn2learn.__version__
+    if impl == "higher":
+        import higher
+
+        return torch, higher, importlib.metadata.version("higher")
+    if impl == "torchfunc":
+        import torch.func
+
+        return torch, torch.func, torch.__version__
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def conv4(ways):
+    """The conv-4 of Finn et al. for 1x28x28 inputs, BatchNorm on batch statistics."""
+    from torch import nn
+
+    layers = []
+    channels = 1
+    for _ in range(4):
+        layers += [
+            nn.Conv2d(channels, 64, kernel_size=3, padding=1),
+            nn.BatchNorm2d(64, affine=True, track_running_stats=False),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        ]
+        channels = 64
+    layers += [nn.Flatten(), nn.Linear(64, ways)]  # 28 -> 14 -> 7 -> 3 -> 1: 64 features
+    return nn.Sequential(*layers)
+
+
+def random_tasks(torch, meta_batch, ways, shots, queries, dtype, generator):
+    """A meta-batch of random Omniglot-shaped tasks: a list of (x_support, y_support, x_query, y_query)."""
+    tasks = []
+    for _ in range(meta_batch):
+        x_support = torch.rand(ways * shots, 1, 28, 28, generator=generator, dtype=dtype)
+        x_query = torch.rand(ways * queries, 1, 28, 28, generator=generator, dtype=dtype)
+        tasks.append((x_support, torch.arange(ways).repeat(shots), x_query, torch.arange(ways).repeat(queries)))
+    return tasks
+
+
+def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr):
+    """A function of a meta-batch that adds the gradient of the mean query loss to ``model``'s ``.grad``.
+
+    Returns (accumulate, parameters): ``parameters`` are what the outer optimizer updates.
+    """
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    if impl == "learn2learn":
+        maml = library.algorithms.MAML(model, lr=inner_lr, first_order=False)
+
+        def accumulate(tasks):
+            for x_support, y_support, x_query, y_query in tasks:
+                learner = maml.clone()
+                for _ in range(inner_steps):
+                    learner.adapt(cross_entropy(learner(x_support), y_support))
+                (cross_entropy(learner(x_query), y_query) / len(tasks)).backward()
+
+        return accumulate, list(maml.parameters())
+
+    if impl == "higher":
+        inner_optimizer = torch.optim.SGD(model.parameters(), lr=inner_lr)
+
+        def accumulate(tasks):
+            for x_support, y_support, x_query, y_query in tasks:
+                with library.innerloop_ctx(model, inner_optimizer, copy_initial_weights=False) as (fmodel, diffopt):
+                    for _ in range(inner_steps):
+                        diffopt.step(cross_entropy(fmodel(x_support), y_support))
+                    (cross_entropy(fmodel(x_query), y_query) / len(tasks)).backward()
+
+        return accumulate, list(model.parameters())
+
+    if impl == "torchfunc":
+        functional_call = library.functional_call
+
+        def accumulate(tasks):
+            for x_support, y_support, x_query, y_query in tasks:
+                fast = dict(model.named_parameters())
+                for _ in range(inner_steps):
+                    loss = cross_entropy(functional_call(model, fast, (x_support,)), y_support)
+                    grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
+                    fast = {name: w - inner_lr * g for (name, w), g in zip(fast.items(), grads)}
+                (cross_entropy(functional_call(model, fast, (x_query,)), y_query) / len(tasks)).backward()
+
+        return accumulate, list(model.parameters())
+
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def time_meta_steps(impl, args):
+    """Time ``args.reps`` meta steps after ``args.warmup`` untimed ones; return the JSON record."""
+    torch, library, library_version = import_library(impl)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    model = conv4(args.ways)
+    tasks = random_tasks(torch, args.meta_batch, args.ways, args.shots, args.queries, torch.float32, generator)
+    accumulate, parameters = meta_gradient_fn(impl, torch, library, model, args.inner_steps, args.inner_lr)
+    optimizer = torch.optim.Adam(parameters, lr=META_LR)
+
+    def meta_step():
+        optimizer.zero_grad()
+        accumulate(tasks)
+        optimizer.step()
+
+    for _ in range(args.warmup):
+        meta_step()
+    seconds = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        meta_step()
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return {
+        "impl": impl,
+        "torch": torch.__version__,
+        "library_version": library_version,
+        "threads": torch.get_num_threads(),
+        "setting": {
+            "meta_batch": args.meta_batch,
+            "ways": args.ways,
+            "shots": args.shots,
+            "queries": args.queries,
+            "inner_steps": args.inner_steps,
+            "inner_lr": args.inner_lr,
+            "first_order": False,
+            "meta_optimizer": f"Adam({META_LR})",
+            "dtype": "float32",
+            "device": "cpu",
+            "warmup": args.warmup,
+            "reps": args.reps,
+        },
+        "seconds_per_step": seconds,
+        "median_seconds": median,
+        "tasks_per_second": args.meta_batch / median,
+    }
+
+
+def check_meta_gradients(args):
+    """Compare the meta-gradients of the importable implementations in float64; return (record, passed)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    meta_batch, ways, shots, queries, inner_steps, inner_lr = 2, 2, 1, 2, 2, 0.4
+    torch.manual_seed(args.seed)
+    initial = conv4(ways).double()
+    tasks = random_tasks(
+        torch, meta_batch, ways, shots, queries, torch.float64, torch.Generator().manual_seed(args.seed)
+    )
+    gradients, skipped = {}, {}
+    for impl in IMPLS:
+        try:
+            _, library, _ = import_library(impl)
+        except Exception as error:  # noqa: BLE001 - any import failure means "not available"
+            skipped[impl] = f"{type(error).__name__}: {error}"
+            continue
+        model = copy.deepcopy(initial)
+        accumulate, _ = meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr)
+        accumulate(tasks)
+        gradients[impl] = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
+    reference = gradients["torchfunc"]
+    # Per parameter tensor: the largest difference relative to the tensor's largest reference entry.
+    # The conv biases sit before a BatchNorm, so their gradient is zero in exact arithmetic and
+    # rounding noise in float64: their scale is floored at 1e-9 of the largest gradient entry.
+    floor = 1e-9 * max(ref.abs().max().item() for ref in reference.values())
+    differences = {}
+    for impl, grads in gradients.items():
+        if impl == "torchfunc":
+            continue
+        differences[impl] = max(
+            (grads[name] - ref).abs().max().item() / max(ref.abs().max().item(), floor)
+            for name, ref in reference.items()
+        )
+    passed = len(differences) > 0 and all(d <= CHECK_TOLERANCE for d in differences.values())
+    record = {
+        "check": "second-order meta-gradient vs torchfunc, float64",
+        "setting": {
+            "meta_batch": meta_batch,
+            "ways": ways,
+            "shots": shots,
+            "queries": queries,
+            "inner_steps": inner_steps,
+            "inner_lr": inner_lr,
+        },
+        "torch": torch.__version__,
+        "max_relative_difference": differences,
+        "tolerance": CHECK_TOLERANCE,
+        "passed": passed,
+    }
+    if skipped:
+        record["skipped"] = skipped
+    return record, passed
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--impl", choices=IMPLS, default="torchfunc")
+    parser.add_argument("--meta-batch", type=int, default=32)
+    parser.add_argument("--ways", type=int, default=5)
+    parser.add_argument("--shots", type=int, default=1)
+    parser.add_argument("--queries", type=int, default=15, help="query examples per class")
+    parser.add_argument("--inner-steps", type=int, default=1)
+    parser.add_argument("--inner-lr", type=float, default=0.4)
+    parser.add_argument("--reps", type=int, default=10, help="timed meta steps")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed meta steps first")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check", action="store_true", help="compare the meta-gradients of the three")
+    args = parser.parse_args(argv)
+    if min(args.meta_batch, args.ways, args.shots, args.queries, args.inner_steps, args.reps, args.threads) < 1:
+        parser.error("--meta-batch, --ways, --shots, --queries, --inner-steps, --reps and --threads must be >= 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be >= 0")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.check:
+        record, passed = check_meta_gradients(args)
+        print(json.dumps(record), flush=True)
+        return 0 if passed else 1
+    try:
+        import_library(args.impl)
+    except Exception as error:  # noqa: BLE001 - report any import failure to the caller
+        print(json.dumps({"impl": args.impl, "error": f"{type(error).__name__}: {error}"}), flush=True)
+        return 3
+    print(json.dumps(time_meta_steps(args.impl, args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
