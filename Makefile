@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test sinusoid-benchmark notebooks compare-env clean
+.PHONY: run test sinusoid-benchmark notebooks compare-env maml-speed clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ compare-env: $(VENV)/installed
 	  $(PY) -m pip install --quiet --no-build-isolation --no-deps $$tmp/learn2learn-0.2.0 && \
 	  rm -rf $$tmp
 	$(PY) -c "import torch, higher, learn2learn; print(torch.__version__, learn2learn.__version__)"
+
+# Second-order MAML speed, jaxmeta vs learn2learn / higher / torch.func, side by side (~15 minutes on 2 cores;
+# writes benchmarks/results/maml_speed.{json,md}). Run `make compare-env` first for the PyTorch side: it is
+# not installed from here, and without it the script measures jaxmeta alone and says which libraries are missing.
+maml-speed: $(VENV)/installed
+	$(PY) benchmarks/maml_speed.py
 
 clean:
 	rm -rf $(VENV) runs

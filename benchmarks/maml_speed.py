@@ -1,0 +1,538 @@
+"""Second-order MAML on the Omniglot conv-4, side by side: jaxmeta against learn2learn, higher and torch.func.
+
+    make compare-env                            # once: torch, higher, learn2learn into .venv (optional)
+    .venv/bin/python benchmarks/maml_speed.py   # ~15 minutes; writes benchmarks/results/maml_speed.{json,md}
+    .venv/bin/python benchmarks/maml_speed.py --quick   # smoke test, writes runs/maml-speed-quick/
+
+The settings are those of issue 4 (Finn et al.'s Omniglot protocol):
+
+    5-way   5-way 1-shot, 15 queries per class, meta-batch 32, 1 inner step, inner lr 0.4
+    20-way  20-way 1-shot, 5 queries per class, meta-batch 16, 5 inner steps, inner lr 0.1
+
+and the meta step is the same everywhere: adapt to each task with the
+inner steps of SGD on the support loss, keeping the graph (second order),
+average the gradient of the query loss over the meta-batch, and take one
+Adam(1e-3) step. The model is the conv-4 with batch norm on batch
+statistics; the data is random, Omniglot-shaped, drawn once and reused.
+
+Implementations:
+
+    jaxmeta              the CPU path: Conv4(conv="im2col"), make_meta_step(..., task_chunk=1)
+                         (tasks one after the other in a lax.map), uint8 [B, n, 28, 28, 1]
+                         inputs as the Omniglot sampler gives them
+    jaxmeta-accelerator  the library defaults for GPU and TPU: conv="xla", every task at
+                         once under vmap; ~1 task/s on a CPU, so only with --with-accelerator-path
+    learn2learn, higher, torchfunc
+                         benchmarks/torch_maml.py (float32 NCHW inputs); a library that is not
+                         installed (exit code 3) is reported as missing and the others still run
+
+Protocol: every measurement is a separate process (``maml_speed.py --worker
+jaxmeta ...`` or ``torch_maml.py --impl ...``), so that each framework has
+the process and its thread pools to itself. For each setting, ``--rounds``
+rounds run every implementation in turn; each process takes ``--warmup``
+untimed meta steps (after compilation, for jaxmeta) and then ``--reps`` timed
+ones. The median is over all timed steps of all rounds; tasks/s is
+meta-batch / median; the headline is the ratio of tasks/s, jaxmeta's CPU
+path over each other implementation (goal >= 1.0 against learn2learn,
+target 1.5).
+
+FLOPs come from XLA's cost analysis of the jaxmeta step. With
+``task_chunk=1`` the step is a while loop, whose body XLA counts once, so
+the FLOPs of a whole meta step are taken from the same step compiled with
+``task_chunk=None`` (vmap over the tasks; compiled, never run); the loop
+body's count is reported beside it. Every implementation computes the same
+thing, so GFLOP/s = that count / median seconds for all of them, compared
+with the ceiling measured in the same run: the median GFLOP/s of a jitted
+float32 [58800 x 576] @ [576 x 64] product (the second conv layer's im2col
+product for 300 images), measured in its own process at the start of every
+round.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TORCH_SCRIPT = HERE / "torch_maml.py"
+TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
+JAX_IMPLS = ("jaxmeta", "jaxmeta-accelerator")
+META_LR = 1e-3
+SETTINGS = {
+    "5-way": {"ways": 5, "shots": 1, "queries": 15, "meta_batch": 32, "inner_steps": 1, "inner_lr": 0.4},
+    "20-way": {"ways": 20, "shots": 1, "queries": 5, "meta_batch": 16, "inner_steps": 5, "inner_lr": 0.1},
+}
+LABELS = {
+    "jaxmeta": "jaxmeta, CPU path (im2col, task_chunk=1)",
+    "jaxmeta-accelerator": "jaxmeta, accelerator path (xla conv, vmap)",
+    "learn2learn": "learn2learn",
+    "higher": "higher",
+    "torchfunc": "torch.func, loop over tasks",
+}
+CEILING_SHAPE = (58800, 576, 64)  # [M x K] @ [K x N]
+GOAL, TARGET = 1.0, 1.5
+MISSING_EXIT_CODE = 3  # torch_maml.py: the library cannot be imported
+QUICK = {"meta_batch": 2, "reps": 1, "rounds": 1, "warmup": 0, "ceiling_reps": 3}
+DEFAULTS = {"reps": 5, "rounds": 2, "warmup": 1, "ceiling_reps": 20}
+
+
+# ----------------------------------------------------------------------------------------------
+# Workers: one measurement each, one JSON line on stdout.
+# ----------------------------------------------------------------------------------------------
+
+def _cost_flops(compiled) -> float:
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax: one dict per device
+        analysis = analysis[0]
+    return float(analysis.get("flops", float("nan")))
+
+
+def jaxmeta_worker(args) -> dict:
+    """Time the jaxmeta meta step on one setting; with ``args.flops`` also count its FLOPs."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import jaxmeta
+    from jaxmeta.models import Conv4, functional
+
+    accelerator = args.path == "accelerator"
+    conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
+    ways, shots, queries, meta_batch = args.ways, args.shots, args.queries, args.meta_batch
+
+    def build(conv, task_chunk):
+        model = Conv4(num_classes=ways, conv=conv)
+        learner = jaxmeta.maml(jaxmeta.classification_loss(functional(model)), inner_lr=args.inner_lr,
+                               inner_steps=args.inner_steps)
+        optimizer = optax.adam(META_LR)
+        params = model.init(jax.random.key(args.seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+        state = jaxmeta.init_state(learner, optimizer, params)
+        return state, jaxmeta.make_meta_step(learner, optimizer, task_chunk=task_chunk)
+
+    rng = np.random.default_rng(args.seed)
+    tasks = jaxmeta.Task(
+        (rng.integers(0, 256, (meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8),
+         np.tile(np.arange(ways, dtype=np.int32), (meta_batch, shots))),
+        (rng.integers(0, 256, (meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8),
+         np.tile(np.arange(ways, dtype=np.int32), (meta_batch, queries))),
+    )
+    tasks = jax.device_put(tasks)
+    key = jax.random.key(args.seed + 1)
+
+    state, step = build(conv, task_chunk)
+    start = time.perf_counter()
+    compiled = step.lower(state, tasks, key).compile()
+    compile_seconds = time.perf_counter() - start
+
+    for _ in range(args.warmup):
+        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
+    seconds = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    record = {
+        "impl": "jaxmeta-accelerator" if accelerator else "jaxmeta",
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "conv": conv,
+        "task_chunk": task_chunk,
+        "setting": {
+            "meta_batch": meta_batch, "ways": ways, "shots": shots, "queries": queries,
+            "inner_steps": args.inner_steps, "inner_lr": args.inner_lr, "first_order": False,
+            "meta_optimizer": f"Adam({META_LR})", "dtype": "float32 (uint8 inputs)",
+            "warmup": args.warmup, "reps": args.reps,
+        },
+        "compile_seconds": compile_seconds,
+        "seconds_per_step": seconds,
+        "median_seconds": median,
+        "tasks_per_second": meta_batch / median,
+        "last_loss": float(metrics["loss"]),
+    }
+    if args.flops:
+        # The step as timed; for task_chunk=1 this is the body of the lax.map loop, counted once.
+        as_timed = _cost_flops(compiled)
+        if task_chunk is None:
+            vmapped = as_timed
+        else:  # the same computation with the tasks under vmap: compiled for its cost analysis only
+            fresh_state, vmap_step = build(conv, None)
+            vmapped = _cost_flops(vmap_step.lower(fresh_state, tasks, key).compile())
+        record["flops"] = {
+            "step": vmapped,
+            "per_task": vmapped / meta_batch,
+            "as_timed": as_timed,
+            "loop_body": None if task_chunk is None else as_timed,
+            "source": "XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks)",
+        }
+    return record
+
+
+def ceiling_worker(args) -> dict:
+    """Median seconds and GFLOP/s of a jitted float32 [M x K] @ [K x N] product."""
+    import jax
+    import jax.numpy as jnp
+
+    m, k, n = CEILING_SHAPE
+    a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
+    product = jax.jit(jnp.matmul).lower(a, b).compile()
+    jax.block_until_ready(product(a, b))
+    seconds = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        jax.block_until_ready(product(a, b))
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    flop = 2.0 * m * k * n
+    return {"impl": "matmul", "shape": [m, k, n], "flop": flop, "seconds": seconds, "median_seconds": median,
+            "gflops_per_second": flop / median / 1e9}
+
+
+# ----------------------------------------------------------------------------------------------
+# The driver: runs the workers, aggregates, writes the JSON and the Markdown.
+# ----------------------------------------------------------------------------------------------
+
+class WorkerFailed(RuntimeError):
+    pass
+
+
+def _run_json(command: list, what: str) -> tuple[int, dict]:
+    """Run ``command``; return its exit code and the last JSON line of its stdout."""
+    done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
+    record = None
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                pass
+    if record is None or (done.returncode != 0 and done.returncode != MISSING_EXIT_CODE):
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise WorkerFailed(f"{what} failed (exit code {done.returncode}):\n{tail}")
+    return done.returncode, record
+
+
+def setting_arguments(setting: dict) -> list:
+    return ["--meta-batch", str(setting["meta_batch"]), "--ways", str(setting["ways"]),
+            "--shots", str(setting["shots"]), "--queries", str(setting["queries"]),
+            "--inner-steps", str(setting["inner_steps"]), "--inner-lr", str(setting["inner_lr"])]
+
+
+def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = False) -> tuple[str, dict]:
+    """One process timing ``impl`` on ``setting``: ("ok", record) or ("missing", record)."""
+    common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup)]
+    if impl in JAX_IMPLS:
+        path = "accelerator" if impl == "jaxmeta-accelerator" else "cpu"
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--path", path,
+                   *common_args] + (["--flops"] if flops else [])
+    else:
+        command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
+    code, record = _run_json(command, f"{impl} on {setting}")
+    return ("missing" if code == MISSING_EXIT_CODE else "ok"), record
+
+
+def measure_ceiling(reps: int) -> dict:
+    _, record = _run_json([sys.executable, str(Path(__file__).resolve()), "--worker", "ceiling",
+                           "--reps", str(reps)], "the matrix-product ceiling")
+    return record
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling_gflops: float) -> dict:
+    """Aggregate the rounds of one setting: medians over every timed step, GFLOP/s, ratios."""
+    results = {}
+    for impl, records in runs.items():
+        seconds = [s for record in records for s in record["seconds_per_step"]]
+        median = statistics.median(seconds)
+        gflops = flops["step"] / median / 1e9 if flops else float("nan")
+        results[impl] = {
+            "label": LABELS[impl],
+            "steps_timed": len(seconds),
+            "median_seconds": median,
+            "tasks_per_second": setting["meta_batch"] / median,
+            "gflops_per_second": gflops,
+            "fraction_of_ceiling": gflops / ceiling_gflops,
+            "seconds_per_step": seconds,
+            "rounds": records,
+        }
+    ratios = {}
+    if "jaxmeta" in results:
+        ratios = {other: results["jaxmeta"]["tasks_per_second"] / results[other]["tasks_per_second"]
+                  for other in results if other in TORCH_IMPLS}
+    headline = "learn2learn" if "learn2learn" in ratios else None
+    return {
+        "name": name,
+        "setting": setting,
+        "flops": flops,
+        "results": results,
+        "ratios_jaxmeta_over": ratios,
+        "headline_against": headline,
+        "goal_met": None if headline is None else ratios[headline] >= GOAL,
+        "target_met": None if headline is None else ratios[headline] >= TARGET,
+    }
+
+
+def describe_setting(s: dict) -> str:
+    return (f"{s['ways']}-way {s['shots']}-shot, {s['queries']} queries per class, meta-batch {s['meta_batch']}, "
+            f"{s['inner_steps']} inner step{'s' if s['inner_steps'] > 1 else ''} at lr {s['inner_lr']}")
+
+
+def markdown(summary: dict) -> str:
+    env, protocol, ceiling = summary["environment"], summary["protocol"], summary["ceiling"]
+    lines = ["# Second-order MAML speed on the Omniglot conv-4: jaxmeta vs the PyTorch libraries", ""]
+    if summary["quick"]:
+        lines += ["**Quick smoke run (`--quick`): meta-batch 2, one timed step; not a measurement to quote.**", ""]
+    lines += [
+        f"{env['date']}; {env['platform']}, {env['cpu_count']} CPUs; jax {env['jax']} ({env['backend']}), "
+        f"flax {env['flax']}, optax {env['optax']}. Generated by `benchmarks/maml_speed.py`.",
+        "",
+        "| setting | implementation | s / meta step (median) | tasks/s | jaxmeta CPU path ÷ this | GFLOP/s "
+        "| % of matmul ceiling | steps timed |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for entry in summary["settings"]:
+        for impl, r in entry["results"].items():
+            ratio = entry["ratios_jaxmeta_over"].get(impl)
+            lines.append(
+                f"| {entry['name']} | {r['label']} | {r['median_seconds']:.3f} | {r['tasks_per_second']:.2f} | "
+                f"{'' if ratio is None else f'{ratio:.2f}x'} | {r['gflops_per_second']:.1f} | "
+                f"{100 * r['fraction_of_ceiling']:.0f}% | {r['steps_timed']} |"
+            )
+    lines.append("")
+    for entry in summary["settings"]:
+        flops = entry["flops"]
+        text = f"- **{entry['name']}**: {describe_setting(entry['setting'])}."
+        if flops:
+            text += (f" {flops['step'] / 1e9:.1f} GFLOP per meta step, {flops['per_task'] / 1e9:.2f} per task "
+                     f"(XLA cost analysis of the step under vmap; the lax.map loop body alone counts "
+                     f"{flops['loop_body'] / 1e9:.2f} GFLOP).")
+        if entry["headline_against"]:
+            ratio = entry["ratios_jaxmeta_over"][entry["headline_against"]]
+            verdict = "target met" if entry["target_met"] else "goal met, target not" if entry["goal_met"] \
+                else "goal not met"
+            if summary["quick"]:
+                verdict = "no verdict from a quick run"
+            text += (f" jaxmeta's CPU path runs **{ratio:.2f}x** learn2learn's tasks/s (goal >= {GOAL}, target "
+                     f"{TARGET}: {verdict}).")
+        elif entry["ratios_jaxmeta_over"]:
+            listed = ", ".join(f"{v:.2f}x {k}" for k, v in entry["ratios_jaxmeta_over"].items())
+            text += f" learn2learn did not run; jaxmeta's CPU path against the others: {listed}."
+        lines.append(text)
+    lines += [
+        f"- Matrix-product ceiling: float32 [{ceiling['shape'][0]} x {ceiling['shape'][1]}] @ "
+        f"[{ceiling['shape'][1]} x {ceiling['shape'][2]}] under jit, median {ceiling['median_seconds'] * 1e3:.1f} ms "
+        f"= **{ceiling['gflops_per_second']:.0f} GFLOP/s** ({ceiling['count']} products, one process per round).",
+    ]
+    comparisons = summary["comparisons"]
+    ran = ", ".join(f"torch.func (torch {info['torch']})" if impl == "torchfunc"
+                    else f"{impl} {info['version']} (torch {info['torch']})"
+                    for impl, info in comparisons["ran"].items())
+    lines.append(f"- Comparisons that ran: {ran or 'none'}.")
+    if comparisons["missing"]:
+        missing = "; ".join(f"{impl} ({why})" for impl, why in comparisons["missing"].items())
+        lines.append(f"- Not installed, so not compared: {missing}. `make compare-env` installs them.")
+    if comparisons["failed"]:
+        failed = "; ".join(f"{impl}: {why.splitlines()[0]}" for impl, why in comparisons["failed"].items())
+        lines.append(f"- Failed: {failed}.")
+    lines.append(f"- jaxmeta's accelerator path (conv=\"xla\", tasks under vmap, the library default for GPU and "
+                 f"TPU): {summary['accelerator_path']}.")
+    lines += [
+        "",
+        "Method: every measurement runs in its own process (jaxmeta through `maml_speed.py --worker jaxmeta`, the "
+        "PyTorch libraries through `benchmarks/torch_maml.py`), so each framework has the machine's threads to "
+        f"itself. For each setting, {protocol['rounds']} round(s) run every implementation in turn; each process "
+        f"takes {protocol['warmup']} untimed meta step(s) (after compilation, for jaxmeta) and then "
+        f"{protocol['reps']} timed ones, and the median is over all timed steps of all rounds. A meta step is "
+        "second-order MAML (inner SGD keeping the graph, the mean query loss over the meta-batch, one "
+        "Adam(1e-3) update) on the conv-4 with batch norm on batch statistics, with random Omniglot-shaped "
+        "data drawn once (uint8 NHWC for jaxmeta, float32 NCHW for PyTorch). GFLOP/s divides the same XLA "
+        "FLOP count by each implementation's median: the step with `task_chunk=1` is a while loop whose body "
+        "XLA's cost analysis counts once, so the count comes from the same step compiled with the tasks under "
+        "vmap (compiled only, never run).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_table(summary: dict) -> None:
+    print(markdown(summary))
+
+
+def run_benchmark(args) -> dict:
+    import common  # the driver only; the workers stay free of it
+
+    impls = ["jaxmeta"] + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls)
+    settings = {}
+    for name in args.settings:
+        setting = dict(SETTINGS[name])
+        if args.meta_batch is not None:
+            setting["meta_batch"] = args.meta_batch
+        settings[name] = setting
+
+    missing, failed, versions = {}, {}, {}
+    ceilings = []
+    per_setting = {name: {impl: [] for impl in impls} for name in settings}
+    flops = {}
+    total = len(settings) * args.rounds * len(impls)
+    count = 0
+    for name, setting in settings.items():
+        for round_index in range(args.rounds):
+            ceilings.append(measure_ceiling(args.ceiling_reps))
+            progress(f"[{name} round {round_index + 1}/{args.rounds}] matrix-product ceiling: "
+                     f"{ceilings[-1]['gflops_per_second']:.0f} GFLOP/s")
+            for impl in impls:
+                count += 1
+                prefix = f"[{count}/{total}] {name} round {round_index + 1}/{args.rounds}: {impl}"
+                if impl in missing or impl in failed:
+                    progress(f"{prefix}: skipped ({'not installed' if impl in missing else 'failed before'})")
+                    continue
+                start = time.perf_counter()
+                try:
+                    status, record = measure(impl, setting, args.reps, args.warmup,
+                                             flops=impl == "jaxmeta" and name not in flops)
+                except WorkerFailed as error:
+                    if impl in JAX_IMPLS:
+                        raise
+                    failed[impl] = str(error)
+                    progress(f"{prefix}: FAILED\n{error}")
+                    continue
+                if status == "missing":
+                    missing[impl] = record.get("error", "cannot be imported")
+                    progress(f"{prefix}: not installed ({missing[impl]})")
+                    continue
+                per_setting[name][impl].append(record)
+                if impl == "jaxmeta" and "flops" in record:
+                    flops[name] = record["flops"]
+                if impl in TORCH_IMPLS:
+                    versions[impl] = {"version": record["library_version"], "torch": record["torch"]}
+                progress(f"{prefix}: {record['median_seconds']:.3f} s/step, {record['tasks_per_second']:.2f} "
+                         f"tasks/s ({time.perf_counter() - start:.0f} s)")
+
+    ceiling_seconds = [s for record in ceilings for s in record["seconds"]]
+    ceiling_median = statistics.median(ceiling_seconds)
+    ceiling = {"shape": list(CEILING_SHAPE), "flop": ceilings[0]["flop"], "count": len(ceiling_seconds),
+               "seconds": ceiling_seconds, "median_seconds": ceiling_median,
+               "gflops_per_second": ceilings[0]["flop"] / ceiling_median / 1e9}
+    summary = {
+        "benchmark": "maml_speed",
+        "quick": args.quick,
+        "environment": common.environment(),
+        "protocol": {"rounds": args.rounds, "reps": args.reps, "warmup": args.warmup,
+                     "ceiling_reps_per_round": args.ceiling_reps, "meta_optimizer": f"Adam({META_LR})",
+                     "second_order": True, "implementations": impls},
+        "ceiling": ceiling,
+        "comparisons": {"ran": versions, "missing": missing, "failed": failed},
+        "accelerator_path": ("measured" if args.with_accelerator_path
+                             else "not measured; pass --with-accelerator-path (slow on the CPU: ~1 task/s)"),
+        "settings": [
+            summarize_setting(name, settings[name], {i: r for i, r in per_setting[name].items() if r},
+                              flops.get(name), ceiling["gflops_per_second"])
+            for name in settings
+        ],
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    common.write_json(args.out / "maml_speed.json", summary)
+    common.write_atomically(args.out / "maml_speed.md", markdown(summary))
+    return summary
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:2]))
+    parser.add_argument("--settings", nargs="+", choices=tuple(SETTINGS), default=list(SETTINGS),
+                        help="which settings to measure (default: both)")
+    parser.add_argument("--impls", nargs="*", choices=TORCH_IMPLS, default=list(TORCH_IMPLS),
+                        help="PyTorch implementations to compare with (default: all three; jaxmeta always runs)")
+    parser.add_argument("--with-accelerator-path", action="store_true",
+                        help="also time jaxmeta's accelerator path (conv='xla', vmap over tasks): ~1 task/s here")
+    parser.add_argument("--rounds", type=int, default=None, help=f"rounds over the implementations (default "
+                        f"{DEFAULTS['rounds']})")
+    parser.add_argument("--reps", type=int, default=None, help=f"timed meta steps per process (default "
+                        f"{DEFAULTS['reps']})")
+    parser.add_argument("--warmup", type=int, default=None, help=f"untimed meta steps per process first (default "
+                        f"{DEFAULTS['warmup']})")
+    parser.add_argument("--ceiling-reps", type=int, default=None, help=f"timed matrix products per round (default "
+                        f"{DEFAULTS['ceiling_reps']})")
+    parser.add_argument("--meta-batch", type=int, default=None,
+                        help="override the meta-batch of every setting (smoke tests; not the protocol)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results folder (default benchmarks/results; runs/maml-speed-quick with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke test: meta-batch 2, 1 round of 1 timed step, no warm-up")
+    worker = parser.add_argument_group("worker mode (one measurement in this process; used by the driver)")
+    worker.add_argument("--worker", choices=("jaxmeta", "ceiling"), default=None)
+    worker.add_argument("--path", choices=("cpu", "accelerator"), default="cpu",
+                        help="jaxmeta worker: the CPU path (im2col, task_chunk=1) or the library defaults")
+    worker.add_argument("--ways", type=int, default=None)
+    worker.add_argument("--shots", type=int, default=None)
+    worker.add_argument("--queries", type=int, default=None, help="query examples per class")
+    worker.add_argument("--inner-steps", type=int, default=None)
+    worker.add_argument("--inner-lr", type=float, default=None)
+    worker.add_argument("--flops", action="store_true", help="jaxmeta worker: also count the step's FLOPs")
+    worker.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    worker_only = {"--ways": args.ways, "--shots": args.shots, "--queries": args.queries,
+                   "--inner-steps": args.inner_steps, "--inner-lr": args.inner_lr}
+    if args.worker is None:
+        given = [flag for flag, value in worker_only.items() if value is not None]
+        if given:
+            parser.error(f"{', '.join(given)} only go with --worker; the benchmark's settings are fixed "
+                         f"(choose them with --settings, shrink them with --meta-batch or --quick)")
+    elif args.worker == "jaxmeta":
+        absent = [flag for flag, value in worker_only.items() if value is None] + \
+            (["--meta-batch"] if args.meta_batch is None else [])
+        if absent:
+            parser.error(f"--worker jaxmeta needs {', '.join(absent)}")
+    for name, default in DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, QUICK[name] if args.quick else default)
+    if args.quick and args.meta_batch is None:
+        args.meta_batch = QUICK["meta_batch"]
+    if args.out is None:
+        args.out = Path("runs/maml-speed-quick") if args.quick else HERE / "results"
+
+    positive = {"--rounds": args.rounds, "--reps": args.reps, "--ceiling-reps": args.ceiling_reps,
+                "--meta-batch": args.meta_batch, **worker_only}
+    bad = [flag for flag, value in positive.items()
+           if value is not None and flag != "--inner-lr" and value < 1]
+    if bad:
+        parser.error(f"{', '.join(bad)} must be at least 1")
+    if args.inner_lr is not None and not args.inner_lr > 0:
+        parser.error("--inner-lr must be positive")
+    if args.warmup < 0:
+        parser.error("--warmup must be >= 0")
+    if len(set(args.settings)) != len(args.settings) or len(set(args.impls)) != len(args.impls):
+        parser.error("--settings and --impls take each name at most once")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker == "jaxmeta":
+        print(json.dumps(jaxmeta_worker(args)), flush=True)
+        return None
+    if args.worker == "ceiling":
+        print(json.dumps(ceiling_worker(args)), flush=True)
+        return None
+    sys.path.insert(0, str(HERE))
+    summary = run_benchmark(args)
+    print_table(summary)
+    print(f"Wrote {args.out / 'maml_speed.json'} and {args.out / 'maml_speed.md'}", file=sys.stderr)
+    if summary["comparisons"]["failed"]:
+        sys.exit(1)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

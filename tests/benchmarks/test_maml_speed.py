@@ -1,0 +1,90 @@
+"""benchmarks/maml_speed.py: the jaxmeta worker on a tiny setting, the report when the PyTorch libraries
+are missing (simulated, so the test is the same with or without torch), and its argument checks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import maml_speed  # noqa: E402
+
+TINY = {"meta_batch": 2, "ways": 5, "shots": 1, "queries": 1, "inner_steps": 1, "inner_lr": 0.4}
+
+
+@pytest.fixture(scope="module")
+def worker_record():
+    """One jaxmeta worker process on the tiny setting, with its FLOP count (two compilations)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "maml_speed.py"), "--worker", "jaxmeta", "--flops", "--reps", "1",
+         "--warmup", "0", *maml_speed.setting_arguments(TINY)],
+        capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_jaxmeta_worker_times_the_cpu_path_and_counts_the_flops_of_the_whole_step(worker_record):
+    record = worker_record
+    assert record["impl"] == "jaxmeta" and record["conv"] == "im2col" and record["task_chunk"] == 1
+    assert {k: record["setting"][k] for k in TINY} == TINY and record["setting"]["first_order"] is False
+    assert len(record["seconds_per_step"]) == 1 and record["median_seconds"] > 0
+    assert record["tasks_per_second"] == pytest.approx(2 / record["median_seconds"])
+    assert record["compile_seconds"] > 0 and record["last_loss"] > 0
+    flops = record["flops"]
+    # The lax.map body is counted once by XLA; the step under vmap counts every task.
+    assert flops["loop_body"] == flops["as_timed"] > 0
+    assert flops["step"] == pytest.approx(TINY["meta_batch"] * flops["loop_body"], rel=0.3)
+    assert flops["per_task"] == pytest.approx(flops["step"] / TINY["meta_batch"])
+
+
+def test_missing_pytorch_libraries_are_reported_not_fatal(worker_record, tmp_path, monkeypatch):
+    # A `torch` package that fails to import, first on the children's path: torch_maml.py exits with 3.
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch hidden by the test')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
+    status, record = maml_speed.measure("higher", TINY, reps=1, warmup=0)
+    assert status == "missing" and "ImportError" in record["error"]
+
+    real_measure = maml_speed.measure
+
+    def measure(impl, setting, reps, warmup, flops=False):  # the jaxmeta side from the fixture: one compile only
+        return ("ok", worker_record) if impl == "jaxmeta" else real_measure(impl, setting, reps, warmup, flops)
+
+    monkeypatch.setattr(maml_speed, "measure", measure)
+    out = tmp_path / "out"
+    summary = maml_speed.main(["--quick", "--settings", "5-way", "--ceiling-reps", "1", "--out", str(out)])
+
+    data = json.loads((out / "maml_speed.json").read_text())
+    assert data["comparisons"]["ran"] == {} and set(data["comparisons"]["missing"]) == set(maml_speed.TORCH_IMPLS)
+    assert data["quick"] is True and data["protocol"]["reps"] == 1 and data["protocol"]["rounds"] == 1
+    assert data["environment"]["jax"] and data["ceiling"]["gflops_per_second"] > 0
+    (entry,) = data["settings"]
+    assert list(entry["results"]) == ["jaxmeta"] and entry["ratios_jaxmeta_over"] == {}
+    assert entry["goal_met"] is None and entry["flops"]["step"] == worker_record["flops"]["step"]
+    result = entry["results"]["jaxmeta"]
+    assert result["gflops_per_second"] == pytest.approx(worker_record["flops"]["step"] / 1e9 / result["median_seconds"])
+    assert summary["comparisons"] == data["comparisons"]
+    table = (out / "maml_speed.md").read_text()
+    assert "Comparisons that ran: none" in table and "Not installed, so not compared: learn2learn" in table
+    assert "| 5-way | jaxmeta, CPU path (im2col, task_chunk=1) |" in table
+    assert "--with-accelerator-path" in table and "Quick smoke run" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--reps", "0"], "--reps must be at least 1"),
+    (["--rounds", "0"], "--rounds must be at least 1"),
+    (["--meta-batch", "-2"], "--meta-batch must be at least 1"),
+    (["--warmup", "-1"], "--warmup must be >= 0"),
+    (["--settings", "10-way"], "invalid choice: '10-way'"),
+    (["--impls", "maml++"], "invalid choice: 'maml++'"),
+    (["--ways", "5"], "--ways only go with --worker"),
+    (["--worker", "jaxmeta", "--ways", "5"], "--worker jaxmeta needs --shots"),
+    (["--worker", "jaxmeta", *maml_speed.setting_arguments({**TINY, "inner_lr": 0})], "--inner-lr must be positive"),
+])
+def test_bad_arguments_are_rejected(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        maml_speed.parse_args(argv)
+    assert message in capsys.readouterr().err
