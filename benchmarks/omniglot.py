@@ -50,6 +50,7 @@ config, orbax checkpoints, ``metrics.jsonl``, ``learning_curve.png`` and
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,7 +68,8 @@ from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import metric  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
-from jaxmeta.training.loop import train  # noqa: E402
+from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
+from jaxmeta.training.loop import TrainResult, train  # noqa: E402
 
 GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
@@ -125,6 +127,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(ProtoNets train one model on 60-way episodes for 5- and 20-way tests)")
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="test the newest checkpoint in --run-dir (same settings) without training")
     parser.add_argument("--record", action="store_true", help="add the result to benchmarks/results/omniglot.*")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--root", type=Path, default=None, help="default: $JAXMETA_DATA/omniglot")
@@ -220,12 +224,14 @@ def run_config(args) -> dict:
 
 
 def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
-                      chunk_size=50):
+                      chunk_size=None):
     """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
 
     For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
     result then has one entry (there are no inner steps).
     """
+    if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
+        chunk_size = max(1, 4000 // (ways * (shots + queries)))
     tasks = classification_tasks(key, images, count, ways=ways, shots=shots, queries=queries, rotate=True,
                                  dtype="uint8")
     if loss_fn is None:
@@ -274,17 +280,31 @@ def main(argv=None) -> dict:
         return {"accuracy": float(mean[-1])}
 
     name = f"{args.algorithm} {args.ways}-way {args.shots}-shot"
-    result = train(meta_step, state, sampler, key=train_key, num_steps=args.iterations, run_dir=args.run_dir,
-                   config=run_config(args), resume=args.resume, checkpoint_every=args.checkpoint_every,
-                   validate=validate, validate_every=args.validate_every, steps_per_call=args.steps_per_call,
-                   budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
-                   progress=not args.no_progress, description=name)
+    if args.evaluate_only:
+        result = restore_result(args, state)
+    else:
+        result = train(meta_step, state, sampler, key=train_key, num_steps=args.iterations, run_dir=args.run_dir,
+                       config=run_config(args), resume=args.resume, checkpoint_every=args.checkpoint_every,
+                       validate=validate, validate_every=args.validate_every, steps_per_call=args.steps_per_call,
+                       budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
+                       progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
     summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started)]
     for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
         summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
                                          train_seconds, started, ways=ways))
     return summaries[0]
+
+
+def restore_result(args, template) -> TrainResult:
+    """The newest checkpoint of ``args.run_dir`` (written with the same settings) and its logged records."""
+    run = RunDirectory(args.run_dir, run_config(args), resume=True)
+    try:
+        _, state, _ = run.restore_latest(template)
+    finally:
+        run.close()
+    records = [json.loads(line) for line in (Path(args.run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return TrainResult(state, "restored", records)
 
 
 def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None) -> dict:

@@ -50,6 +50,11 @@ def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglo
     table = (results / "omniglot.md").read_text()
     assert "| protonet | 5-way 1-shot |" in table and "| protonet | 3-way 1-shot |" in table and "98.8" in table
 
+    # The newest checkpoint tested again without training gives the same scores.
+    again = omniglot.main(["--algorithm", "protonet", "--train-ways", "6", "--evaluate-only", "--root",
+                           str(omniglot_root), "--run-dir", str(run_dir), *TINY, "--meta-batch", "1"])
+    assert again["stopped"] == "restored" and again["accuracy_by_steps"] == summary["accuracy_by_steps"]
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--algorithm", "protomaml"], "invalid choice: 'protomaml'"),
