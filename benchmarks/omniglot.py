@@ -50,7 +50,6 @@ config, orbax checkpoints, ``metrics.jsonl``, ``learning_curve.png`` and
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -70,6 +69,7 @@ from jaxmeta import metric  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
 from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
 from jaxmeta.training.loop import TrainResult, train  # noqa: E402
+from jaxmeta.training.metrics_log import MetricsLog  # noqa: E402
 
 GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
@@ -300,11 +300,11 @@ def restore_result(args, template) -> TrainResult:
     """The newest checkpoint of ``args.run_dir`` (written with the same settings) and its logged records."""
     run = RunDirectory(args.run_dir, run_config(args), resume=True)
     try:
-        _, state, _ = run.restore_latest(template)
+        step, state, _ = run.restore_latest(template)
     finally:
         run.close()
-    records = [json.loads(line) for line in (Path(args.run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return TrainResult(state, "restored", records)
+    records = MetricsLog(Path(args.run_dir) / "metrics.jsonl").read()
+    return TrainResult(state, "restored", [record for record in records if record["step"] <= step])
 
 
 def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None) -> dict:
@@ -334,13 +334,18 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     after, later = summary["accuracy_after_training_steps"], summary["accuracy_after_eval_steps"]
     name = f"{args.algorithm} {ways}-way {args.shots}-shot"
     line = (f"{name}: {summary['meta_steps']} meta-steps ({result.stopped}, {train_seconds / 60:.1f} min); "
-            f"test accuracy over {args.eval_tasks} tasks: {100 * after[0]:.2f} ± {100 * after[1]:.2f}%")
+            f"test accuracy over {args.eval_tasks} tasks: {percent(after)}%")
     if later is not None:
-        line += f" after {args.inner_steps} step(s), {100 * later[0]:.2f} ± {100 * later[1]:.2f}% after {args.eval_steps}"
+        line += f" after {args.inner_steps} step(s), {percent(later)}% after {args.eval_steps}"
     print(line)
     if args.record:
         record_result(args.results_dir, summary)
     return summary
+
+
+def percent(accuracy) -> str:
+    """``[mean, ci]`` as fractions -> ``"98.78 ± 0.15"`` (percent)."""
+    return common.mean_ci(100 * accuracy[0], 100 * accuracy[1])
 
 
 def record_result(results_dir: Path, summary: dict) -> None:
@@ -374,9 +379,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         after, later = row["accuracy_after_training_steps"], row["accuracy_after_eval_steps"]
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
         metric_based = config["algorithm"] in METRIC_BASED
-        first = f"{100 * after[0]:.2f} ± {100 * after[1]:.2f}" + ("" if metric_based else
-                                                                 f" ({config['inner_steps']} steps)")
-        second = "-" if later is None else f"{100 * later[0]:.2f} ± {100 * later[1]:.2f} ({row['eval_steps']} steps)"
+        first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
+        second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config['shots']}s, {config['queries']} q, "
                     f"{config['meta_batch']}")
         lines.append(
