@@ -38,6 +38,29 @@ def query_metrics(loss: jax.Array, aux: Metrics, support_losses: jax.Array) -> M
     return {"loss": loss, "support_loss": support_losses[0], **aux}
 
 
+def direct_learner(task_metrics: Callable[[Params, Task], tuple[jax.Array, Metrics]], *,
+                   no_inner_loop: str) -> MetaLearner:
+    r"""A learner without an inner loop, trained on a per-task loss of the model's own parameters.
+
+    .. math::
+        g = \nabla_\theta\, L_{\text{task}}(\theta)
+
+    Metric learners (the loss of an episode given its support set) and
+    memory models (the loss of a sequence) are of this kind. ``init`` is the
+    identity, ``task_grad`` the gradient of ``task_metrics(params, task) ->
+    (loss, metrics)``, and ``adapt`` raises a ``TypeError`` with the message
+    ``no_inner_loop``, which says how such a model is scored instead.
+    """
+
+    def task_grad(meta_params, task, key):
+        del key
+        return jax.grad(lambda p: task_metrics(p, task), has_aux=True)(meta_params)
+
+    def adapt_fn(meta_params, support, *, key, steps=None, observe=None):
+        raise TypeError(no_inner_loop)
+
+    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn)
+
 
 def sgd_inner_loop(
     loss_fn: LossFn,

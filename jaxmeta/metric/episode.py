@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.learner import MetaLearner, direct_learner
 from jaxmeta.core.meta_step import task_batch_size
 from jaxmeta.core.types import Params, PRNGKey, Task
 
@@ -52,13 +52,6 @@ def episode_metrics(model: nn.Module, params: Params, task: Task) -> tuple[jax.A
     return loss, {"loss": loss, "accuracy": accuracy}
 
 
-def _no_inner_loop(meta_params, support, *, key, steps=None, observe=None):
-    raise TypeError(
-        "A metric learner has no inner loop to run: it classifies the query set from the support set in "
-        "one forward pass. Score tasks with jaxmeta.metric.evaluate_episodes instead of jaxmeta.evaluate."
-    )
-
-
 def metric_learner(model: nn.Module) -> MetaLearner:
     r"""A :class:`~jaxmeta.MetaLearner` that trains ``model``'s parameters on its episode loss.
 
@@ -83,11 +76,12 @@ def metric_learner(model: nn.Module) -> MetaLearner:
       ['accuracy', 'loss']
     """
 
-    def task_grad(meta_params, task, key):
-        del key
-        return jax.grad(lambda p: episode_metrics(model, p, task), has_aux=True)(meta_params)
-
-    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=_no_inner_loop)
+    return direct_learner(
+        functools.partial(episode_metrics, model),
+        no_inner_loop="A metric learner has no inner loop to run: it classifies the query set from the support set "
+                      "in one forward pass. Score tasks with jaxmeta.metric.evaluate_episodes instead of "
+                      "jaxmeta.evaluate.",
+    )
 
 
 class EpisodeScores(NamedTuple):

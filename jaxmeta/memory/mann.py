@@ -1,0 +1,107 @@
+r"""Memory-augmented neural network with least-recently-used access (Santoro et al. 2016).
+
+One step of the cell, for input :math:`x_t` (an image and the previous label):
+
+1. the LSTM controller reads :math:`[x_t, r_{t-1}]` and gives :math:`h_t`;
+2. each of the ``H`` heads emits a key :math:`k_t = \tanh(W_k h_t)`, a write
+   gate :math:`\alpha_t` and a key strength :math:`\beta_t`;
+3. write weights :math:`w^w_t = \sigma(\alpha_t) w^r_{t-1} + (1 - \sigma(\alpha_t)) w^{lu}_{t-1}`;
+   the least-used row is zeroed, then :math:`M_t = M_{t-1} + (w^w_t)^\top k_t`;
+4. read weights :math:`w^r_t = \operatorname{softmax}(\beta_t K(k_t, M_t))`, read
+   vectors :math:`r_t = w^r_t M_t`;
+5. usage :math:`u_t = \gamma u_{t-1} + w^r_t + w^w_t` and the least-used
+   weights :math:`w^{lu}_t` from it (:mod:`jaxmeta.memory.addressing`).
+
+The output is :math:`[h_t, r_t]`. Santoro et al. read with
+:math:`\operatorname{softmax}(K)`, a strength of 1; with cosine
+similarities in [-1, 1] that spreads a read over all rows, so the strength is
+learned here (``1 + softplus``) unless ``learned_strength=False``.
+
+At the start of an episode the memory and the reads are zero, the usage is
+zero and the least-used weights mark rows ``0..H-1``.
+"""
+
+from typing import NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxmeta.memory import addressing
+
+
+class MANNState(NamedTuple):
+    """The recurrent state of :class:`MANNCell`: controller ``(c, h)``, ``memory [N, W]``,
+    ``read_weights [H, N]``, ``least_used [N]``, ``usage [N]`` and ``reads [H, W]``."""
+
+    controller: tuple[jax.Array, jax.Array]
+    memory: jax.Array
+    read_weights: jax.Array
+    least_used: jax.Array
+    usage: jax.Array
+    reads: jax.Array
+
+
+class MANNCell(nn.Module):
+    """One step ``(state, x) -> (state, (output, (read_weights, write_weights)))`` for one episode.
+
+    Attributes:
+      controller_features: LSTM units (the paper: 200).
+      rows, width: the memory's size ``N x W`` (the paper: 128 x 40).
+      read_heads: ``H`` (the paper: 4); also the ``n`` of the least-used weights.
+      decay: the usage decay :math:`\\gamma` (the paper: 0.95 to 0.99).
+      learned_strength: emit a key strength per head (see the module docstring).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> cell = MANNCell(controller_features=8, rows=6, width=4, read_heads=2)
+      >>> state = cell.initial_state()
+      >>> params = cell.init(jax.random.key(0), state, jnp.ones(3))
+      >>> state, (output, (read_w, write_w)) = cell.apply(params, state, jnp.ones(3))
+      >>> output.shape, read_w.shape, state.memory.shape
+      ((16,), (2, 6), (6, 4))
+    """
+
+    controller_features: int = 200
+    rows: int = 128
+    width: int = 40
+    read_heads: int = 4
+    decay: float = 0.99
+    learned_strength: bool = True
+
+    def initial_state(self) -> MANNState:
+        zeros = jnp.zeros((self.controller_features,))
+        return MANNState(
+            controller=(zeros, zeros),
+            memory=jnp.zeros((self.rows, self.width)),
+            read_weights=jnp.zeros((self.read_heads, self.rows)),
+            least_used=(jnp.arange(self.rows) < self.read_heads).astype(jnp.zeros(()).dtype),
+            usage=jnp.zeros((self.rows,)),
+            reads=jnp.zeros((self.read_heads, self.width)),
+        )
+
+    @nn.compact
+    def __call__(self, state: MANNState, inputs: jax.Array):
+        if not 1 <= self.read_heads <= self.rows:
+            raise ValueError(f"read_heads must be between 1 and rows={self.rows}, got {self.read_heads}.")
+        controller, hidden = nn.OptimizedLSTMCell(self.controller_features, name="controller")(
+            state.controller, jnp.concatenate([inputs, state.reads.reshape(-1)]))
+        heads = self.read_heads
+        keys = jnp.tanh(nn.Dense(heads * self.width, name="keys")(hidden)).reshape(heads, self.width)
+        alpha = nn.Dense(heads, name="write_gates")(hidden)
+        if self.learned_strength:
+            strengths = 1.0 + jax.nn.softplus(nn.Dense(heads, name="strengths")(hidden))
+        else:
+            strengths = jnp.ones((heads,))
+
+        write_weights = addressing.lrua_write_weights(state.read_weights, state.least_used, alpha)
+        memory = addressing.zero_least_used(state.memory, state.usage)
+        memory = addressing.lrua_write(memory, write_weights, keys)
+        read_weights = addressing.content_weights(memory, keys, strengths)
+        reads = addressing.read(memory, read_weights)
+        usage = addressing.update_usage(state.usage, read_weights, write_weights, self.decay)
+        least_used = addressing.least_used_weights(usage, heads)
+
+        new_state = MANNState(controller, memory, read_weights, least_used, usage, reads)
+        output = jnp.concatenate([hidden, reads.reshape(-1)])
+        return new_state, (output, (read_weights, write_weights))

@@ -1,0 +1,68 @@
+"""One step of the MANN cell against Santoro et al.'s equations in NumPy, given the controller's output."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxmeta.memory import MANNCell, MANNState
+
+RNG = np.random.default_rng(1)
+
+
+def dense(params, x):
+    return np.asarray(x) @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
+
+
+def random_state(cell: MANNCell) -> MANNState:
+    """A mid-episode state: a used memory, read weights, usage with distinct values."""
+    heads, rows = cell.read_heads, cell.rows
+    read_weights = RNG.dirichlet(np.ones(rows), size=heads)
+    usage = RNG.permutation(rows) / rows + 0.05
+    least_used = (usage <= np.sort(usage)[heads - 1]).astype(np.float64)
+    controller = (RNG.normal(size=cell.controller_features), RNG.normal(size=cell.controller_features))
+    return MANNState(controller, RNG.normal(size=(rows, cell.width)), read_weights, least_used, usage,
+                     RNG.normal(size=(heads, cell.width)))
+
+
+@pytest.mark.parametrize("learned_strength", [True, False])
+def test_a_step_follows_the_lrua_equations(learned_strength):
+    cell = MANNCell(controller_features=5, rows=7, width=3, read_heads=2, decay=0.9,
+                    learned_strength=learned_strength)
+    state, x = random_state(cell), RNG.normal(size=4)
+    params = cell.init(jax.random.key(0), state, x)["params"]
+    new, (output, (read_w, write_w)) = cell.apply({"params": params}, state, x)
+
+    controller_input = np.concatenate([x, state.reads.reshape(-1)])
+    _, hidden = nn.OptimizedLSTMCell(5).apply({"params": params["controller"]}, state.controller, controller_input)
+    keys = np.tanh(dense(params["keys"], hidden)).reshape(2, 3)
+    gate = 1 / (1 + np.exp(-dense(params["write_gates"], hidden)))
+    strength = 1 + np.log1p(np.exp(dense(params["strengths"], hidden))) if learned_strength else np.ones(2)
+
+    expected_write = gate[:, None] * state.read_weights + (1 - gate[:, None]) * state.least_used[None, :]
+    memory = state.memory.copy()
+    memory[np.argmin(state.usage)] = 0.0
+    memory = memory + expected_write.T @ keys
+    cosine = (keys @ memory.T) / np.linalg.norm(keys, axis=1)[:, None] / np.linalg.norm(memory, axis=1)[None, :]
+    logits = strength[:, None] * cosine
+    expected_read = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    usage = 0.9 * state.usage + expected_read.sum(0) + expected_write.sum(0)
+
+    np.testing.assert_allclose(write_w, expected_write, rtol=1e-10)
+    np.testing.assert_allclose(new.memory, memory, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(read_w, expected_read, rtol=1e-10)
+    np.testing.assert_allclose(new.reads, expected_read @ memory, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(new.usage, usage, rtol=1e-10)
+    np.testing.assert_array_equal(new.least_used, (usage <= np.sort(usage)[1]).astype(float))
+    np.testing.assert_allclose(output, np.concatenate([hidden, new.reads.reshape(-1)]), rtol=1e-10)
+
+
+def test_the_initial_state_and_a_clear_error_for_too_many_heads():
+    cell = MANNCell(controller_features=4, rows=5, width=2, read_heads=2)
+    state = cell.initial_state()
+    np.testing.assert_array_equal(state.least_used, [1, 1, 0, 0, 0])
+    assert float(jnp.abs(state.memory).sum() + state.usage.sum() + jnp.abs(state.reads).sum()) == 0.0
+    bad = MANNCell(controller_features=4, rows=3, width=2, read_heads=4)
+    with pytest.raises(ValueError, match="read_heads must be between 1 and rows=3"):
+        bad.init(jax.random.key(0), cell.initial_state(), jnp.ones(2))
