@@ -117,8 +117,9 @@ def score(model, params, images, *, count, args, key) -> dict:
     episodes = sequence_tasks(key, images, count, ways=args.ways, instances=args.instances, rotate=True,
                               dtype="uint8")
     metrics = memory.evaluate_sequences(model, params, episodes, chunk_size=100)
+    reached = {f"presentation_{k}" for k in presented(args)}
     return {name: tuple(float(v) for v in jaxmeta.confidence_interval(np.asarray(values)))
-            for name, values in metrics.items()}
+            for name, values in metrics.items() if not name.startswith("presentation_") or name in reached}
 
 
 def main(argv=None) -> dict:

@@ -51,8 +51,8 @@ def content_weights(memory: jax.Array, keys: jax.Array, strengths: jax.Array) ->
     Example:
       >>> import jax.numpy as jnp
       >>> memory = jnp.array([[1.0, 0.0], [0.0, 1.0]])
-      >>> content_weights(memory, jnp.array([[2.0, 0.0]]), jnp.array([100.0])).round(3)
-      Array([[1., 0.]], dtype=float32)
+      >>> content_weights(memory, jnp.array([[2.0, 0.0]]), jnp.array([100.0])).round(3).tolist()
+      [[1.0, 0.0]]
     """
     return jax.nn.softmax(strengths[:, None] * cosine_similarities(keys, memory), axis=-1)
 
@@ -75,8 +75,8 @@ def shift(weights: jax.Array, shifts: jax.Array) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> shift(jnp.array([[1.0, 0.0, 0.0]]), jnp.array([[0.0, 0.0, 1.0]]))
-      Array([[0., 1., 0.]], dtype=float32)
+      >>> shift(jnp.array([[1.0, 0.0, 0.0]]), jnp.array([[0.0, 0.0, 1.0]])).tolist()
+      [[0.0, 1.0, 0.0]]
     """
     reach = shifts.shape[-1] // 2
     rolled = jnp.stack([jnp.roll(weights, offset, axis=-1) for offset in range(-reach, reach + 1)], axis=-1)
@@ -119,8 +119,8 @@ def least_used_weights(usage: jax.Array, n: int) -> jax.Array:
 
     Example:
       >>> import jax.numpy as jnp
-      >>> least_used_weights(jnp.array([0.5, 0.1, 0.9, 0.3]), 2)
-      Array([0., 1., 0., 1.], dtype=float32)
+      >>> least_used_weights(jnp.array([0.5, 0.1, 0.9, 0.3]), 2).tolist()
+      [0.0, 1.0, 0.0, 1.0]
     """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= usage.shape[-1]:
         raise ValueError(f"n must be an int between 1 and the number of memory rows {usage.shape[-1]}, got {n!r}.")
