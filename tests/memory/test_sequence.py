@@ -10,7 +10,7 @@ import pytest
 import jaxmeta
 from jaxmeta.memory import (LSTMCore, MANNCell, NTMCell, SequenceClassifier, episode_metrics, evaluate_sequences,
                             memory_learner, presentation_index, previous_labels, trace_episode)
-from tests.gradcheck import directional_derivatives
+from gradcheck import directional_derivatives
 
 RNG = np.random.default_rng(3)
 CORES = {

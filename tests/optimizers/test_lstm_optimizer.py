@@ -8,7 +8,7 @@ import optax
 
 from jaxmeta.optimizers import (CoordinatewiseLSTM, learned_optimizer, make_truncation_step, preprocess_gradient,
                                 unrolled_loss)
-from tests.gradcheck import directional_derivatives
+from gradcheck import directional_derivatives
 
 NET = CoordinatewiseLSTM(hidden=5)
 

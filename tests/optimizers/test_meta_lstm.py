@@ -9,7 +9,7 @@ import optax
 
 import jaxmeta
 from jaxmeta.optimizers import MetaLSTMCell, lstm_meta_learner, preprocess_gradient
-from tests.gradcheck import directional_derivatives, regression_task, tiny_mlp
+from gradcheck import directional_derivatives, regression_task, tiny_mlp
 
 RNG = np.random.default_rng(0)
 CELL = MetaLSTMCell(hidden=4)
