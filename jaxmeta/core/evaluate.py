@@ -6,7 +6,7 @@ scored at every :math:`\phi_j`, :math:`j = 0..n`. Summaries are means with a
 """
 
 import functools
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -105,3 +105,24 @@ def evaluate(
         parts.append(_evaluate_batch(learner, loss_fn, meta_params, part[0], part[1], steps))
     losses, metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
     return Evaluation(losses, metrics)
+
+
+@functools.partial(jax.jit, static_argnames=("task_metrics", "model"))
+def _metrics_of_batch(task_metrics, model, params, tasks):
+    return jax.vmap(lambda task: task_metrics(model, params, task)[1])(tasks)
+
+
+def metrics_in_chunks(task_metrics: Callable, model: Any, params: Any, tasks: Task,
+                      chunk_size: Optional[int] = None) -> Metrics:
+    """Per-task metrics ``{name: [tasks]}`` of ``task_metrics(model, params, task) -> (loss, metrics)``.
+
+    For learners scored in one forward pass (metric learners, memory models);
+    ``chunk_size`` tasks are computed at once (memory), all when ``None``.
+    ``task_metrics`` and ``model`` are static (hashable), so repeated calls
+    reuse the compiled program.
+    """
+    size = task_batch_size(tasks)
+    chunk = size if chunk_size is None else max(1, int(chunk_size))
+    parts = [_metrics_of_batch(task_metrics, model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks))
+             for start in range(0, size, chunk)]
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)

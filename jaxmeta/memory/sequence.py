@@ -33,8 +33,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmeta.core.evaluate import metrics_in_chunks
 from jaxmeta.core.learner import MetaLearner, direct_learner
-from jaxmeta.core.meta_step import task_batch_size
 from jaxmeta.core.types import Params, Task
 
 PRESENTATIONS = (1, 2, 3, 5, 10)
@@ -155,17 +155,9 @@ def memory_learner(model: SequenceClassifier) -> MetaLearner:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _score_batch(model, params, tasks):
-    return jax.vmap(lambda task: episode_metrics(model, params, task)[1])(tasks)
-
-
 def evaluate_sequences(model: SequenceClassifier, params: Params, tasks: Task, *, chunk_size: int = 64) -> dict:
     """Per-episode metrics ``{name: [episodes]}`` (as :func:`episode_metrics`) over a batch of episodes."""
-    size = task_batch_size(tasks)
-    parts = [_score_batch(model, params, jax.tree.map(lambda x: x[start:start + chunk_size], tasks))
-             for start in range(0, size, max(1, chunk_size))]
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    return metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size)
 
 
 class EpisodeTrace(NamedTuple):

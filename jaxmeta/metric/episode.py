@@ -25,8 +25,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmeta.core.evaluate import metrics_in_chunks
 from jaxmeta.core.learner import MetaLearner, direct_learner
-from jaxmeta.core.meta_step import task_batch_size
 from jaxmeta.core.types import Params, PRNGKey, Task
 
 
@@ -91,11 +91,6 @@ class EpisodeScores(NamedTuple):
     accuracy: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("model",))
-def _score_batch(model, params, tasks):
-    return jax.vmap(lambda task: episode_metrics(model, params, task)[1])(tasks)
-
-
 def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: Optional[PRNGKey] = None,
                       chunk_size: Optional[int] = None) -> EpisodeScores:
     """Episode loss and query accuracy of ``model`` on each of a batch of tasks.
@@ -106,9 +101,5 @@ def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: Opt
     :func:`jaxmeta.confidence_interval`.
     """
     del key
-    size = task_batch_size(tasks)
-    chunk = size if chunk_size is None else max(1, int(chunk_size))
-    parts = [_score_batch(model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks))
-             for start in range(0, size, chunk)]
-    merged = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    merged = metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size)
     return EpisodeScores(merged["loss"], merged["accuracy"])
