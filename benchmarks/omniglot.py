@@ -4,7 +4,9 @@ Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile. Metric-based (one
 episode per meta step, no inner loop): Prototypical networks (``protonet``,
 ``gaussian-protonet``), Matching networks (``matching``, ``matching-fce`` with
 full-context embeddings), Relation networks (``relation``), Siamese networks
-(``siamese``).
+(``siamese``). Model-based: Meta Networks (``metanet``), fast weights from
+the support set's gradients read by attention, trained like the metric
+learners (one episode per meta step, 15 queries per class, the test setting).
 
 Protocol (Finn et al. 2017 and its official code, as learn2learn reproduces it):
 the 1,623 characters split 1,100 / 100 / 423 (train / validation / test,
@@ -66,6 +68,7 @@ from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: 
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import metric  # noqa: E402
+from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
 from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
 from jaxmeta.training.loop import TrainResult, train  # noqa: E402
@@ -73,7 +76,9 @@ from jaxmeta.training.metrics_log import MetricsLog  # noqa: E402
 
 GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
-ALGORITHMS = GRADIENT_BASED + METRIC_BASED
+MODEL_BASED = ("metanet",)
+NO_INNER_LOOP = METRIC_BASED + MODEL_BASED  # trained on the episode loss, scored in one forward pass
+ALGORITHMS = GRADIENT_BASED + NO_INNER_LOOP
 
 # Published test accuracy (%), 5w1s / 5w5s / 20w1s / 20w5s.
 PUBLISHED = {
@@ -88,6 +93,7 @@ PUBLISHED = {
     "matching-fce": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, Table 1 (Omniglot rows without FCE)"),
     "relation": ((99.6, 99.8, 97.6, 99.1), "Sung et al. 2018, Table 1"),
     "siamese": ((96.7, 98.4, 88.0, 96.5), "Koch et al. 2015 as re-evaluated by Vinyals et al. 2016, Table 1"),
+    "metanet": ((98.95, None, 97.0, None), "Munkhdalai and Yu 2017, Table 1 (1-shot only)"),
 }
 RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
@@ -135,7 +141,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     twenty = args.ways >= 20
-    metric_based = args.algorithm in METRIC_BASED
+    metric_based = args.algorithm in NO_INNER_LOOP
     if args.train_ways is None:
         args.train_ways = 60 if args.algorithm.endswith("protonet") else args.ways
     if args.queries is None:
@@ -175,7 +181,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         parser.error(f"--budget-minutes must be positive, got {args.budget_minutes}.")
     if args.extra_test_ways and args.algorithm not in METRIC_BASED:
-        parser.error("--extra-test-ways needs a metric learner: a gradient-based learner's head has --ways outputs.")
+        parser.error("--extra-test-ways needs a metric learner: the output layer of a gradient-based learner or "
+                     "of MetaNet has --ways units; train a separate run for each number of ways.")
+    if args.algorithm == "metanet" and args.train_ways != args.ways:
+        parser.error("MetaNet's output layer has --ways units: --train-ways must equal --ways.")
     if any(ways < 2 for ways in args.extra_test_ways):
         parser.error(f"--extra-test-ways must be at least 2, got {args.extra_test_ways}.")
 
@@ -205,6 +214,8 @@ def build_metric_model(args, ways: int):
     if args.algorithm == "relation":
         return metric.RelationNetwork(ConvEmbedding(**conv, pooled_blocks=2, flatten=False), ways=ways,
                                       relation=metric.relation.RelationModule(args.width, conv=args.conv))
+    if args.algorithm == "metanet":
+        return MetaNet(ways=ways, features=args.width, conv=args.conv)
     return metric.SiameseNetwork(ConvEmbedding(**conv), ways=ways)
 
 
@@ -260,7 +271,7 @@ def main(argv=None) -> dict:
     key = jax.random.key(args.seed)
     init_key, train_key, val_key, test_key = jax.random.split(key, 4)
     optimizer = build_optimizer(args)
-    if args.algorithm in METRIC_BASED:
+    if args.algorithm in NO_INNER_LOOP:
         model = build_metric_model(args, args.train_ways)
         learner, loss_fn, scorer = metric.metric_learner(model), None, build_metric_model(args, args.ways)
         example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
@@ -313,7 +324,7 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
                                  steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
                                  shots=args.shots, queries=args.eval_queries)
-    metric_based = args.algorithm in METRIC_BASED
+    metric_based = args.algorithm in NO_INNER_LOOP
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
         "config": {**run_config(args), "ways": ways},
@@ -378,7 +389,7 @@ def record_result(results_dir: Path, summary: dict) -> None:
         value = published[SETTINGS.index(setting)] if setting in SETTINGS else None
         after, later = row["accuracy_after_training_steps"], row["accuracy_after_eval_steps"]
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
-        metric_based = config["algorithm"] in METRIC_BASED
+        metric_based = config["algorithm"] in NO_INNER_LOOP
         first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
         second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config['shots']}s, {config['queries']} q, "

@@ -5,12 +5,15 @@
 :class:`SequenceClassifier` runs one (or the :class:`LSTMCore` baseline) over
 an episode of images whose labels arrive one step late, and
 :func:`memory_learner` trains it with the library's meta step and training
-loop. :mod:`jaxmeta.memory.addressing` holds the addressing arithmetic.
+loop. :class:`MetaNet` (Munkhdalai and Yu 2017) keeps fast weights, generated
+from the support set's gradients, in a key/value memory. :mod:`jaxmeta.memory.addressing` holds the addressing arithmetic.
 """
 
 from jaxmeta.memory import addressing
 from jaxmeta.memory.mann import MANNCell
 from jaxmeta.memory.mann import MANNState
+from jaxmeta.memory.metanet import MetaNet
+from jaxmeta.memory.metanet import MetaNetState
 from jaxmeta.memory.ntm import NTMCell
 from jaxmeta.memory.ntm import NTMState
 from jaxmeta.memory.sequence import PRESENTATIONS
@@ -25,7 +28,7 @@ from jaxmeta.memory.sequence import previous_labels
 from jaxmeta.memory.sequence import trace_episode
 
 __all__ = [
-    "EpisodeTrace", "LSTMCore", "MANNCell", "MANNState", "NTMCell", "NTMState", "PRESENTATIONS",
+    "EpisodeTrace", "LSTMCore", "MANNCell", "MANNState", "MetaNet", "MetaNetState", "NTMCell", "NTMState", "PRESENTATIONS",
     "SequenceClassifier", "addressing", "episode_metrics", "evaluate_sequences", "memory_learner",
     "presentation_index", "previous_labels", "trace_episode",
 ]

@@ -62,6 +62,8 @@ def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglo
     (["--meta-lr", "-1"], "--meta-lr must be positive"),
     (["--shots", "0"], "--shots must be at least 1"),
     (["--extra-test-ways", "20"], "--extra-test-ways needs a metric learner"),
+    (["--algorithm", "metanet", "--extra-test-ways", "20"], "train a separate run for each number of ways"),
+    (["--algorithm", "metanet", "--train-ways", "10"], "--train-ways must equal --ways"),
 ])
 def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys):
     with pytest.raises(SystemExit):
