@@ -18,7 +18,9 @@ from jaxmeta.optimizers.meta_lstm import MetaLSTMParams
 from jaxmeta.optimizers.meta_lstm import MetaLSTMState
 from jaxmeta.optimizers.meta_lstm import lstm_meta_learner
 from jaxmeta.optimizers.meta_training import MetaTrainingResult
+from jaxmeta.optimizers.meta_training import classification_problems
 from jaxmeta.optimizers.meta_training import meta_train
+from jaxmeta.optimizers.meta_training import mlp_classifier_loss
 from jaxmeta.optimizers.meta_training import optimize
 from jaxmeta.optimizers.meta_training import quadratic_loss
 from jaxmeta.optimizers.meta_training import quadratic_problems
@@ -26,7 +28,7 @@ from jaxmeta.optimizers.preprocessing import preprocess_gradient
 
 __all__ = [
     "CoordinatewiseLSTM", "LearnedOptimizerState", "MetaLSTMCell", "MetaLSTMParams", "MetaLSTMState",
-    "MetaTrainingResult", "learned_optimizer", "lstm_meta_learner",
-    "make_truncation_step", "meta_train", "optimize", "preprocess_gradient", "quadratic_loss",
+    "MetaTrainingResult", "classification_problems", "learned_optimizer", "lstm_meta_learner",
+    "make_truncation_step", "meta_train", "mlp_classifier_loss", "optimize", "preprocess_gradient", "quadratic_loss",
     "quadratic_problems", "unrolled_loss",
 ]

@@ -10,8 +10,15 @@ repeats with fresh problems.
 The paper's synthetic family, :func:`quadratic_problems`:
 :math:`f(\theta) = \lVert W\theta - y \rVert_2^2` with :math:`W \in \mathbb{R}^{10\times10}`,
 :math:`y \in \mathbb{R}^{10}` and the starting :math:`\theta` all standard normal.
+
+A family of small classifiers, :func:`classification_problems`: the paper's
+MNIST optimizee (one hidden layer of 20 sigmoid units, softmax
+cross-entropy, :func:`mlp_classifier_loss`) on ``ways``-way classification of
+Omniglot characters, downsampled to 14x14. Each problem draws its classes and
+its starting weights; held-out problems come from characters of another split.
 """
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -30,11 +37,59 @@ def quadratic_loss(params: jax.Array, data) -> jax.Array:
     return jnp.sum((weights @ params - targets) ** 2)
 
 
+@functools.partial(jax.jit, static_argnames=("batch", "dim"))
 def quadratic_problems(key: PRNGKey, batch: int, dim: int = 10):
     """``(theta [batch, dim], (W [batch, dim, dim], y [batch, dim]))``, all standard normal."""
     k_theta, k_w, k_y = jax.random.split(key, 3)
     return (jax.random.normal(k_theta, (batch, dim)),
             (jax.random.normal(k_w, (batch, dim, dim)), jax.random.normal(k_y, (batch, dim))))
+
+
+def mlp_classifier_loss(params: dict, data) -> jax.Array:
+    r"""Mean softmax cross-entropy of :math:`W_2\,\sigma(W_1 x + b_1) + b_2` on ``data = (x [n, D], y [n])``."""
+    inputs, labels = data
+    hidden = jax.nn.sigmoid(inputs @ params["w1"] + params["b1"])
+    return optax.softmax_cross_entropy_with_integer_labels(hidden @ params["w2"] + params["b2"], labels).mean()
+
+
+def classifier_inputs(images: np.ndarray) -> np.ndarray:
+    """``[classes, instances, 28, 28]`` ``uint8`` -> ``[classes, instances, 196]`` float32 in [0, 1] (2x2 means)."""
+    images = np.asarray(images, np.float32) / 255.0
+    classes, instances, height, width = images.shape[:4]
+    pooled = images[:, :, : height // 2 * 2, : width // 2 * 2].reshape(classes, instances, height // 2, 2,
+                                                                     width // 2, 2).mean(axis=(3, 5))
+    return pooled.reshape(classes, instances, -1)
+
+
+def classification_problems(images: np.ndarray, *, ways: int = 10, hidden: int = 20) -> Callable:
+    """A problem family ``sample(key, batch) -> (params, (x, y))`` of ``ways``-way tasks from ``images``.
+
+    ``images`` is ``[classes, instances, 28, 28]`` (e.g. the characters of one
+    Omniglot split); a problem is every instance of ``ways`` random classes,
+    labelled ``0..ways-1``, and a fresh :func:`mlp_classifier_loss` network
+    (weights normal with variance ``1 / fan_in``, zero biases).
+
+    Example:
+      >>> import jax, numpy as np
+      >>> sample = classification_problems(np.zeros((12, 20, 28, 28), np.uint8), ways=5)
+      >>> params, (x, y) = sample(jax.random.key(0), 3)
+      >>> x.shape, y.shape, params["w1"].shape
+      ((3, 100, 196), (3, 100), (3, 196, 20))
+    """
+    inputs = jnp.asarray(classifier_inputs(images))
+    classes, instances, dim = inputs.shape
+    if ways > classes:
+        raise ValueError(f"A {ways}-way problem needs {ways} classes, but the images have only {classes}.")
+    labels = jnp.repeat(jnp.arange(ways), instances)
+
+    def one(key):
+        k_classes, k1, k2 = jax.random.split(key, 3)
+        chosen = jax.random.choice(k_classes, classes, (ways,), replace=False)
+        params = {"w1": jax.random.normal(k1, (dim, hidden)) / np.sqrt(dim), "b1": jnp.zeros(hidden),
+                  "w2": jax.random.normal(k2, (hidden, ways)) / np.sqrt(hidden), "b2": jnp.zeros(ways)}
+        return params, (inputs[chosen].reshape(ways * instances, dim), labels)
+
+    return jax.jit(lambda key, batch: jax.vmap(one)(jax.random.split(key, batch)), static_argnums=1)
 
 
 class MetaTrainingResult(NamedTuple):

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxmeta.optimizers import (CoordinatewiseLSTM, learned_optimizer, meta_train, optimize, quadratic_loss,
-                                quadratic_problems)
+from jaxmeta.optimizers import (CoordinatewiseLSTM, classification_problems, learned_optimizer, meta_train,
+                                mlp_classifier_loss, optimize, quadratic_loss, quadratic_problems)
 
 
 def test_quadratic_problems_and_the_loss():
@@ -44,3 +44,24 @@ def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadrat
 def test_the_horizon_must_be_a_multiple_of_the_unroll():
     with pytest.raises(ValueError, match="horizon \\(30\\) must be a multiple of unroll \\(20\\)"):
         meta_train(quadratic_loss, quadratic_problems, key=jax.random.key(0), iterations=1, horizon=30, unroll=20)
+
+
+def test_classification_problems_draw_distinct_classes_and_the_loss_is_the_mlp_cross_entropy():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(7, 3, 28, 28)).astype(np.uint8)
+    sample = classification_problems(images, ways=4, hidden=5)
+    params, (x, y) = sample(jax.random.key(0), 2)
+    assert x.shape == (2, 12, 196) and params["w1"].shape == (2, 196, 5) and params["w2"].shape == (2, 5, 4)
+    np.testing.assert_array_equal(y[0], np.repeat(np.arange(4), 3))
+    pooled = images.astype(np.float64).reshape(7, 3, 14, 2, 14, 2).mean(axis=(3, 5)).reshape(7, 3, 196) / 255
+    rows = [int(np.argmin(np.abs(pooled[:, 0] - x[0, 3 * k]).sum(1))) for k in range(4)]
+    assert len(set(rows)) == 4  # four different characters
+    np.testing.assert_allclose(x[0].reshape(4, 3, 196), pooled[rows], rtol=1e-5)
+    p = jax.tree.map(lambda v: np.asarray(v[0], np.float64), params)
+    hidden = 1 / (1 + np.exp(-(np.asarray(x[0], np.float64) @ p["w1"] + p["b1"])))
+    logits = hidden @ p["w2"] + p["b2"]
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    expected = -np.mean(log_p[np.arange(12), y[0]])
+    np.testing.assert_allclose(mlp_classifier_loss(p, (np.asarray(x[0], np.float64), y[0])), expected, rtol=1e-10)
+    with pytest.raises(ValueError, match="A 9-way problem needs 9 classes, but the images have only 7"):
+        classification_problems(images, ways=9)
