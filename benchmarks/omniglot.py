@@ -242,7 +242,10 @@ def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, sho
     result then has one entry (there are no inner steps).
     """
     if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
-        chunk_size = max(1, 4000 // (ways * (shots + queries)))
+        per_task = ways * (shots + queries)
+        if isinstance(learner, metric.RelationNetwork):  # its relation module sees every (query, class) pair
+            per_task *= ways
+        chunk_size = max(1, 4000 // per_task)
     tasks = classification_tasks(key, images, count, ways=ways, shots=shots, queries=queries, rotate=True,
                                  dtype="uint8")
     if loss_fn is None:
