@@ -4,16 +4,14 @@ and a short training run on real Omniglot episodes."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import jaxmeta
-from jaxmeta.data.episodes import classification_tasks
-from jaxmeta.data.omniglot import split_characters
 from jaxmeta.metric import (GaussianPrototypicalNetwork, MatchingNetwork, PrototypicalNetwork, RelationNetwork,
                             SemiSupervisedPrototypicalNetwork, SiameseNetwork, evaluate_episodes, metric_learner)
 from jaxmeta.metric.episode import episode_metrics
 from jaxmeta.models import MLP, ConvEmbedding
+from episode_training import accuracy_before_and_after_training
 
 WAYS = 3
 
@@ -96,19 +94,6 @@ def test_evaluate_episodes_scores_each_task_and_adapt_explains_itself():
 
 def test_a_short_training_run_on_omniglot_clearly_beats_chance(omniglot):
     """ProtoNet with a narrow conv-4: 5-way 1-shot accuracy on held-out characters after 100 episodes."""
-    split = split_characters(omniglot, "maml")
-    train, test = (jnp.asarray(omniglot.images[s]) for s in (split.train, split.test))
     model = PrototypicalNetwork(ConvEmbedding(features=16, conv="im2col"), ways=5)
-    sizes = dict(ways=5, shots=1, queries=5, rotate=True, dtype="uint8")
-    probe = classification_tasks(jax.random.key(0), test, 100, **sizes)
-    first = jax.tree.map(lambda x: x[0], probe)
-    params = jax.tree.map(lambda x: x.astype(jnp.float32), model.init(
-        jax.random.key(1), first.support[0], first.support[1], first.query[0])["params"])
-    learner, optimizer = metric_learner(model), optax.adam(3e-3)
-    state = jaxmeta.init_state(learner, optimizer, params)
-    sampler = jaxmeta.data.episodes.EpisodeSampler.create(np.asarray(train), 4, **sizes)
-    before = float(evaluate_episodes(model, state.meta_params, probe).accuracy.mean())
-    state, _ = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer, jit=False), state, sampler,
-                           key=jax.random.key(2), num_steps=100, steps_per_call=50, progress=False)
-    after = float(evaluate_episodes(model, state.meta_params, probe).accuracy.mean())
+    before, after = accuracy_before_and_after_training(model, omniglot, steps=100, meta_batch=4)
     assert after > 0.7 and after > before + 0.1, (before, after)
