@@ -54,7 +54,11 @@ non-linearity, ``relu(W^*_x * x)`` is computed as
 stacked, and a weighted sum, instead of a convolution per query.
 
 All slow weights (:math:`W, Q, Z, G`, the verification layer and
-:math:`\beta`) are trained end to end on the query cross-entropy.
+:math:`\beta`) are trained end to end on the query cross-entropy, through
+the per-example gradients too (second order; they are taken over the
+augmented layers only, whose inputs are computed once, so this is cheap).
+Without that, the verification layer, which only shapes those gradients,
+would never be trained.
 ``pre`` is the gradient preprocessing of Andrychowicz et al.
 (:func:`jaxmeta.optimizers.preprocess_gradient`); :math:`m` and :math:`d` are
 coordinate-wise MLPs (20 hidden units), whose last layers start at zero, so
@@ -62,8 +66,6 @@ training starts from the slow networks alone.
 
 Differences from the paper, each chosen for a reason:
 
-* the gradients enter :math:`m` and :math:`d` as constants (``stop_gradient``),
-  as in Andrychowicz et al., so no second derivatives are taken;
 * :math:`d` is an MLP averaged over the support examples where the paper used
   an LSTM over a sample of them: the task-level weights, and so every
   prediction, do not depend on the order of the support set;
