@@ -82,22 +82,14 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxmeta.metric.distances import cosine_similarities
 from jaxmeta.metric.episode import MetricClassifier
-from jaxmeta.models.conv import CONV_IMPLEMENTATIONS, conv3x3_im2col, max_pool_2x2
+from jaxmeta.models.conv import CONV_IMPLEMENTATIONS, conv3x3, images_as_float, max_pool_2x2
 from jaxmeta.optimizers.preprocessing import preprocess_gradient
 
 Layers = dict  # {"block_i" | "head": {"kernel", "bias"}}
-
-
-def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str) -> jax.Array:
-    """A 3x3 "SAME" convolution of ``[N, H, W, C]`` with ``[3, 3, C, O]`` (no bias)."""
-    if implementation == "im2col":
-        return conv3x3_im2col(x, kernel)
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 def mixed_layer(x: jax.Array, fast: Layers, mixing: jax.Array, implementation: str) -> jax.Array:
@@ -230,7 +222,7 @@ class MetaNet(MetricClassifier):
             raise ValueError(f"fast_blocks must be between 0 and blocks={self.blocks}, got {self.fast_blocks}.")
         write = CoordinatewiseMLP(self.meta_hidden, name="m")
         task_writer = CoordinatewiseMLP(self.meta_hidden, name="d")
-        support, query = (_as_float(x) for x in (support_inputs, query_inputs))
+        support, query = (images_as_float(x) for x in (support_inputs, query_inputs))
         if support.ndim != 4 or query.shape[1:] != support.shape[1:]:
             raise ValueError(f"MetaNet expects images [N, H, W, C] for both sets, got support {support.shape} and "
                              f"query {query.shape}; add a channel axis with x[..., None].")
@@ -292,8 +284,3 @@ class MetaNet(MetricClassifier):
     def __call__(self, support_inputs, support_labels, query_inputs):
         return self.episode_state(support_inputs, support_labels, query_inputs).logits
 
-
-def _as_float(x: jax.Array) -> jax.Array:
-    if x.dtype == jnp.uint8:
-        return x.astype(jnp.float32) * np.float32(1 / 255)
-    return jnp.asarray(x)

@@ -101,6 +101,24 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return patches @ kernel.reshape(9 * channels, -1)
 
 
+def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla") -> jax.Array:
+    """A 3x3 "SAME" convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``."""
+    if implementation not in CONV_IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}.")
+    if implementation == "im2col":
+        return conv3x3_im2col(x, kernel)
+    y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y.reshape(*x.shape[:-1], kernel.shape[-1])
+
+
+def images_as_float(x: jax.Array) -> jax.Array:
+    """``uint8`` images scaled to [0, 1] in float32; other inputs unchanged."""
+    if x.dtype == jnp.uint8:
+        return x.astype(jnp.float32) * np.float32(1 / 255)
+    return jnp.asarray(x)
+
+
 class Conv3x3(nn.Module):
     """A 3x3 "SAME" convolution with bias; parameters named and shaped as ``nn.Conv``'s.
 
@@ -120,11 +138,7 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        if self.implementation == "im2col":
-            return conv3x3_im2col(x, kernel) + bias
-        y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "SAME",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return y.reshape(*x.shape[:-1], self.features) + bias
+        return conv3x3(x, kernel, self.implementation) + bias
 
 
 class ConvBlock(nn.Module):
@@ -150,8 +164,7 @@ def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_b
             f"The conv-4 expects images [N, H, W, C] (channels last), got shape {x.shape}; add a "
             "channel axis with x[..., None]."
         )
-    if x.dtype == jnp.uint8:
-        x = x.astype(jnp.float32) * np.float32(1 / 255)
+    x = images_as_float(x)
     pooled_blocks = blocks if pooled_blocks is None else pooled_blocks
     for i in range(blocks):
         width = last_features if (i == blocks - 1 and last_features is not None) else features
