@@ -16,8 +16,10 @@ $(VENV)/installed: setup.cfg pyproject.toml
 run: $(VENV)/installed
 	$(PY) benchmarks/sinusoid.py --quick
 
+# Two worker processes: much of a test's time is XLA compiling, which uses one core, so two
+# workers keep both cores busy. Tests go out one at a time, the long ones first (tests/conftest.py).
 test: $(VENV)/installed
-	$(PY) -m pytest
+	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1
 
 # The full protocol (70,000 meta-iterations per learner and K); writes benchmarks/results/.
 sinusoid-benchmark: $(VENV)/installed

@@ -10,6 +10,11 @@ from jaxmeta.data.paths import DATA_ENV, data_root
 jax.config.update("jax_enable_x64", True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the tests marked ``long`` first, so that parallel workers finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def omniglot_root():
     root = data_root() / "omniglot"

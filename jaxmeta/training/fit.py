@@ -142,36 +142,44 @@ def step_keys(key: PRNGKey, step: jax.Array) -> tuple[PRNGKey, PRNGKey]:
     return task_key, grad_key
 
 
+@functools.partial(jax.jit, static_argnames=("meta_step", "sample_fn", "length", "presample"))
+def _run_chunk(state, source, key, *, meta_step, sample_fn, length, presample):
+    """``length`` meta steps in one ``lax.scan``.
+
+    One module-level jitted function, with the meta step and a plain-function
+    sampler as static arguments, so that later :func:`fit` calls with the same
+    step, sampler and chunk length reuse the compiled chunk instead of
+    compiling it again. A pytree sampler (e.g. ``EpisodeSampler``, holding a
+    device array) is the traced argument ``source`` instead.
+    """
+    sample = source if sample_fn is None else sample_fn
+    # All the chunk's keys in one vectorised call: on the CPU, threefry runs
+    # as a rolled loop, so one call per step costs a noticeable share of a step.
+    task_keys, grad_keys = jax.vmap(step_keys, in_axes=(None, 0))(key, state.step + jnp.arange(length))
+    if presample:  # the chunk's tasks in one vectorised call too, when they are small
+        tasks = jax.vmap(sample)(task_keys)
+        return jax.lax.scan(lambda state, xs: meta_step(state, *xs), state, (tasks, grad_keys))
+
+    def body(state, step_key):
+        task_key, grad_key = step_key
+        return meta_step(state, sample(task_key), grad_key)
+
+    return jax.lax.scan(body, state, (task_keys, grad_keys))
+
+
 def _device_chunks(meta_step, sample, key, num_steps, steps_per_call, presample):
     if presample is None:
         task_bytes = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(jax.eval_shape(sample, key)))
         presample = task_bytes * steps_per_call <= PRESAMPLE_BYTES
-
-    # A sampler that is a pytree (e.g. EpisodeSampler, holding a device array) enters the
-    # compiled loop as an argument; a plain function is closed over.
     as_argument = not jax.tree_util.treedef_is_leaf(jax.tree.structure(sample))
-
-    @functools.partial(jax.jit, static_argnums=2)
-    def run(state, source, length):
-        sample_fn = source if as_argument else sample
-        # All the chunk's keys in one vectorised call: on the CPU, threefry runs
-        # as a rolled loop, so one call per step costs a noticeable share of a step.
-        task_keys, grad_keys = jax.vmap(step_keys, in_axes=(None, 0))(key, state.step + jnp.arange(length))
-        if presample:  # the chunk's tasks in one vectorised call too, when they are small
-            tasks = jax.vmap(sample_fn)(task_keys)
-            return jax.lax.scan(lambda state, xs: meta_step(state, *xs), state, (tasks, grad_keys))
-
-        def body(state, step_key):
-            task_key, grad_key = step_key
-            return meta_step(state, sample_fn(task_key), grad_key)
-
-        return jax.lax.scan(body, state, (task_keys, grad_keys))
+    source, sample_fn = (sample, None) if as_argument else (None, sample)
 
     def chunks(state):
         remaining = num_steps
         while remaining > 0:
             length = min(steps_per_call, remaining)
-            state, metrics = run(state, sample if as_argument else None, length)
+            state, metrics = _run_chunk(state, source, key, meta_step=meta_step, sample_fn=sample_fn,
+                                        length=length, presample=bool(presample))
             remaining -= length
             yield state, metrics
 

@@ -94,6 +94,7 @@ def test_bad_settings_are_refused(kwargs, message):
         imaml(quadratic_loss, **{"inner_lr": 0.1, **kwargs})
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("conv", ["xla", "im2col"])
 def test_imaml_runs_through_the_conv4_with_forward_over_reverse_products(conv):
     from jaxmeta.models import Conv4, functional

@@ -17,6 +17,7 @@ TINY = ["--iterations", "3", "--batch", "2", "--horizon", "4", "--unroll", "2", 
         "--test-problems", "3", "--validation-problems", "2", "--no-progress"]
 
 
+@pytest.mark.long
 def test_tiny_run_compares_the_learned_optimizer_with_tuned_baselines(omniglot_root, tmp_path):
     results = learned_optimizer.main(["--problems", "classifier", "--root", str(omniglot_root), "--results-dir",
                                       str(tmp_path), *TINY])

@@ -25,6 +25,7 @@ def worker_record():
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.long
 def test_the_jaxmeta_worker_times_the_cpu_path_and_counts_the_flops_of_the_whole_step(worker_record):
     record = worker_record
     assert record["impl"] == "jaxmeta" and record["conv"] == "im2col" and record["task_chunk"] == 1

@@ -14,6 +14,7 @@ TINY = ["--ways", "3", "--instances", "4", "--batch", "2", "--controller", "8", 
         "--checkpoint-every", "3", "--steps-per-call", "3", "--eval-episodes", "6", "--no-progress"]
 
 
+@pytest.mark.long
 def test_tiny_run_trains_evaluates_by_presentation_and_records(omniglot_root, tmp_path):
     run_dir, results = tmp_path / "run", tmp_path / "results"
     summary = memory_omniglot.main(["--model", "mann", "--root", str(omniglot_root), "--run-dir", str(run_dir),

@@ -14,6 +14,7 @@ TINY = ["--width", "4", "--iterations", "6", "--meta-batch", "2", "--queries", "
         "--eval-tasks", "6", "--eval-steps", "2", "--no-progress"]
 
 
+@pytest.mark.long
 def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_path):
     run_dir, results = tmp_path / "run", tmp_path / "results"
     summary = omniglot.main(["--algorithm", "metasgd", "--root", str(omniglot_root), "--run-dir", str(run_dir),
@@ -37,6 +38,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_pa
                        "--resume", "--inner-lr", "0.3", *TINY])
 
 
+@pytest.mark.long
 def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglot_root, tmp_path):
     run_dir, results = tmp_path / "run", tmp_path / "results"
     summary = omniglot.main(["--algorithm", "protonet", "--train-ways", "6", "--extra-test-ways", "3",

@@ -4,10 +4,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import omniglot_data  # noqa: E402
 
 
+@pytest.mark.long
 def test_benchmark_writes_loading_and_sampling_figures(omniglot_root, tmp_path):
     summary = omniglot_data.main(["--root", str(omniglot_root), "--batch-sizes", "4", "--repeats", "2",
                                   "--out", str(tmp_path)])

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import sinusoid  # noqa: E402
 
 
+@pytest.mark.long
 def test_tiny_run_writes_json_table_and_figures(tmp_path):
     summary = sinusoid.main([
         "--algorithms", "maml", "metasgd", "--shots", "5", "--iterations", "60", "--steps-per-call", "20",

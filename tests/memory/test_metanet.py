@@ -91,6 +91,7 @@ def test_memory_holds_m_of_the_closed_form_head_gradients_and_queries_read_it_by
     np.testing.assert_allclose(state.logits, logits, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.long
 def test_task_fast_weights_average_d_over_the_verification_loss_gradients():
     rng = np.random.default_rng(2)
     model = small(fast_blocks=1)
@@ -124,6 +125,7 @@ def test_predictions_do_not_depend_on_the_order_of_the_support_set():
                                model.apply({"params": params}, sx, sy, qx), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.long
 def test_episode_gradient_matches_finite_differences_and_reaches_every_parameter():
     rng = np.random.default_rng(4)
     model = small()
@@ -161,6 +163,7 @@ def test_bad_settings_and_inputs_get_clear_errors(kwargs, inputs, message):
         small(**kwargs).init(jax.random.key(0), sx, sy, qx)
 
 
+@pytest.mark.long
 def test_a_short_training_run_on_omniglot_clearly_beats_chance(omniglot):
     """A narrow MetaNet: 5-way 1-shot accuracy on held-out characters after 150 meta steps of 2 episodes
     (measured: 0.19 before, 0.59 after)."""

@@ -33,6 +33,7 @@ def head_weights(params, hidden, memory, previous, width, reach):
     return powered / powered.sum(1, keepdims=True)
 
 
+@pytest.mark.long
 def test_a_step_writes_then_reads_as_graves_et_al():
     cell = NTMCell(controller_features=6, rows=8, width=3, read_heads=2, write_heads=1, shift_reach=2)
     state = NTMState((RNG.normal(size=6), RNG.normal(size=6)), RNG.normal(size=(8, 3)),

@@ -54,6 +54,7 @@ def test_predictions_do_not_depend_on_the_order_of_the_support_set(name):
                                model.apply({"params": params}, sx, sy, qx), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.long
 def test_task_gradient_is_the_gradient_of_the_episode_loss_and_the_meta_step_averages_tasks():
     rng = np.random.default_rng(6)
     model = PrototypicalNetwork(MLP((8, 5)), ways=WAYS)
@@ -92,6 +93,7 @@ def test_evaluate_episodes_scores_each_task_and_adapt_explains_itself():
         metric_learner(model).adapt(params, tasks[0].support, key=jax.random.key(0))
 
 
+@pytest.mark.long
 def test_a_short_training_run_on_omniglot_clearly_beats_chance(omniglot):
     """ProtoNet with a narrow conv-4: 5-way 1-shot accuracy on held-out characters after 100 episodes."""
     model = PrototypicalNetwork(ConvEmbedding(features=16, conv="im2col"), ways=5)

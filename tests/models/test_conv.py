@@ -90,6 +90,7 @@ def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
     assert np.all(np.isfinite(losses)) and losses[-1] < 0.5 * losses[0]
 
 
+@pytest.mark.long
 def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients():
     x = jax.random.normal(jax.random.key(0), (2, 3, 7, 6, 5))  # extra leading (task) axis, odd sizes
     models = {impl: Conv4(num_classes=3, features=4, blocks=2, conv=impl) for impl in ("xla", "im2col")}

@@ -69,3 +69,22 @@ def test_pytree_sampler_enters_the_compiled_loop_as_an_argument():
     result = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer), state, sampler, key=jax.random.key(1),
                          num_steps=4, steps_per_call=2, progress=False, presample=False)
     assert int(result.state.step) == 4 and set(result.history) == {"loss", "support_loss", "accuracy"}
+
+
+def test_later_calls_with_the_same_step_and_sampler_reuse_the_compiled_chunk():
+    """Training in several ``fit`` calls (e.g. between plots) compiles the chunk once."""
+    step, state = _setup()
+    traces = []
+
+    def counting_sample(key):
+        traces.append(1)  # runs only while the chunk is being traced
+        return sample(key)
+
+    first = jaxmeta.fit(step, state, counting_sample, key=jax.random.key(1), num_steps=10, steps_per_call=10,
+                        progress=False)
+    second = jaxmeta.fit(step, first.state, counting_sample, key=jax.random.key(1), num_steps=10,
+                         steps_per_call=10, progress=False)
+    whole = jaxmeta.fit(step, state, counting_sample, key=jax.random.key(1), num_steps=20, steps_per_call=10,
+                        progress=False)
+    assert len(traces) == 2  # the chunk once, plus jax.eval_shape's look at the task sizes in the first call
+    chex.assert_trees_all_close(second.state.meta_params, whole.state.meta_params, rtol=1e-6)
