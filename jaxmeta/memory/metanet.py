@@ -196,8 +196,8 @@ class MetaNet(MetricClassifier):
       >>> import jax, jax.numpy as jnp
       >>> model = MetaNet(ways=3, features=8, blocks=2)
       >>> sx, sy, qx = jnp.zeros((3, 12, 12, 1)), jnp.arange(3), jnp.zeros((4, 12, 12, 1))
-      >>> params = model.init(jax.random.key(0), sx, sy, qx)["params"]
-      >>> model.apply({"params": params}, sx, sy, qx).shape
+      >>> params = jax.jit(model.init)(jax.random.key(0), sx, sy, qx)["params"]
+      >>> jax.jit(model.apply)({"params": params}, sx, sy, qx).shape
       (4, 3)
     """
 

@@ -15,8 +15,7 @@ import maml_speed  # noqa: E402
 TINY = {"meta_batch": 2, "ways": 5, "shots": 1, "queries": 1, "inner_steps": 1, "inner_lr": 0.4}
 
 
-@pytest.fixture(scope="module")
-def worker_record():
+def run_worker():
     """One jaxmeta worker process on the tiny setting, with its FLOP count (two compilations)."""
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "maml_speed.py"), "--worker", "jaxmeta", "--flops", "--reps", "1",
@@ -26,8 +25,10 @@ def worker_record():
 
 
 @pytest.mark.long
-def test_the_jaxmeta_worker_times_the_cpu_path_and_counts_the_flops_of_the_whole_step(worker_record):
-    record = worker_record
+def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_missing_libraries(tmp_path, monkeypatch):
+    """One test, so that the worker's two compilations run once (xdist spreads a module's tests
+    over processes, where a module fixture would run once per process)."""
+    record = worker_record = run_worker()
     assert record["impl"] == "jaxmeta" and record["conv"] == "im2col" and record["task_chunk"] == 1
     assert {k: record["setting"][k] for k in TINY} == TINY and record["setting"]["first_order"] is False
     assert len(record["seconds_per_step"]) == 1 and record["median_seconds"] > 0
@@ -39,8 +40,6 @@ def test_the_jaxmeta_worker_times_the_cpu_path_and_counts_the_flops_of_the_whole
     assert flops["step"] == pytest.approx(TINY["meta_batch"] * flops["loop_body"], rel=0.3)
     assert flops["per_task"] == pytest.approx(flops["step"] / TINY["meta_batch"])
 
-
-def test_missing_pytorch_libraries_are_reported_not_fatal(worker_record, tmp_path, monkeypatch):
     # A `torch` package that fails to import, first on the children's path: torch_maml.py exits with 3.
     blocker = tmp_path / "blocker" / "torch"
     blocker.mkdir(parents=True)

@@ -165,8 +165,8 @@ def test_bad_settings_and_inputs_get_clear_errors(kwargs, inputs, message):
 
 @pytest.mark.long
 def test_a_short_training_run_on_omniglot_clearly_beats_chance(omniglot):
-    """A narrow MetaNet: 5-way 1-shot accuracy on held-out characters after 150 meta steps of 2 episodes
-    (measured: 0.19 before, 0.59 after)."""
+    """A narrow MetaNet: 5-way 1-shot accuracy on held-out characters after 100 meta steps of 2 episodes
+    (measured: 0.19 before, 0.56 after)."""
     model = MetaNet(ways=5, features=16, conv="im2col")
-    before, after = accuracy_before_and_after_training(model, omniglot, steps=150, meta_batch=2)
+    before, after = accuracy_before_and_after_training(model, omniglot, steps=100, meta_batch=2)
     assert after > 0.45 and after > before + 0.2, (before, after)  # chance is 0.2
