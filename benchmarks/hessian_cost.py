@@ -1,0 +1,385 @@
+r"""What second-order gradients cost: exact MAML (with and without remat) against FOMAML, iMAML and Reptile.
+
+    .venv/bin/python benchmarks/hessian_cost.py           # the whole grid; writes benchmarks/results/hessian_cost.*
+    .venv/bin/python benchmarks/hessian_cost.py --quick   # sinusoid MLP, 1 and 2 inner steps; runs/hessian-cost-quick/
+
+Exact MAML differentiates through the inner loop: with :math:`k` steps
+:math:`\phi_{j+1} = \phi_j - \alpha \nabla L^s(\phi_j)`, the meta-gradient is
+
+.. math::
+    g_\text{MAML} = \prod_{j=k-1}^{0} \big(I - \alpha \nabla^2 L^s(\phi_j)\big)\, \nabla L^q(\phi_k),
+
+one Hessian-vector product per step on the way back, and the reverse pass keeps
+every step's activations unless they are rematerialised (``remat=True``).
+FOMAML drops the product (:math:`g = \nabla L^q(\phi_k)`), Reptile uses
+:math:`(\theta - \phi_k)/\alpha`, iMAML solves
+:math:`(I + \nabla^2 L^s(\phi_k)/\lambda)\, v = \nabla L^q(\phi_k)` by conjugate
+gradient and never differentiates the loop.
+
+For each method, model and number of inner steps, one worker process (so that
+its peak RSS is its own) compiles the meta step (Adam 1e-3) and reports:
+
+* the compile time and the median time per meta step after a warm-up step;
+* memory: XLA's buffer assignment for the step (arguments, outputs and the
+  temporary buffers the step allocates: its peak working set, which the CPU
+  backend allocates up front), and the process's peak RSS;
+* the XLA FLOP estimate of the step (with tasks under ``vmap``);
+* the cosine similarity of the method's meta-gradient with exact MAML's on
+  the same batch, and for MAML with remat the relative difference (it must
+  be the same gradient).
+
+Models: conv-4 of widths 32 / 64 / 128 on random Omniglot-shaped 5-way 1-shot
+tasks (15 queries, meta-batch 8, inner lr 0.1, tasks one after another in a
+``lax.map`` as on the CPU path), and the sinusoid MLP (40-40, K=10,
+meta-batch 25, inner lr 0.01, tasks under ``vmap``). iMAML uses
+:math:`\lambda = 1` and 5 CG steps.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS_DIR, environment, write_json, write_atomically  # noqa: E402
+from maml_speed import WorkerFailed, _cost_flops, _run_json  # noqa: E402
+
+METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
+MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
+STEPS = (1, 2, 5, 10, 20, 50)
+QUICK = {"models": ["sinusoid-mlp"], "steps": [1, 2], "reps": 2}
+GOAL_MODEL = "conv4-64"
+TIME_GOAL = 1.5    # exact MAML / FOMAML time per step at 20 inner steps, at most
+MEMORY_GOAL = 1.5  # MAML-with-remat step memory at 50 inner steps / at 1 step, at most
+
+
+# ----------------------------------------------------------------------------------------------
+# The problem: a model, its loss, meta-parameters and one fixed batch of tasks.
+# ----------------------------------------------------------------------------------------------
+
+def problem(model_name: str, seed: int = 0):
+    """``(loss_fn, params, tasks, inner_lr, task_chunk)`` of ``model_name``."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jaxmeta
+    from jaxmeta.models import MLP, Conv4, functional
+
+    if model_name == "sinusoid-mlp":
+        model = MLP((40, 40, 1))
+        params = model.init(jax.random.key(seed), jnp.zeros((1, 1)))["params"]
+        tasks = jaxmeta.sinusoid_tasks(jax.random.key(seed + 1), 25, shots=10)
+        return jaxmeta.regression_loss(functional(model)), params, tasks, 0.01, None
+    width = int(model_name.split("-")[1])
+    ways, shots, queries, meta_batch = 5, 1, 15, 8
+    model = Conv4(num_classes=ways, features=width, conv="im2col")
+    params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+    rng = np.random.default_rng(seed)
+    labels = lambda n: np.tile(np.arange(ways, dtype=np.int32), (meta_batch, n))  # noqa: E731
+    tasks = jaxmeta.Task(
+        (rng.integers(0, 256, (meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8), labels(shots)),
+        (rng.integers(0, 256, (meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8), labels(queries)))
+    return jaxmeta.classification_loss(functional(model)), params, jax.device_put(tasks), 0.1, 1
+
+
+def learner(method: str, loss_fn, inner_lr: float, steps: int):
+    import jaxmeta
+
+    if method in ("maml", "maml-remat"):
+        return jaxmeta.maml(loss_fn, inner_lr=inner_lr, inner_steps=steps, remat=method == "maml-remat")
+    if method == "fomaml":
+        return jaxmeta.fomaml(loss_fn, inner_lr=inner_lr, inner_steps=steps)
+    if method == "imaml":
+        return jaxmeta.imaml(loss_fn, inner_lr=inner_lr, inner_steps=steps, lam=1.0, cg_steps=5)
+    if method == "reptile":
+        return jaxmeta.reptile(loss_fn, inner_lr=inner_lr, inner_steps=steps)
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Workers: one process per measurement, one JSON line on stdout.
+# ----------------------------------------------------------------------------------------------
+
+def _memory_bytes(compiled) -> dict:
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return {}
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+              "generated_code_size_in_bytes")
+    sizes = {f.replace("_size_in_bytes", ""): int(getattr(analysis, f, 0) or 0) for f in fields}
+    sizes["step"] = sizes["argument"] + sizes["output"] + sizes["temp"]
+    return sizes
+
+
+def cost_worker(args) -> dict:
+    """Compile, time and size the meta step of one (method, model, inner steps)."""
+    import jax
+    import optax
+
+    import jaxmeta
+
+    loss_fn, params, tasks, inner_lr, task_chunk = problem(args.model, args.seed)
+    meta_learner = learner(args.method, loss_fn, inner_lr, args.inner_steps)
+    optimizer = optax.adam(1e-3)
+    state = jaxmeta.init_state(meta_learner, optimizer, params)
+    key = jax.random.key(args.seed + 2)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    step = jaxmeta.make_meta_step(meta_learner, optimizer, task_chunk=task_chunk)
+    start = time.perf_counter()
+    compiled = step.lower(state, tasks, key).compile()
+    compile_seconds = time.perf_counter() - start
+    memory = _memory_bytes(compiled)
+
+    state, metrics = jax.block_until_ready(compiled(state, tasks, key))  # warm-up
+    seconds = []
+    for _ in range(args.reps):
+        start = time.perf_counter()
+        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
+        seconds.append(time.perf_counter() - start)
+    record = {
+        "method": args.method, "model": args.model, "inner_steps": args.inner_steps, "inner_lr": inner_lr,
+        "task_chunk": task_chunk, "compile_seconds": compile_seconds, "seconds_per_step": seconds,
+        "median_seconds": statistics.median(seconds), "memory_bytes": memory,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "rss_before_compile_bytes": rss_before, "last_loss": float(metrics["loss"]),
+    }
+    if args.flops:
+        if task_chunk is None:
+            record["flops"] = _cost_flops(compiled)
+        else:  # the same step with every task under vmap, compiled for its cost analysis only
+            vmapped = jaxmeta.make_meta_step(meta_learner, optimizer)
+            record["flops"] = _cost_flops(vmapped.lower(jaxmeta.init_state(meta_learner, optimizer, params),
+                                                        tasks, key).compile())
+    return record
+
+
+def agreement_worker(args) -> dict:
+    """Cosine similarity of every method's meta-gradient with exact MAML's, on one batch."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    import jaxmeta
+
+    loss_fn, params, tasks, inner_lr, task_chunk = problem(args.model, args.seed)
+    key = jax.random.key(args.seed + 2)
+
+    def gradient(method):
+        meta_learner = learner(method, loss_fn, inner_lr, args.inner_steps)
+        grads = jax.jit(lambda p: jaxmeta.meta_gradient(meta_learner, p, tasks, key, task_chunk=task_chunk)[0])
+        return ravel_pytree(grads(params))[0]
+
+    exact = gradient("maml")
+    record = {"model": args.model, "inner_steps": args.inner_steps, "cosine": {}, "remat_relative_difference": None}
+    for method in args.methods:
+        g = exact if method == "maml" else gradient(method)
+        record["cosine"][method] = float(jnp.vdot(g, exact) / (jnp.linalg.norm(g) * jnp.linalg.norm(exact)))
+        if method == "maml-remat":
+            record["remat_relative_difference"] = float(jnp.linalg.norm(g - exact) / jnp.linalg.norm(exact))
+    return record
+
+
+# ----------------------------------------------------------------------------------------------
+# The grid, the summary and the report.
+# ----------------------------------------------------------------------------------------------
+
+def _worker_command(kind: str, **options) -> list:
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind]
+    for name, value in options.items():
+        if value is True:
+            command.append(f"--{name.replace('_', '-')}")
+        elif isinstance(value, (list, tuple)):
+            command += [f"--{name.replace('_', '-')}", *map(str, value)]
+        elif value is not False and value is not None:
+            command += [f"--{name.replace('_', '-')}", str(value)]
+    return command
+
+
+def run_grid(args) -> dict:
+    from tqdm import tqdm
+
+    costs, agreement, failures = [], [], []
+    jobs = [(model, steps, method) for model in args.models for steps in args.steps for method in args.methods]
+    with tqdm(total=len(jobs) + len(args.models) * len(args.steps), desc="hessian cost",
+              disable=not args.progress, dynamic_ncols=True) as bar:
+        for model in args.models:
+            for steps in args.steps:
+                for method in args.methods:
+                    bar.set_postfix_str(f"{model}, {steps} steps, {method}")
+                    try:
+                        _, record = _run_json(_worker_command(
+                            "cost", method=method, model=model, inner_steps=steps, reps=args.reps,
+                            seed=args.seed, flops=True), f"{method} on {model} with {steps} steps")
+                        costs.append(record)
+                    except WorkerFailed as error:  # e.g. out of memory: reported, the grid goes on
+                        failures.append({"method": method, "model": model, "inner_steps": steps, "error": str(error)})
+                    bar.update()
+                bar.set_postfix_str(f"{model}, {steps} steps, gradient agreement")
+                try:
+                    _, record = _run_json(_worker_command(
+                        "agreement", model=model, inner_steps=steps, seed=args.seed, methods=args.methods),
+                        f"gradient agreement on {model} with {steps} steps")
+                    agreement.append(record)
+                except WorkerFailed as error:
+                    failures.append({"method": "agreement", "model": model, "inner_steps": steps,
+                                     "error": str(error)})
+                bar.update()
+    return {"costs": costs, "agreement": agreement, "failures": failures}
+
+
+def _find(costs, model, method, steps):
+    return next((c for c in costs if (c["model"], c["method"], c["inner_steps"]) == (model, method, steps)), None)
+
+
+def goals(costs: list) -> dict:
+    """The issue's two requirements on the conv-4 of width 64, where measured."""
+    out = {}
+    maml20, fomaml20 = _find(costs, GOAL_MODEL, "maml", 20), _find(costs, GOAL_MODEL, "fomaml", 20)
+    if maml20 and fomaml20:
+        ratio = maml20["median_seconds"] / fomaml20["median_seconds"]
+        out["time_maml_over_fomaml_at_20_steps"] = {"ratio": ratio, "goal": TIME_GOAL, "met": ratio <= TIME_GOAL}
+    one, fifty = _find(costs, GOAL_MODEL, "maml-remat", 1), _find(costs, GOAL_MODEL, "maml-remat", 50)
+    if one and fifty and one["memory_bytes"] and fifty["memory_bytes"]:
+        ratio = fifty["memory_bytes"]["step"] / one["memory_bytes"]["step"]
+        out["remat_memory_50_over_1_step"] = {"ratio": ratio, "goal": MEMORY_GOAL, "met": ratio <= MEMORY_GOAL}
+    return out
+
+
+def markdown(summary: dict) -> str:
+    mib = lambda b: f"{b / 2**20:,.1f}"  # noqa: E731
+    lines = [
+        "# What second-order gradients cost",
+        "",
+        f"Median seconds per meta step (Adam 1e-3) after compilation, over {summary['protocol']['reps']} "
+        "timed steps; step memory is XLA's buffer assignment for the step (arguments + outputs + temporaries); "
+        "peak RSS is the worker process's. FLOPs: XLA's estimate with every task under vmap. Cosine: "
+        "the method's meta-gradient against exact MAML's on the same batch. "
+        f"Machine: {summary['environment']['processor']}, {summary['environment']['cpu_count']} cores, "
+        f"jax {summary['environment']['jax']} on {summary['environment']['backend']}.",
+        "",
+        "| model | inner steps | method | s / step | compile s | step memory MiB | peak RSS MiB | GFLOP "
+        "| cosine with MAML |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    cosines = {(a["model"], a["inner_steps"]): a["cosine"] for a in summary["agreement"]}
+    for c in summary["costs"]:
+        cosine = cosines.get((c["model"], c["inner_steps"]), {}).get(c["method"])
+        lines.append(
+            f"| {c['model']} | {c['inner_steps']} | {c['method']} | {c['median_seconds']:.4f} | "
+            f"{c['compile_seconds']:.1f} | {mib(c['memory_bytes'].get('step', 0))} | {mib(c['peak_rss_bytes'])} | "
+            f"{c.get('flops', float('nan')) / 1e9:.3f} | {'-' if cosine is None else f'{cosine:.4f}'} |")
+    lines += ["", "## Requirements (conv-4, width 64)", ""]
+    names = {"time_maml_over_fomaml_at_20_steps": "exact MAML / FOMAML time per step at 20 inner steps",
+             "remat_memory_50_over_1_step": "MAML with remat: step memory at 50 inner steps / at 1"}
+    for name, goal in summary["goals"].items():
+        lines.append(f"- {names[name]}: {goal['ratio']:.2f} (goal at most {goal['goal']}): "
+                     f"{'met' if goal['met'] else 'NOT met'}")
+    if not summary["goals"]:
+        lines.append("- not measured in this run (it needs conv4-64 at 1, 20 and 50 inner steps)")
+    remat = [a for a in summary["agreement"] if a["remat_relative_difference"] is not None]
+    if remat:
+        worst = max(a["remat_relative_difference"] for a in remat)
+        lines.append(f"- MAML with remat is the same gradient: largest relative difference {worst:.1e}")
+    for failure in summary["failures"]:
+        lines.append(f"- FAILED: {failure['method']} on {failure['model']} with {failure['inner_steps']} steps: "
+                     f"{failure['error'].splitlines()[-1]}")
+    if summary["quick"]:
+        lines += ["", "Quick smoke run (--quick): not a measurement to quote."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted({c["model"] for c in summary["costs"]}, key=MODELS.index)
+    fig, axes = plt.subplots(3, len(models), figsize=(4.2 * len(models), 10), squeeze=False)
+    for column, model in enumerate(models):
+        for method in METHODS:
+            rows = sorted((c for c in summary["costs"] if c["model"] == model and c["method"] == method),
+                          key=lambda c: c["inner_steps"])
+            if not rows:
+                continue
+            steps = [c["inner_steps"] for c in rows]
+            axes[0, column].plot(steps, [c["median_seconds"] for c in rows], "o-", label=method)
+            axes[1, column].plot(steps, [c["memory_bytes"].get("step", 0) / 2**20 for c in rows], "o-", label=method)
+            agree = sorted((a for a in summary["agreement"] if a["model"] == model and method in a["cosine"]),
+                           key=lambda a: a["inner_steps"])
+            axes[2, column].plot([a["inner_steps"] for a in agree], [a["cosine"][method] for a in agree], "o-",
+                                 label=method)
+        axes[0, column].set_title(model)
+        for row, label in enumerate(("seconds per meta step", "step memory (MiB)", "cosine with exact MAML")):
+            axes[row, column].set_xscale("log")
+            axes[row, column].set_xlabel("inner steps")
+            axes[row, column].set_ylabel(label)
+        axes[0, column].set_yscale("log")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--steps", nargs="+", type=int, default=list(STEPS), help="inner-step counts")
+    parser.add_argument("--reps", type=int, default=3, help="timed meta steps per configuration")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: sinusoid MLP, 1 and 2 inner steps, 2 reps; into runs/hessian-cost-quick/")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    # worker mode
+    parser.add_argument("--worker", choices=("cost", "agreement"), help=argparse.SUPPRESS)
+    parser.add_argument("--method", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--inner-steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--flops", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            setattr(args, name, value)
+    if args.reps < 1:
+        parser.error(f"--reps must be at least 1, got {args.reps}")
+    if any(s < 1 for s in args.steps):
+        parser.error(f"--steps must all be at least 1, got {args.steps}")
+    if "maml" not in args.methods and args.worker is None:
+        args.methods = ["maml", *args.methods]  # the reference of the gradient agreement
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.worker == "cost":
+        print(json.dumps(cost_worker(args)), flush=True)
+        return {}
+    if args.worker == "agreement":
+        print(json.dumps(agreement_worker(args)), flush=True)
+        return {}
+    import jax
+
+    out = args.out or (RESULTS_DIR.parent.parent / "runs" / "hessian-cost-quick" if args.quick else RESULTS_DIR)
+    grid = run_grid(args)
+    summary = {"quick": args.quick, "environment": environment(),
+               "protocol": {"reps": args.reps, "warmup": 1, "methods": args.methods, "models": args.models,
+                            "steps": args.steps, "jax": jax.__version__},
+               **grid, "goals": goals(grid["costs"])}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "hessian_cost.json", summary)
+    write_atomically(out / "hessian_cost.md", markdown(summary))
+    plot(summary, out / "hessian_cost.png")
+    print(markdown(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
