@@ -76,7 +76,8 @@ def fit(
       tasks: a jit-able sampler ``sample(key) -> Task`` or an iterable of task batches.
       key: the run's key; meta-step ``s`` uses ``fold_in(key, s)``.
       num_steps: how many meta steps to run.
-      steps_per_call: meta steps per compiled call (device samplers only).
+      steps_per_call: meta steps per compiled call (device samplers only). The chunk is
+        compiled once per meta step, sampler and length: later calls with the same three reuse it.
       progress: show a tqdm progress bar with the running loss.
       description: the progress bar's label.
       callback: called after every chunk with the state and that chunk's metrics;
