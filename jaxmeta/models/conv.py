@@ -33,23 +33,24 @@ import numpy as np
 def max_pool_2x2(x: jax.Array) -> jax.Array:
     r"""2x2 max pooling with stride 2 over ``[..., H, W, C]``, flooring odd sizes.
 
-    Each output is the largest of its window's four values :math:`a, b, c, d`
-    (row-major), picked by comparisons:
+    Each output is the largest of its window's four values :math:`x_1, \dots, x_4`
+    (row-major), and its derivative is that of the first maximal one:
 
     .. math::
-        \max(a, b, c, d) = s\big(s(a, b), s(c, d)\big), \qquad
-        s(u, v) = \begin{cases} u & u \ge v \\ v & \text{otherwise,} \end{cases}
+        y = \max_i x_i, \qquad \dot y = \dot x_{i^*}, \qquad
+        i^* = \min\{i : x_i = y\},
 
-    so the gradient flows to exactly one element of each window (the first
-    maximal one, as in PyTorch's ``MaxPool2d``) through ``select`` operations,
-    whose derivatives of every order are selects too. ``jnp.max`` is not used:
-    its gradient divides by the number of elements equal to the maximum, and
-    in compiled second-order gradients XLA may recompute the operand with
-    different rounding, so that the count is zero: exact MAML's meta-gradient
-    of a 64-filter conv-4 came out NaN in float64 and wrong by 30% under
-    ``jax.checkpoint`` in float32 (``tests/models/test_conv.py``). Selects
-    are also several times cheaper on the CPU than ``lax.reduce_window``'s
-    gradient.
+    as in PyTorch's ``MaxPool2d``. :math:`i^*` comes from comparisons, so
+    exactly one element of each window gets the gradient at every order of
+    differentiation (a custom JVP; reverse mode transposes it). ``jnp.max``'s
+    own rule is avoided: it averages over the elements equal to the maximum,
+    dividing by their count, and in compiled second-order gradients XLA may
+    recompute the operand with different rounding, so that the count is zero.
+    Exact MAML's meta-gradient of a 64-filter conv-4 then came out NaN in
+    float64, and 30% off under ``jax.checkpoint`` in float32
+    (``tests/models/test_conv.py``). The forward pass is a reshape and a max,
+    whose gradient is several times cheaper on the CPU than that of
+    ``lax.reduce_window``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -58,11 +59,29 @@ def max_pool_2x2(x: jax.Array) -> jax.Array:
     """
     *batch, height, width, channels = x.shape
     h, w = height // 2, width // 2
-    windows = x[..., : 2 * h, : 2 * w, :].reshape(*batch, h, 2, w, 2, channels)
+    return _max_of_windows(x[..., : 2 * h, : 2 * w, :].reshape(*batch, h, 2, w, 2, channels))
+
+
+_WINDOW_POSITIONS = np.arange(4).reshape(2, 1, 2, 1)  # row-major position in the window, axes -4 to -1
+
+
+@jax.custom_jvp
+def _max_of_windows(windows: jax.Array) -> jax.Array:
+    """``[..., h, 2, w, 2, C] -> [..., h, w, C]``: the maximum of each 2x2 window."""
+    return windows.max(axis=(-4, -2))
+
+
+@_max_of_windows.defjvp
+def _max_of_windows_jvp(primals, tangents):
+    (windows,), (tangent,) = primals, tangents
     a, b = windows[..., :, 0, :, 0, :], windows[..., :, 0, :, 1, :]
     c, d = windows[..., :, 1, :, 0, :], windows[..., :, 1, :, 1, :]
     top, bottom = jnp.where(a >= b, a, b), jnp.where(c >= d, c, d)
-    return jnp.where(top >= bottom, top, bottom)
+    first = jnp.where(top >= bottom, jnp.where(a >= b, 0, 1), jnp.where(c >= d, 2, 3))
+    chosen = first[..., :, None, :, None, :] == _WINDOW_POSITIONS  # one True per window
+    # The value is picked by the same comparisons (ties go to the first), so higher derivatives agree.
+    value = jnp.where(top >= bottom, top, bottom)
+    return value, jnp.sum(jnp.where(chosen, tangent, 0), axis=(-4, -2))
 
 
 class TaskBatchNorm(nn.Module):

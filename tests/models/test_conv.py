@@ -24,6 +24,25 @@ def test_max_pool_sends_the_gradient_to_the_first_maximal_element_of_each_window
     np.testing.assert_array_equal(jax.grad(lambda v: max_pool_2x2(v).sum())(y)[..., 0], [[0.0, 0.0], [1.0, 0.0]])
 
 
+def test_max_pool_second_derivatives_follow_the_same_element_at_ties():
+    # f = y^2 with y = x[i*]: the Hessian is 2 e e^T, e the indicator of the first maximal element.
+    x = jnp.array([[1.0, 3.0], [3.0, 3.0]])[..., None]
+    f = lambda v: jnp.sum(max_pool_2x2(v) ** 2)  # noqa: E731
+    e = jnp.zeros((2, 2, 1)).at[0, 1, 0].set(1.0)
+    expected = 2 * jnp.einsum("ijk,lmn->ijklmn", e, e)
+    np.testing.assert_array_equal(jax.hessian(f)(x), expected)  # forward over reverse
+    np.testing.assert_array_equal(jax.jacrev(jax.grad(f))(x), expected)  # reverse over reverse
+
+
+def test_max_pool_gradient_matches_finite_differences():
+    x = jax.random.normal(jax.random.key(0), (1, 5, 4, 2))
+    f = lambda v: jnp.sum(jnp.sin(max_pool_2x2(v)))  # noqa: E731
+    direction = jax.random.normal(jax.random.key(1), x.shape)
+    eps = 1e-6
+    numeric = (f(x + eps * direction) - f(x - eps * direction)) / (2 * eps)
+    np.testing.assert_allclose(jnp.vdot(jax.grad(f)(x), direction), numeric, rtol=1e-7)
+
+
 @pytest.mark.long
 def test_exact_maml_gradient_through_pooling_is_finite_and_the_same_with_remat():
     # With jnp.max's tie-averaging gradient this configuration gave a NaN meta-gradient
