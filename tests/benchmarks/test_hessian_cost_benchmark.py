@@ -35,6 +35,22 @@ def test_tiny_grid_times_sizes_and_compares_every_method_with_exact_maml(tmp_pat
     assert (tmp_path / "hessian_cost.png").stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("method", ["maml", "fomaml"])
+def test_flop_count_grows_by_the_same_amount_with_each_inner_step(method):
+    # XLA counts a loop body once; the count extrapolated from 1 and 2 unrolled steps must match
+    # a 3-step unrolled compile (XLA's simplifications vary the increments by about 1%).
+    import jax
+    import optax
+
+    loss_fn, params, tasks, inner_lr, _ = hessian_cost.problem("sinusoid-mlp")
+    tasks = jax.tree.map(lambda x: x[:2], tasks)
+    args = (method, loss_fn, params, tasks, inner_lr, 3, optax.adam(1e-3), jax.random.key(0))
+    extrapolated = hessian_cost.step_flops(*args)
+    assert extrapolated["flops_per_further_step"] > 0
+    assert extrapolated["flops"] == pytest.approx(hessian_cost.unrolled_flops(*args), rel=0.03)
+    assert jax.lax.scan.__module__.startswith("jax")  # the patch is undone
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--reps", "0"], "--reps must be at least 1"),
     (["--steps", "0", "5"], "--steps must all be at least 1"),
