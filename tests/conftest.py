@@ -1,5 +1,5 @@
-"""Test configuration: float64 everywhere (gradients are checked to tight tolerances), and the
-real Omniglot archives, found through JAXMETA_DATA, loaded once per session."""
+"""Test configuration: float64 everywhere (gradients are checked to tight tolerances), four CPU
+devices (for the sharding tests), and the real Omniglot archives, found through JAXMETA_DATA, loaded once per session."""
 
 import jax
 import pytest
@@ -8,6 +8,7 @@ from jaxmeta.data.omniglot import load_omniglot
 from jaxmeta.data.paths import DATA_ENV, data_root
 
 jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_num_cpu_devices", 4)  # before any computation: tests/distributed shard over them
 
 
 def pytest_collection_modifyitems(config, items):

@@ -92,8 +92,15 @@ def meta_gradient(
       >>> grads.shape, metrics["loss"].shape
       ((), ())
     """
+    return task_gradient_mean(learner, meta_params, tasks, jax.random.split(key, task_batch_size(tasks)),
+                              task_chunk)
+
+
+def task_gradient_mean(
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: Optional[int] = None
+) -> tuple[MetaParams, Metrics]:
+    """:func:`meta_gradient` with one key per task given (``keys [B]``): the mean of ``task_grad`` over the tasks."""
     size = task_batch_size(tasks)
-    keys = jax.random.split(key, size)
     if task_chunk is None:
         grads, metrics = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(meta_params, tasks, keys)
     else:
@@ -106,6 +113,16 @@ def meta_gradient(
 
 def _mean(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
+
+
+def update_function(optimizer: optax.GradientTransformation) -> Callable[[MetaTrainState, MetaParams], MetaTrainState]:
+    """``apply_update(state, grads) -> state``: one optimizer update of the meta-parameters, step + 1."""
+
+    def apply_update(state: MetaTrainState, grads: MetaParams) -> MetaTrainState:
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
+        return MetaTrainState(state.step + 1, optax.apply_updates(state.meta_params, updates), opt_state)
+
+    return apply_update
 
 
 def make_meta_step(
@@ -144,9 +161,7 @@ def make_meta_step(
       1
     """
 
-    def apply_update(state: MetaTrainState, grads: MetaParams) -> MetaTrainState:
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
-        return MetaTrainState(state.step + 1, optax.apply_updates(state.meta_params, updates), opt_state)
+    apply_update = update_function(optimizer)
 
     def batched_step(state, tasks, key):
         grads, metrics = meta_gradient(learner, state.meta_params, tasks, key, task_chunk)
