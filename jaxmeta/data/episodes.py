@@ -194,13 +194,18 @@ class HostTaskIterator:
 
     Batch ``i`` uses the key ``fold_in(key(seed), i)`` and equals
     ``classification_tasks(fold_in(key(seed), i), images, ...)`` on the device.
+    With ``share`` (a slice of the task indices ``0..batch_size-1``, e.g.
+    :func:`jaxmeta.distributed.process_share` on several hosts) it gathers
+    only those tasks of each batch: processes with disjoint shares draw
+    disjoint parts of the same global batch.
     """
 
     def __init__(self, images: np.ndarray, batch_size: int, *, ways: int, shots: int, queries: int,
-                 rotate: bool = False, seed: int = 0):
+                 rotate: bool = False, seed: int = 0, share: slice = slice(None)):
         num_classes, num_examples = _sizes(images)
         check_episode(num_classes, num_examples, ways=ways, shots=shots, queries=queries)
         self.images, self.batch_size, self.shots, self.seed = images, batch_size, shots, seed
+        self.share = share
         sizes = dict(ways=ways, shots=shots, queries=queries, rotate=rotate)
         self._indices = jax.jit(lambda k: jax.vmap(
             lambda kk: sample_indices(kk, num_classes, num_examples, **sizes))(jax.random.split(k, batch_size)))
@@ -212,7 +217,8 @@ class HostTaskIterator:
     def __next__(self) -> Task:
         key = jax.random.fold_in(jax.random.key(self.seed), self.step)
         self.step += 1
-        return gather(self.images, self._indices(key), shots=self.shots)
+        indices = jax.tree.map(lambda x: np.asarray(x)[self.share], self._indices(key))
+        return gather(self.images, indices, shots=self.shots)
 
 
 @flax.struct.dataclass

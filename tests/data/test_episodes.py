@@ -103,3 +103,12 @@ def test_pre_rotated_layout_and_uint8_output_give_the_same_tasks():
     raw = EpisodeSampler.create(_images(), 4, ways=3, shots=2, queries=2, rotate=True, dtype="uint8")(key)
     assert raw.support[0].dtype == jnp.uint8
     np.testing.assert_array_equal(raw.support[0].astype(np.float32) * np.float32(1 / 255), plain.support[0])
+
+
+def test_host_iterator_shares_are_disjoint_parts_of_the_same_global_batch():
+    images = np.random.default_rng(0).integers(0, 256, (12, 20, 6, 6), dtype=np.uint8)
+    sizes = dict(ways=3, shots=1, queries=2, seed=4)
+    whole = next(HostTaskIterator(images, 6, **sizes))
+    parts = [next(HostTaskIterator(images, 6, share=slice(i, i + 2), **sizes)) for i in (0, 2, 4)]
+    assert parts[0].support[0].shape[0] == 2
+    jax.tree.map(lambda full, *pieces: np.testing.assert_array_equal(np.concatenate(pieces), full), whole, *parts)
