@@ -123,11 +123,18 @@ class RunDirectory:
         self._manager.wait_until_finished()
 
     def restore_latest(self, template: Any) -> tuple[int, Any, dict]:
-        """``(step, state, record)`` of the newest checkpoint, ``state`` shaped like ``template``."""
+        """``(step, state, record)`` of the newest checkpoint, ``state`` shaped like ``template``.
+
+        Leaves of ``template`` that are ``jax.Array`` s come back with their
+        sharding, whatever the device layout of the run that saved them: a
+        state saved on four devices restores onto two, or one.
+        """
         step = self.latest_step()
         if step is None:
             raise RunDirectoryError(f"{self.path} has no checkpoint to resume from.")
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), np.asarray(x).dtype), template)
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(
+            np.shape(x), x.dtype if isinstance(x, jax.Array) else np.asarray(x).dtype,
+            sharding=x.sharding if isinstance(x, jax.Array) else None), template)
         try:
             restored = self._manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
@@ -137,7 +144,8 @@ class RunDirectory:
                 f"{error}). If it is damaged, delete that step's folder to resume from the previous checkpoint, "
                 "or start over in another directory."
             ) from error
-        state = jax.tree.map(lambda x, t: jax.numpy.asarray(x, dtype=np.asarray(t).dtype), restored.state, template)
+        state = jax.tree.map(lambda x, t: x if isinstance(t, jax.Array) else jax.numpy.asarray(x, dtype=np.asarray(t).dtype),
+                             restored.state, template)
         return step, state, dict(restored.record)
 
     def close(self) -> None:

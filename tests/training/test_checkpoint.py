@@ -55,3 +55,20 @@ def test_write_text_atomically_replaces_the_whole_file(tmp_path):
     write_text_atomically(path, "second")
     assert path.read_text() == "second"
     assert [p.name for p in path.parent.iterdir()] == ["a.txt"]  # no temporary left behind
+
+
+def test_a_state_saved_on_four_devices_restores_onto_two(tmp_path):
+    import jax
+
+    from jaxmeta.distributed import replicate, task_mesh
+
+    params = {"w": jnp.arange(6.0).reshape(2, 3), "step": jnp.asarray(3, jnp.int32)}
+    run = RunDirectory(tmp_path, {"devices": "any"}, resume=False)
+    run.save(3, replicate(params, task_mesh(num_devices=4)), {})
+    template = replicate(jax.tree.map(jnp.zeros_like, params), task_mesh(num_devices=2))
+    _, restored, _ = run.restore_latest(template)
+    run.close()
+    for name in params:
+        np.testing.assert_array_equal(restored[name], params[name])
+        assert restored[name].dtype == params[name].dtype
+        assert len(restored[name].sharding.device_set) == 2 and restored[name].sharding.is_fully_replicated
