@@ -67,7 +67,7 @@ import jaxmeta  # noqa: E402
 from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
-from jaxmeta import metric  # noqa: E402
+from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
 from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
@@ -119,6 +119,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="convolution implementation; auto: im2col on the CPU, xla elsewhere")
     parser.add_argument("--task-chunk", type=int, default=None,
                         help="tasks computed at once in a meta step; default: 1 on the CPU, all elsewhere")
+    parser.add_argument("--devices", type=int, default=1,
+                        help="split each meta-batch over this many devices (jaxmeta.distributed); the meta-batch "
+                             "must be a multiple of it. A run may resume on another device count.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--validate-every", type=int, default=500)
@@ -173,11 +176,14 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
     for name in ("ways", "train_ways", "shots", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
                  "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
-                 "eval_steps", "task_chunk"):
+                 "eval_steps", "task_chunk", "devices"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
     if args.queries < 0:
         parser.error(f"--queries must be non-negative, got {args.queries}.")
+    if args.devices is not None and args.devices >= 1 and args.meta_batch % args.devices:
+        parser.error(f"--meta-batch {args.meta_batch} does not split evenly over --devices {args.devices}; "
+                     f"use a meta-batch that is a multiple of {args.devices}.")
     if args.budget_minutes is not None and not args.budget_minutes > 0:
         parser.error(f"--budget-minutes must be positive, got {args.budget_minutes}.")
     if args.extra_test_ways and args.algorithm not in METRIC_BASED:
@@ -285,7 +291,12 @@ def main(argv=None) -> dict:
         learner = scorer = build_learner(args, loss_fn)
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
-    meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
+    if args.devices > 1:  # the same step with the task batch split over a mesh; the state replicated
+        mesh = distributed.task_mesh(num_devices=args.devices)
+        meta_step = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk)
+        state = distributed.replicate(state, mesh)
+    else:
+        meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries)
 
     def validate(meta_params):

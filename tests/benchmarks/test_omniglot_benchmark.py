@@ -77,3 +77,14 @@ def test_more_ways_than_classes_is_refused_before_training(omniglot_root, tmp_pa
     with pytest.raises(ValueError, match="A 500-way task needs 500 classes, but the split has only 100"):
         omniglot.main(["--ways", "500", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "r"), *TINY])
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_split_over_two_devices_restores_on_one(omniglot_root, tmp_path):
+    common = ["--algorithm", "maml", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "run"), *TINY]
+    sharded = omniglot.main([*common, "--devices", "2"])
+    assert sharded["meta_steps"] == 6
+    restored = omniglot.main([*common, "--evaluate-only"])  # the final checkpoint, on one device
+    assert restored["meta_steps"] == 6
+    assert restored["accuracy_by_steps"] == sharded["accuracy_by_steps"]
+    with pytest.raises(SystemExit):
+        omniglot.main([*common, "--devices", "4", "--meta-batch", "6"])
