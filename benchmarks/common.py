@@ -73,3 +73,23 @@ def read_json(path: Path, default: Any = None) -> Any:
 def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
     """``"0.53 ± 0.09"``."""
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
+    """Compile ``step`` for these arguments, run it ``warmup`` times, then time ``reps`` runs.
+
+    Returns ``(compiled, compile_seconds, seconds_per_run, state, metrics)``, with the state and metrics
+    of the last run.
+    """
+    start = time.perf_counter()
+    compiled = step.lower(state, tasks, key).compile()
+    compile_seconds = time.perf_counter() - start
+    metrics = None
+    for _ in range(warmup):
+        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
+        seconds.append(time.perf_counter() - start)
+    return compiled, compile_seconds, seconds, state, metrics

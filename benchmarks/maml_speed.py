@@ -99,6 +99,7 @@ def jaxmeta_worker(args) -> dict:
 
     import jaxmeta
     from jaxmeta.models import Conv4, functional
+    from common import compile_and_time  # the jaxmeta worker only: the PyTorch workers have no JAX
 
     accelerator = args.path == "accelerator"
     conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
@@ -124,17 +125,8 @@ def jaxmeta_worker(args) -> dict:
     key = jax.random.key(args.seed + 1)
 
     state, step = build(conv, task_chunk)
-    start = time.perf_counter()
-    compiled = step.lower(state, tasks, key).compile()
-    compile_seconds = time.perf_counter() - start
-
-    for _ in range(args.warmup):
-        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
-    seconds = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
-        seconds.append(time.perf_counter() - start)
+    compiled, compile_seconds, seconds, state, metrics = compile_and_time(
+        step, state, tasks, key, reps=args.reps, warmup=args.warmup)
     median = statistics.median(seconds)
     record = {
         "impl": "jaxmeta-accelerator" if accelerator else "jaxmeta",

@@ -22,11 +22,10 @@ separate processor.
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, environment, write_atomically, write_json  # noqa: E402
+from common import RESULTS_DIR, compile_and_time, environment, write_atomically, write_json  # noqa: E402
 from maml_speed import WorkerFailed, _run_json  # noqa: E402
 
 
@@ -56,16 +55,8 @@ def worker(args) -> dict:
         (rng.integers(0, 256, (args.meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8), labels(shots)),
         (rng.integers(0, 256, (args.meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8), labels(queries))), mesh)
     step = make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk)
-    key = jax.random.key(1)
-    start = time.perf_counter()
-    compiled = step.lower(state, tasks, key).compile()
-    compile_seconds = time.perf_counter() - start
-    state, _ = jax.block_until_ready(compiled(state, tasks, key))
-    seconds = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
-        seconds.append(time.perf_counter() - start)
+    _, compile_seconds, seconds, state, metrics = compile_and_time(step, state, tasks, jax.random.key(1),
+                                                                   reps=args.reps)
     median = statistics.median(seconds)
     return {"devices": args.devices, "platform": jax.default_backend(), "meta_batch": args.meta_batch,
             "width": args.width, "task_chunk": args.task_chunk, "compile_seconds": compile_seconds,
