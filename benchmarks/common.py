@@ -75,6 +75,17 @@ def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
+def random_omniglot_tasks(seed: int, meta_batch: int, *, ways: int, shots: int, queries: int):
+    """A batch of Omniglot-shaped tasks of random ``uint8`` 28x28 images, for timing (labels ``0..ways-1``)."""
+    from jaxmeta import Task
+
+    rng = np.random.default_rng(seed)
+    labels = lambda n: np.tile(np.arange(ways, dtype=np.int32), (meta_batch, n))  # noqa: E731
+    images = lambda n: rng.integers(0, 256, (meta_batch, ways * n, 28, 28, 1), dtype=np.uint8)  # noqa: E731
+    support = (images(shots), labels(shots))
+    return Task(support, (images(queries), labels(queries)))
+
+
 def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
     """Compile ``step`` for these arguments, run it ``warmup`` times, then time ``reps`` runs.
 

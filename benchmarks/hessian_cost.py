@@ -41,11 +41,11 @@ import json
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, environment, write_json, write_atomically  # noqa: E402
+from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, write_atomically,  # noqa: E402
+                    write_json)
 from maml_speed import WorkerFailed, _cost_flops, _run_json  # noqa: E402
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
@@ -65,7 +65,6 @@ def problem(model_name: str, seed: int = 0):
     """``(loss_fn, params, tasks, inner_lr, task_chunk)`` of ``model_name``."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
 
     import jaxmeta
     from jaxmeta.models import MLP, Conv4, functional
@@ -79,11 +78,7 @@ def problem(model_name: str, seed: int = 0):
     ways, shots, queries, meta_batch = 5, 1, 15, 8
     model = Conv4(num_classes=ways, features=width, conv="im2col")
     params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
-    rng = np.random.default_rng(seed)
-    labels = lambda n: np.tile(np.arange(ways, dtype=np.int32), (meta_batch, n))  # noqa: E731
-    tasks = jaxmeta.Task(
-        (rng.integers(0, 256, (meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8), labels(shots)),
-        (rng.integers(0, 256, (meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8), labels(queries)))
+    tasks = random_omniglot_tasks(seed, meta_batch, ways=ways, shots=shots, queries=queries)
     return jaxmeta.classification_loss(functional(model)), params, jax.device_put(tasks), 0.1, 1
 
 
@@ -131,17 +126,8 @@ def cost_worker(args) -> dict:
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     step = jaxmeta.make_meta_step(meta_learner, optimizer, task_chunk=task_chunk)
-    start = time.perf_counter()
-    compiled = step.lower(state, tasks, key).compile()
-    compile_seconds = time.perf_counter() - start
+    compiled, compile_seconds, seconds, state, metrics = compile_and_time(step, state, tasks, key, reps=args.reps)
     memory = _memory_bytes(compiled)
-
-    state, metrics = jax.block_until_ready(compiled(state, tasks, key))  # warm-up
-    seconds = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        state, metrics = jax.block_until_ready(compiled(state, tasks, key))
-        seconds.append(time.perf_counter() - start)
     record = {
         "method": args.method, "model": args.model, "inner_steps": args.inner_steps, "inner_lr": inner_lr,
         "task_chunk": task_chunk, "compile_seconds": compile_seconds, "seconds_per_step": seconds,

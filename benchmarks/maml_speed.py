@@ -94,12 +94,12 @@ def jaxmeta_worker(args) -> dict:
     """Time the jaxmeta meta step on one setting; with ``args.flops`` also count its FLOPs."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
     import optax
 
     import jaxmeta
     from jaxmeta.models import Conv4, functional
-    from common import compile_and_time  # the jaxmeta worker only: the PyTorch workers have no JAX
+    # the jaxmeta worker only: the PyTorch workers have no JAX
+    from common import compile_and_time, random_omniglot_tasks
 
     accelerator = args.path == "accelerator"
     conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
@@ -114,14 +114,7 @@ def jaxmeta_worker(args) -> dict:
         state = jaxmeta.init_state(learner, optimizer, params)
         return state, jaxmeta.make_meta_step(learner, optimizer, task_chunk=task_chunk)
 
-    rng = np.random.default_rng(args.seed)
-    tasks = jaxmeta.Task(
-        (rng.integers(0, 256, (meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8),
-         np.tile(np.arange(ways, dtype=np.int32), (meta_batch, shots))),
-        (rng.integers(0, 256, (meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8),
-         np.tile(np.arange(ways, dtype=np.int32), (meta_batch, queries))),
-    )
-    tasks = jax.device_put(tasks)
+    tasks = jax.device_put(random_omniglot_tasks(args.seed, meta_batch, ways=ways, shots=shots, queries=queries))
     key = jax.random.key(args.seed + 1)
 
     state, step = build(conv, task_chunk)

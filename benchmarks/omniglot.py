@@ -181,7 +181,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
     if args.queries < 0:
         parser.error(f"--queries must be non-negative, got {args.queries}.")
-    if args.devices is not None and args.devices >= 1 and args.meta_batch % args.devices:
+    if args.meta_batch % args.devices:
         parser.error(f"--meta-batch {args.meta_batch} does not split evenly over --devices {args.devices}; "
                      f"use a meta-batch that is a multiple of {args.devices}.")
     if args.budget_minutes is not None and not args.budget_minutes > 0:

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS_DIR, compile_and_time, environment, write_atomically, write_json  # noqa: E402
+from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, write_atomically,  # noqa: E402
+                    write_json)
 from maml_speed import WorkerFailed, _run_json  # noqa: E402
 
 
@@ -35,7 +36,6 @@ def worker(args) -> dict:
     if args.platform == "cpu":
         jax.config.update("jax_num_cpu_devices", args.devices)
     import jax.numpy as jnp
-    import numpy as np
     import optax
 
     import jaxmeta
@@ -49,11 +49,7 @@ def worker(args) -> dict:
     mesh = task_mesh(num_devices=args.devices)
     params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     state = replicate(jaxmeta.init_state(learner, optimizer, params), mesh)
-    rng = np.random.default_rng(0)
-    labels = lambda n: np.tile(np.arange(ways, dtype=np.int32), (args.meta_batch, n))  # noqa: E731
-    tasks = shard_tasks(jaxmeta.Task(
-        (rng.integers(0, 256, (args.meta_batch, ways * shots, 28, 28, 1), dtype=np.uint8), labels(shots)),
-        (rng.integers(0, 256, (args.meta_batch, ways * queries, 28, 28, 1), dtype=np.uint8), labels(queries))), mesh)
+    tasks = shard_tasks(random_omniglot_tasks(0, args.meta_batch, ways=ways, shots=shots, queries=queries), mesh)
     step = make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk)
     _, compile_seconds, seconds, state, metrics = compile_and_time(step, state, tasks, jax.random.key(1),
                                                                    reps=args.reps)

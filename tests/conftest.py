@@ -1,5 +1,6 @@
 """Test configuration: float64 everywhere (gradients are checked to tight tolerances), four CPU
-devices (for the sharding tests), and the real Omniglot archives, found through JAXMETA_DATA, loaded once per session."""
+devices (for the sharding tests), and the real Omniglot archives, found through JAXMETA_DATA,
+loaded once per session."""
 
 import jax
 import pytest

@@ -22,7 +22,7 @@ The step is a ``jax.jit`` of a ``jax.shard_map``: inputs that are not yet
 laid out on the mesh are moved there by XLA (use :func:`shard_tasks` and
 :func:`replicate` to place them once, up front). On several hosts the same
 code runs in every process after :func:`jax.distributed.initialize`; see
-:func:`process_task_share` for the data.
+:func:`jaxmeta.distributed.process_share` for the data.
 """
 
 from typing import Callable, Optional, Sequence
@@ -146,8 +146,9 @@ def make_sharded_meta_step(
         out_specs=PartitionSpec())
 
     def step(state: MetaTrainState, tasks: Task, key: PRNGKey):
-        check_divides(task_batch_size(tasks), mesh)
-        keys = jax.random.split(key, task_batch_size(tasks))
+        size = task_batch_size(tasks)
+        check_divides(size, mesh)
+        keys = jax.random.split(key, size)
         grads, metrics = sharded_gradient(state.meta_params, tasks, keys)
         return apply_update(state, grads), metrics
 

@@ -76,11 +76,13 @@ def _max_of_windows_jvp(primals, tangents):
     (windows,), (tangent,) = primals, tangents
     a, b = windows[..., :, 0, :, 0, :], windows[..., :, 0, :, 1, :]
     c, d = windows[..., :, 1, :, 0, :], windows[..., :, 1, :, 1, :]
-    top, bottom = jnp.where(a >= b, a, b), jnp.where(c >= d, c, d)
-    first = jnp.where(top >= bottom, jnp.where(a >= b, 0, 1), jnp.where(c >= d, 2, 3))
+    a_wins, c_wins = a >= b, c >= d  # ties go to the first element
+    top, bottom = jnp.where(a_wins, a, b), jnp.where(c_wins, c, d)
+    top_wins = top >= bottom
+    first = jnp.where(top_wins, jnp.where(a_wins, 0, 1), jnp.where(c_wins, 2, 3))
     chosen = first[..., :, None, :, None, :] == _WINDOW_POSITIONS  # one True per window
-    # The value is picked by the same comparisons (ties go to the first), so higher derivatives agree.
-    value = jnp.where(top >= bottom, top, bottom)
+    # The value is picked by the same comparisons, so higher derivatives follow the same element.
+    value = jnp.where(top_wins, top, bottom)
     return value, jnp.sum(jnp.where(chosen, tangent, 0), axis=(-4, -2))
 
 

@@ -144,8 +144,9 @@ class RunDirectory:
                 f"{error}). If it is damaged, delete that step's folder to resume from the previous checkpoint, "
                 "or start over in another directory."
             ) from error
-        state = jax.tree.map(lambda x, t: x if isinstance(t, jax.Array) else jax.numpy.asarray(x, dtype=np.asarray(t).dtype),
-                             restored.state, template)
+        state = jax.tree.map(
+            lambda x, t: x if isinstance(t, jax.Array) else jax.numpy.asarray(x, dtype=np.asarray(t).dtype),
+            restored.state, template)
         return step, state, dict(restored.record)
 
     def close(self) -> None:

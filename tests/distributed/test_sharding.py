@@ -90,7 +90,8 @@ def test_the_task_batch_is_split_and_a_batch_that_does_not_divide_is_refused():
     learner, optimizer = jaxmeta.maml(REGRESSION, inner_lr=0.01), optax.sgd(0.1)
     state = jaxmeta.init_state(learner, optimizer, initial_params("maml", tasks))
     step = make_sharded_meta_step(learner, optimizer, mesh)
-    with pytest.raises(ValueError, match="A meta-batch of 6 tasks does not split evenly over 4 devices. Use a multiple of 4"):
+    message = "A meta-batch of 6 tasks does not split evenly over 4 devices. Use a multiple of 4"
+    with pytest.raises(ValueError, match=message):
         step(state, sinusoid_batch(6), jax.random.key(0))
     with pytest.raises(ValueError, match="does not split evenly"):
         shard_tasks(sinusoid_batch(6), mesh)
