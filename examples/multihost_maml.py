@@ -14,6 +14,11 @@ runs in one process. On a single CPU machine two local processes stand in
 for two hosts (``--cpu-devices`` each; collectives over gloo), which is how
 tests/distributed/test_multihost.py checks that two processes train exactly
 as one. The data are random 12x12 "characters", so nothing needs downloading.
+
+With ``--run-dir DIR`` every process writes its shards of the state to an
+orbax checkpoint after each meta step, and a run started on the same
+directory resumes from the newest checkpoint, on any number of processes and
+devices (the test resumes a two-process run in one process).
 """
 
 import argparse
@@ -30,6 +35,7 @@ def parse_args(argv=None):
     parser.add_argument("--meta-batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run-dir", default=None, help="checkpoint after every step here; resume if it has one")
     return parser.parse_args(argv)
 
 
@@ -53,6 +59,7 @@ def main(argv=None) -> dict:
     from jaxmeta.distributed import (global_task_batch, make_sharded_meta_step, process_share, replicate,
                                      task_mesh)
     from jaxmeta.models import Conv4, functional
+    from jaxmeta.training.checkpoint import RunDirectory
 
     images = np.random.default_rng(args.seed).integers(0, 256, (30, 20, 12, 12), dtype=np.uint8)
     tasks = HostTaskIterator(images, args.meta_batch, ways=5, shots=1, queries=3, seed=args.seed,
@@ -66,13 +73,24 @@ def main(argv=None) -> dict:
     params = model.init(jax.random.key(args.seed), jnp.zeros((1, 12, 12, 1)))["params"]
     state = replicate(jaxmeta.init_state(learner, optimizer, params), mesh)
     step = make_sharded_meta_step(learner, optimizer, mesh)
+    run = RunDirectory(args.run_dir, {"meta_batch": args.meta_batch, "seed": args.seed},
+                       resume=True) if args.run_dir else None
+    start = 0
+    if run is not None and run.latest_step() is not None:
+        start, state, _ = run.restore_latest(state)  # onto this run's mesh, whatever saved it
+        for _ in range(start):  # the task stream continues where the saved run stopped
+            next(tasks)
     losses = []
-    for i in range(args.steps):
+    for i in range(start, args.steps):
         state, metrics = step(state, global_task_batch(next(tasks), mesh), jax.random.key(1000 + i))
         losses.append(float(metrics["loss"]))
+        if run is not None:
+            run.save(i + 1, state, {})
+    if run is not None:
+        run.close()
     flat = np.concatenate([np.asarray(x).ravel() for x in jax.tree.leaves(state.meta_params)])
     result = {"process": jax.process_index(), "processes": jax.process_count(), "devices": jax.device_count(),
-              "losses": losses, "parameters": flat.tolist()}
+              "first_step": start, "losses": losses, "parameters": flat.tolist()}
     print(json.dumps(result), flush=True)
     if args.num_processes > 1:
         jax.distributed.shutdown()

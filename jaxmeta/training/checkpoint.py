@@ -9,6 +9,9 @@ Layout::
 
 Orbax writes each checkpoint into a temporary directory and renames it when
 it is complete, so a run killed while saving keeps its previous checkpoint.
+Arrays are saved as they are sharded: with several processes (hosts), every
+process calls :meth:`RunDirectory.save` and writes the shards it holds, and
+the checkpoint restores onto any other device layout.
 Opening a directory that holds another configuration's run, or a damaged
 one, raises :class:`RunDirectoryError` and changes nothing on disk.
 """
@@ -38,6 +41,13 @@ def write_text_atomically(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, path)
+
+
+def _sync_processes(name: str) -> None:
+    """Wait until every process reaches this point (nothing to wait for with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
 
 
 def _normalise(config: Mapping[str, Any]) -> dict:
@@ -79,9 +89,13 @@ class RunDirectory:
                 f"{self.path} is not empty and holds no config.json, so it is not a jaxmeta run directory. "
                 "Choose an empty or new directory; nothing was changed."
             )
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not config_file.exists():
-            write_text_atomically(config_file, json.dumps(self.config, indent=2, sort_keys=True) + "\n")
+        # With several processes, all of them check the directory before any of them writes to it.
+        _sync_processes("jaxmeta.RunDirectory.checked")
+        if jax.process_index() == 0:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if not config_file.exists():
+                write_text_atomically(config_file, json.dumps(self.config, indent=2, sort_keys=True) + "\n")
+        _sync_processes("jaxmeta.RunDirectory.written")
         self._manager = ocp.CheckpointManager(
             (self.path / "checkpoints").absolute(),
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
@@ -115,8 +129,12 @@ class RunDirectory:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any, record: Mapping[str, Any]) -> None:
-        """Save ``state`` (a pytree of arrays) and a JSON ``record`` as the checkpoint of ``step``."""
-        state = jax.tree.map(np.asarray, state)
+        """Save ``state`` (a pytree of arrays) and a JSON ``record`` as the checkpoint of ``step``.
+
+        ``jax.Array`` leaves are written shard by shard (each process its own
+        shards); other leaves are converted with ``np.asarray``.
+        """
+        state = jax.tree.map(lambda x: x if isinstance(x, jax.Array) else np.asarray(x), state)
         self._manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                               record=ocp.args.JsonSave(dict(record))),
                            force=True)
