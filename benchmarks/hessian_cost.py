@@ -41,12 +41,14 @@ import json
 import resource
 import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, write_atomically,  # noqa: E402
-                    write_json)
-from maml_speed import WorkerFailed, _cost_flops, _run_json  # noqa: E402
+from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, read_json,  # noqa: E402
+                    write_atomically, write_json)
+from maml_speed import MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, _cost_flops, _run_json  # noqa: E402
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -55,6 +57,8 @@ QUICK = {"models": ["sinusoid-mlp"], "steps": [1, 2], "reps": 2}
 GOAL_MODEL = "conv4-64"
 TIME_GOAL = 1.5    # exact MAML / FOMAML time per step at 20 inner steps, at most
 MEMORY_GOAL = 1.5  # MAML-with-remat step memory at 50 inner steps / at 1 step, at most
+TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")  # benchmarks/torch_maml.py
+TORCH_METHODS = {"maml": [], "fomaml": ["--first-order"]}  # what torch_maml.py implements
 
 
 # ----------------------------------------------------------------------------------------------
@@ -225,36 +229,76 @@ def _worker_command(kind: str, **options) -> list:
     return command
 
 
-def run_grid(args) -> dict:
+def _key(record: dict) -> tuple:
+    if "impl" in record:  # a PyTorch measurement
+        return record["impl"], record["method"], record["model"], record["inner_steps"]
+    return record.get("method", "agreement"), record["model"], record["inner_steps"]
+
+
+def _torch_command(impl: str, method: str, model: str, steps: int, reps: int, seed: int) -> list:
+    """benchmarks/torch_maml.py on the conv-4 problem of :func:`problem`: the same setting in PyTorch."""
+    ways, shots, queries, meta_batch = 5, 1, 15, 8
+    return [sys.executable, str(TORCH_SCRIPT), "--impl", impl, "--meta-batch", str(meta_batch),
+            "--ways", str(ways), "--shots", str(shots), "--queries", str(queries), "--inner-steps", str(steps),
+            "--inner-lr", "0.1", "--width", model.split("-")[1], "--reps", str(reps), "--warmup", "1",
+            "--seed", str(seed), *TORCH_METHODS[method]]
+
+
+def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None] = lambda grid: None) -> dict:
+    """Every (model, inner steps, method) in its own worker, then each (model, steps)'s gradient agreement.
+
+    ``previous``: a grid from an earlier run of the same protocol; its measurements are kept and
+    not repeated (``--resume``). ``save(grid)`` is called after every worker, so a run that is
+    killed loses at most the configuration it was measuring.
+    """
     from tqdm import tqdm
 
-    costs, agreement, failures = [], [], []
-    jobs = [(model, steps, method) for model in args.models for steps in args.steps for method in args.methods]
-    with tqdm(total=len(jobs) + len(args.models) * len(args.steps), desc="hessian cost",
+    grid = {"costs": [], "agreement": [], "torch": [], "missing": {}, "failures": []}
+    done = {}
+    for kind in ("costs", "agreement", "torch"):
+        for record in (previous or {}).get(kind, []):
+            done[(kind, *_key(record))] = record
+    torch_jobs = [(impl, method) for impl in args.torch for method in TORCH_METHODS if method in args.methods]
+    conv_models = [model for model in args.models if model.startswith("conv4")]
+    jobs = (len(args.models) * len(args.steps) * (len(args.methods) + 1)
+            + len(conv_models) * len(args.steps) * len(torch_jobs))
+    with tqdm(total=jobs, desc="hessian cost",
               disable=not args.progress, dynamic_ncols=True) as bar:
+
+        def measure(kind, key, what, command, **labels):
+            bar.set_postfix_str(what)
+            if (kind, *key) in done:
+                grid[kind].append(done[(kind, *key)])
+            else:
+                try:
+                    code, record = _run_json(command, what)
+                    if code == MISSING_EXIT_CODE:  # a PyTorch library that is not installed
+                        grid["missing"][labels["impl"]] = record["error"]
+                    else:
+                        grid[kind].append({**record, **labels, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                except WorkerFailed as error:  # e.g. out of memory: reported, the grid goes on
+                    grid["failures"].append({"method": " ".join(key[:-2]), "model": key[-2],
+                                             "inner_steps": key[-1], "error": str(error)})
+                save(grid)
+            bar.update()
+
         for model in args.models:
             for steps in args.steps:
                 for method in args.methods:
-                    bar.set_postfix_str(f"{model}, {steps} steps, {method}")
-                    try:
-                        _, record = _run_json(_worker_command(
-                            "cost", method=method, model=model, inner_steps=steps, reps=args.reps,
-                            seed=args.seed, flops=True), f"{method} on {model} with {steps} steps")
-                        costs.append(record)
-                    except WorkerFailed as error:  # e.g. out of memory: reported, the grid goes on
-                        failures.append({"method": method, "model": model, "inner_steps": steps, "error": str(error)})
-                    bar.update()
-                bar.set_postfix_str(f"{model}, {steps} steps, gradient agreement")
-                try:
-                    _, record = _run_json(_worker_command(
-                        "agreement", model=model, inner_steps=steps, seed=args.seed, methods=args.methods),
-                        f"gradient agreement on {model} with {steps} steps")
-                    agreement.append(record)
-                except WorkerFailed as error:
-                    failures.append({"method": "agreement", "model": model, "inner_steps": steps,
-                                     "error": str(error)})
-                bar.update()
-    return {"costs": costs, "agreement": agreement, "failures": failures}
+                    measure("costs", (method, model, steps), f"{method} on {model} with {steps} steps",
+                            _worker_command("cost", method=method, model=model, inner_steps=steps,
+                                            reps=args.reps, seed=args.seed, flops=True))
+                measure("agreement", ("agreement", model, steps), f"gradient agreement on {model} with {steps} steps",
+                        _worker_command("agreement", model=model, inner_steps=steps, seed=args.seed,
+                                        methods=args.methods))
+                for impl, method in torch_jobs if model in conv_models else ():
+                    if impl in grid["missing"]:
+                        bar.update()
+                        continue
+                    measure("torch", (impl, method, model, steps), f"{impl} {method} on {model} with {steps} steps",
+                            _torch_command(impl, method, model, steps, args.reps, args.seed),
+                            impl=impl, method=method, model=model, inner_steps=steps)
+    return grid
 
 
 def _find(costs, model, method, steps):
@@ -314,9 +358,34 @@ def markdown(summary: dict) -> str:
     for failure in summary["failures"]:
         lines.append(f"- FAILED: {failure['method']} on {failure['model']} with {failure['inner_steps']} steps: "
                      f"{failure['error'].splitlines()[-1]}")
+    lines += torch_section(summary)
+    times = sorted(r["measured_at"] for kind in ("costs", "agreement", "torch") for r in summary.get(kind, [])
+                   if "measured_at" in r)
+    if times:
+        lines += ["", f"Measured from {times[0]} to {times[-1]} (each configuration's time is in the JSON)."]
     if summary["quick"]:
         lines += ["", "Quick smoke run (--quick): not a measurement to quote."]
     return "\n".join(lines) + "\n"
+
+
+def torch_section(summary: dict) -> list:
+    """The PyTorch libraries beside jaxmeta on the same setting, with jaxmeta's time and RSS as ratios."""
+    lines = []
+    if summary.get("torch"):
+        lines += ["", "## PyTorch side by side (same conv-4 setting, benchmarks/torch_maml.py)", "",
+                  "Ratios: jaxmeta over the library, measured in this run (below 1: jaxmeta is faster or smaller).",
+                  "", "| model | inner steps | method | library | s / step | peak RSS MiB | jaxmeta time ratio "
+                  "| jaxmeta RSS ratio |", "|---|---|---|---|---|---|---|---|"]
+        for t in summary["torch"]:
+            ours = _find(summary["costs"], t["model"], t["method"], t["inner_steps"])
+            time_ratio = f"{ours['median_seconds'] / t['median_seconds']:.2f}" if ours else "-"
+            rss_ratio = f"{ours['peak_rss_bytes'] / t['peak_rss_bytes']:.2f}" if ours else "-"
+            lines.append(f"| {t['model']} | {t['inner_steps']} | {t['method']} | {t['impl']} {t['library_version']} | "
+                         f"{t['median_seconds']:.4f} | {t['peak_rss_bytes'] / 2**20:,.1f} | {time_ratio} | "
+                         f"{rss_ratio} |")
+    for impl, error in summary.get("missing", {}).items():
+        lines.append(f"- {impl} is not installed ({error}); `make compare-env` installs the PyTorch libraries.")
+    return lines
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -339,6 +408,13 @@ def plot(summary: dict, path: Path) -> None:
                            key=lambda a: a["inner_steps"])
             axes[2, column].plot([a["inner_steps"] for a in agree], [a["cosine"][method] for a in agree], "o-",
                                  label=method)
+        for impl in TORCH_IMPLS:  # the PyTorch libraries, dashed, in the time panel
+            for method in TORCH_METHODS:
+                rows = sorted((t for t in summary.get("torch", []) if (t["model"], t["impl"], t["method"]) == (
+                    model, impl, method)), key=lambda t: t["inner_steps"])
+                if rows:
+                    axes[0, column].plot([t["inner_steps"] for t in rows], [t["median_seconds"] for t in rows],
+                                         "x--", alpha=0.7, label=f"{impl} {method}")
         axes[0, column].set_title(model)
         for row, label in enumerate(("seconds per meta step", "step memory (MiB)", "cosine with exact MAML")):
             axes[row, column].set_xscale("log")
@@ -363,6 +439,13 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: sinusoid MLP, 1 and 2 inner steps, 2 reps; into runs/hessian-cost-quick/")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results/)")
+    parser.add_argument("--torch", nargs="*", default=list(TORCH_IMPLS), choices=TORCH_IMPLS,
+                        help="PyTorch libraries to run side by side on the conv-4 models (MAML and FOMAML, through "
+                             "benchmarks/torch_maml.py; `make compare-env` installs them); those not installed are "
+                             "reported and skipped. `--torch` alone runs none.")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the configurations already in the output's hessian_cost.json (same reps and "
+                             "seed) and measure only the others; the JSON is rewritten after every worker")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     # worker mode
     parser.add_argument("--worker", choices=("cost", "agreement"), help=argparse.SUPPRESS)
@@ -394,14 +477,26 @@ def main(argv=None) -> dict:
     import jax
 
     out = args.out or (RESULTS_DIR.parent.parent / "runs" / "hessian-cost-quick" if args.quick else RESULTS_DIR)
-    grid = run_grid(args)
-    summary = {"quick": args.quick, "environment": environment(),
-               "protocol": {"reps": args.reps, "warmup": 1, "methods": args.methods, "models": args.models,
-                            "steps": args.steps, "jax": jax.__version__},
-               **grid, "goals": goals(grid["costs"])}
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "hessian_cost.json", summary)
-    write_atomically(out / "hessian_cost.md", markdown(summary))
+    previous = read_json(out / "hessian_cost.json") if args.resume else None
+    if previous is not None and (previous["protocol"]["reps"], previous["protocol"].get("seed")) != (args.reps, args.seed):
+        raise SystemExit(f"{out / 'hessian_cost.json'} was measured with --reps {previous['protocol']['reps']} "
+                         f"--seed {previous['protocol'].get('seed')}; resume with those, or leave out --resume "
+                         "to measure everything again.")
+    protocol = {"reps": args.reps, "seed": args.seed, "warmup": 1, "methods": args.methods, "models": args.models,
+                "steps": args.steps, "torch": args.torch, "jax": jax.__version__}
+
+    def summarise(grid):
+        return {"quick": args.quick, "environment": environment(), "protocol": protocol, **grid,
+                "goals": goals(grid["costs"])}
+
+    def save(grid):
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "hessian_cost.json", summarise(grid))
+        write_atomically(out / "hessian_cost.md", markdown(summarise(grid)))
+
+    grid = run_grid(args, previous, save)
+    summary = summarise(grid)
+    save(grid)
     plot(summary, out / "hessian_cost.png")
     print(markdown(summary))
     return summary

@@ -1,27 +1,30 @@
-"""Seconds per meta step of second-order MAML in PyTorch, for a side-by-side speed comparison.
+"""Seconds per meta step of MAML (second or first order) in PyTorch, for a side-by-side speed comparison.
 
 The model is the conv-4 of Finn et al. (2017) for Omniglot: four blocks of
-Conv2d(3x3, 64 filters, padding 1) -> BatchNorm2d(64, batch statistics, affine)
--> ReLU -> MaxPool2d(2) take a 1x28x28 image to 64 features, then Linear(64, ways).
+Conv2d(3x3, W filters, padding 1) -> BatchNorm2d(W, batch statistics, affine)
+-> ReLU -> MaxPool2d(2) take a 1x28x28 image to W features, then Linear(W, ways);
+W = 64 (``--width``).
 The data is Omniglot-shaped and random: float32 NCHW images with values in
 [0, 1], labels ``arange(ways)`` repeated per shot (support) or per query. One
 meta-batch is drawn once before timing and reused, so that only the meta step
 is timed. A meta step adapts to each task with ``--inner-steps`` steps of SGD
-on the support loss, keeping the graph (second order), accumulates the
+on the support loss, keeping the graph (second order; with ``--first-order``
+the inner gradients are treated as constants, FOMAML), accumulates the
 gradient of the mean query loss over the meta-batch, and takes one Adam(1e-3)
 step. Three implementations of the same step:
 
-    learn2learn  l2l.algorithms.MAML(model, lr, first_order=False); per task
+    learn2learn  l2l.algorithms.MAML(model, lr, first_order=...); per task
                  learner = maml.clone() and learner.adapt(support_loss), as in
                  learn2learn's own Omniglot example
     higher       higher.innerloop_ctx(model, SGD, copy_initial_weights=False)
-                 with its differentiable SGD
+                 with its differentiable SGD (first order: the gradients are
+                 detached in its grad_callback)
     torchfunc    torch.func.functional_call with torch.autograd.grad(...,
-                 create_graph=True), a Python loop over tasks
+                 create_graph=not first_order), a Python loop over tasks
 
 It prints one JSON line to stdout: the implementation, the versions, the
-setting, the time of each timed meta step, their median and tasks per second
-(meta-batch / median). Warm-up steps are not timed. If the implementation's
+setting, the time of each timed meta step, their median, tasks per second
+(meta-batch / median) and the process's peak RSS. Warm-up steps are not timed. If the implementation's
 library cannot be imported, it prints ``{"impl": ..., "error": ...}`` and
 exits with code 3.
 
@@ -31,8 +34,8 @@ exits with code 3.
 
 ``--check`` runs each importable implementation on a tiny setting (meta-batch
 2, 2 ways, 1 shot, 2 queries, 2 inner steps) in float64 from the same initial
-weights and data, and compares their meta-gradients with torchfunc's (exit 1
-if any differs by more than 1e-6 relative). Install the libraries with
+weights and data, and compares their meta-gradients, second and first order,
+with torchfunc's (exit 1 if any differs by more than 1e-6 relative). Install the libraries with
 ``make compare-env``.
 """
 
@@ -41,6 +44,7 @@ import copy
 import importlib.metadata
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -69,7 +73,7 @@ def import_library(impl):
     raise ValueError(f"unknown implementation {impl!r}")
 
 
-def conv4(ways):
+def conv4(ways, width=64):
     """The conv-4 of Finn et al. for 1x28x28 inputs, BatchNorm on batch statistics."""
     from torch import nn
 
@@ -77,13 +81,13 @@ def conv4(ways):
     channels = 1
     for _ in range(4):
         layers += [
-            nn.Conv2d(channels, 64, kernel_size=3, padding=1),
-            nn.BatchNorm2d(64, affine=True, track_running_stats=False),
+            nn.Conv2d(channels, width, kernel_size=3, padding=1),
+            nn.BatchNorm2d(width, affine=True, track_running_stats=False),
             nn.ReLU(),
             nn.MaxPool2d(2),
         ]
-        channels = 64
-    layers += [nn.Flatten(), nn.Linear(64, ways)]  # 28 -> 14 -> 7 -> 3 -> 1: 64 features
+        channels = width
+    layers += [nn.Flatten(), nn.Linear(width, ways)]  # 28 -> 14 -> 7 -> 3 -> 1: width features
     return nn.Sequential(*layers)
 
 
@@ -97,7 +101,7 @@ def random_tasks(torch, meta_batch, ways, shots, queries, dtype, generator):
     return tasks
 
 
-def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr):
+def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr, first_order=False):
     """A function of a meta-batch that adds the gradient of the mean query loss to ``model``'s ``.grad``.
 
     Returns (accumulate, parameters): ``parameters`` are what the outer optimizer updates.
@@ -105,7 +109,7 @@ def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr):
     cross_entropy = torch.nn.functional.cross_entropy
 
     if impl == "learn2learn":
-        maml = library.algorithms.MAML(model, lr=inner_lr, first_order=False)
+        maml = library.algorithms.MAML(model, lr=inner_lr, first_order=first_order)
 
         def accumulate(tasks):
             for x_support, y_support, x_query, y_query in tasks:
@@ -118,12 +122,13 @@ def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr):
 
     if impl == "higher":
         inner_optimizer = torch.optim.SGD(model.parameters(), lr=inner_lr)
+        constants = (lambda grads: [g.detach() for g in grads]) if first_order else None
 
         def accumulate(tasks):
             for x_support, y_support, x_query, y_query in tasks:
                 with library.innerloop_ctx(model, inner_optimizer, copy_initial_weights=False) as (fmodel, diffopt):
                     for _ in range(inner_steps):
-                        diffopt.step(cross_entropy(fmodel(x_support), y_support))
+                        diffopt.step(cross_entropy(fmodel(x_support), y_support), grad_callback=constants)
                     (cross_entropy(fmodel(x_query), y_query) / len(tasks)).backward()
 
         return accumulate, list(model.parameters())
@@ -136,7 +141,7 @@ def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr):
                 fast = dict(model.named_parameters())
                 for _ in range(inner_steps):
                     loss = cross_entropy(functional_call(model, fast, (x_support,)), y_support)
-                    grads = torch.autograd.grad(loss, list(fast.values()), create_graph=True)
+                    grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
                     fast = {name: w - inner_lr * g for (name, w), g in zip(fast.items(), grads)}
                 (cross_entropy(functional_call(model, fast, (x_query,)), y_query) / len(tasks)).backward()
 
@@ -151,9 +156,10 @@ def time_meta_steps(impl, args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    model = conv4(args.ways)
+    model = conv4(args.ways, args.width)
     tasks = random_tasks(torch, args.meta_batch, args.ways, args.shots, args.queries, torch.float32, generator)
-    accumulate, parameters = meta_gradient_fn(impl, torch, library, model, args.inner_steps, args.inner_lr)
+    accumulate, parameters = meta_gradient_fn(impl, torch, library, model, args.inner_steps, args.inner_lr,
+                                              first_order=args.first_order)
     optimizer = torch.optim.Adam(parameters, lr=META_LR)
 
     def meta_step():
@@ -181,7 +187,8 @@ def time_meta_steps(impl, args):
             "queries": args.queries,
             "inner_steps": args.inner_steps,
             "inner_lr": args.inner_lr,
-            "first_order": False,
+            "first_order": args.first_order,
+            "width": args.width,
             "meta_optimizer": f"Adam({META_LR})",
             "dtype": "float32",
             "device": "cpu",
@@ -191,11 +198,12 @@ def time_meta_steps(impl, args):
         "seconds_per_step": seconds,
         "median_seconds": median,
         "tasks_per_second": args.meta_batch / median,
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     }
 
 
 def check_meta_gradients(args):
-    """Compare the meta-gradients of the importable implementations in float64; return (record, passed)."""
+    """Compare the meta-gradients (both orders) of the importable implementations in float64; return (record, passed)."""
     import torch
 
     torch.set_num_threads(args.threads)
@@ -212,26 +220,30 @@ def check_meta_gradients(args):
         except Exception as error:  # noqa: BLE001 - any import failure means "not available"
             skipped[impl] = f"{type(error).__name__}: {error}"
             continue
-        model = copy.deepcopy(initial)
-        accumulate, _ = meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr)
-        accumulate(tasks)
-        gradients[impl] = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
-    reference = gradients["torchfunc"]
-    # Per parameter tensor: the largest difference relative to the tensor's largest reference entry.
-    # The conv biases sit before a BatchNorm, so their gradient is zero in exact arithmetic and
-    # rounding noise in float64: their scale is floored at 1e-9 of the largest gradient entry.
-    floor = 1e-9 * max(ref.abs().max().item() for ref in reference.values())
+        for order, first_order in (("second", False), ("first", True)):
+            model = copy.deepcopy(initial)
+            accumulate, _ = meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr, first_order)
+            accumulate(tasks)
+            gradients[impl, order] = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
     differences = {}
-    for impl, grads in gradients.items():
+    for (impl, order), grads in gradients.items():
+        reference = gradients["torchfunc", order]
         if impl == "torchfunc":
             continue
-        differences[impl] = max(
+        # Per parameter tensor: the largest difference relative to the tensor's largest reference entry.
+        # The conv biases sit before a BatchNorm, so their gradient is zero in exact arithmetic and
+        # rounding noise in float64: their scale is floored at 1e-9 of the largest gradient entry.
+        floor = 1e-9 * max(ref.abs().max().item() for ref in reference.values())
+        differences[f"{impl} {order} order"] = max(
             (grads[name] - ref).abs().max().item() / max(ref.abs().max().item(), floor)
             for name, ref in reference.items()
         )
-    passed = len(differences) > 0 and all(d <= CHECK_TOLERANCE for d in differences.values())
+    # The two orders differ: otherwise the first-order switch did nothing.
+    orders_differ = max((gradients["torchfunc", "second"][name] - g).abs().max().item()
+                        for name, g in gradients["torchfunc", "first"].items()) > 1e-6
+    passed = len(differences) > 0 and all(d <= CHECK_TOLERANCE for d in differences.values()) and orders_differ
     record = {
-        "check": "second-order meta-gradient vs torchfunc, float64",
+        "check": "second- and first-order meta-gradients vs torchfunc's, float64",
         "setting": {
             "meta_batch": meta_batch,
             "ways": ways,
@@ -242,6 +254,7 @@ def check_meta_gradients(args):
         },
         "torch": torch.__version__,
         "max_relative_difference": differences,
+        "orders_differ": orders_differ,
         "tolerance": CHECK_TOLERANCE,
         "passed": passed,
     }
@@ -259,14 +272,18 @@ def parse_args(argv=None):
     parser.add_argument("--queries", type=int, default=15, help="query examples per class")
     parser.add_argument("--inner-steps", type=int, default=1)
     parser.add_argument("--inner-lr", type=float, default=0.4)
+    parser.add_argument("--first-order", action="store_true", help="FOMAML: the inner gradients as constants")
+    parser.add_argument("--width", type=int, default=64, help="filters per convolution")
     parser.add_argument("--reps", type=int, default=10, help="timed meta steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed meta steps first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true", help="compare the meta-gradients of the three")
     args = parser.parse_args(argv)
-    if min(args.meta_batch, args.ways, args.shots, args.queries, args.inner_steps, args.reps, args.threads) < 1:
-        parser.error("--meta-batch, --ways, --shots, --queries, --inner-steps, --reps and --threads must be >= 1")
+    if min(args.meta_batch, args.ways, args.shots, args.queries, args.inner_steps, args.reps, args.threads,
+           args.width) < 1:
+        parser.error("--meta-batch, --ways, --shots, --queries, --inner-steps, --reps, --threads and --width "
+                     "must be >= 1")
     if args.warmup < 0:
         parser.error("--warmup must be >= 0")
     return args

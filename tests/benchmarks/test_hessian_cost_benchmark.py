@@ -61,3 +61,51 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit):
         hessian_cost.main(argv)
     assert message in capsys.readouterr().err
+
+
+def fake_worker_results(monkeypatch):
+    """Replace the worker processes by instant fakes; return the list of what was run."""
+    ran = []
+
+    def fake_run_json(command, what):
+        ran.append(what)
+        if str(hessian_cost.TORCH_SCRIPT) in command:
+            impl = command[command.index("--impl") + 1]
+            if impl == "higher":
+                return hessian_cost.MISSING_EXIT_CODE, {"impl": impl, "error": "ModuleNotFoundError: higher"}
+            return 0, {"impl": impl, "library_version": "0", "median_seconds": 2.0, "peak_rss_bytes": 2 * 2**20}
+        option = lambda name: command[command.index(name) + 1]  # noqa: E731
+        if "agreement" in command:
+            return 0, {"model": option("--model"), "inner_steps": int(option("--inner-steps")),
+                       "cosine": {"maml": 1.0}, "remat_relative_difference": None}
+        return 0, {"method": option("--method"), "model": option("--model"),
+                   "inner_steps": int(option("--inner-steps")), "median_seconds": 1.0, "compile_seconds": 1.0,
+                   "memory_bytes": {"step": 2**20}, "peak_rss_bytes": 2**20, "flops": 1e9}
+
+    monkeypatch.setattr(hessian_cost, "_run_json", fake_run_json)
+    return ran
+
+
+def test_resume_measures_only_what_is_missing_and_saves_after_every_worker(monkeypatch):
+    ran = fake_worker_results(monkeypatch)
+    args = hessian_cost.parse_args(["--models", "conv4-32", "--steps", "1", "2", "--methods", "maml", "fomaml",
+                                    "--torch", "learn2learn", "higher", "--no-progress"])
+    saved = []
+    first = hessian_cost.run_grid(args, save=lambda grid: saved.append(len(grid["costs"])))
+    # 2 steps x (2 methods + agreement) + learn2learn's 2 methods x 2 steps + higher tried once.
+    assert len(ran) == 2 * 3 + 4 + 1 and len(saved) == len(ran)
+    assert first["missing"] == {"higher": "ModuleNotFoundError: higher"} and first["failures"] == []
+    assert {(t["impl"], t["method"], t["inner_steps"]) for t in first["torch"]} == {
+        ("learn2learn", m, k) for m in ("maml", "fomaml") for k in (1, 2)}
+    # Resuming with one cost and one agreement dropped runs exactly those two (and higher again).
+    previous = {**first, "costs": first["costs"][1:], "agreement": first["agreement"][:1]}
+    ran.clear()
+    second = hessian_cost.run_grid(args, previous)
+    assert ran == ["maml on conv4-32 with 1 steps", "higher maml on conv4-32 with 1 steps",
+                   "gradient agreement on conv4-32 with 2 steps"]
+    assert sorted(map(hessian_cost._key, second["costs"])) == sorted(map(hessian_cost._key, first["costs"]))
+    table = hessian_cost.markdown({"quick": False, "environment": {"processor": "x", "cpu_count": 2, "jax": "0",
+                                                                    "backend": "cpu"},
+                                   "protocol": {"reps": 1}, **second, "goals": {}})
+    assert "| conv4-32 | 2 | fomaml | learn2learn 0 | 2.0000 | 2.0 | 0.50 | 0.50 |" in table
+    assert "higher is not installed" in table
