@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple, Optional
 
+import jax
 import numpy as np
 
 from jaxmeta.core.meta_step import MetaTrainState
@@ -98,7 +99,9 @@ def train(
         raise ValueError(f"budget_seconds must be positive, got {budget_seconds!r}.")
     validate_every = validate_every or checkpoint_every
     run = RunDirectory(run_dir, config, resume=resume)
-    log = MetricsLog(Path(run_dir) / "metrics.jsonl")
+    # With several processes (hosts), process 0 writes the log and the plot; every process saves its shards.
+    primary = jax.process_index() == 0
+    log = MetricsLog(Path(run_dir) / "metrics.jsonl", writable=primary)
     try:
         elapsed_before, saved_step = 0.0, None
         if resume and run.latest_step() is not None:
@@ -137,7 +140,8 @@ def train(
         if saved_step != int(state.step):
             save(state)
         records = log.read()
-        plot_learning_curve(records, Path(run_dir) / "learning_curve.png", title=description)
+        if primary:
+            plot_learning_curve(records, Path(run_dir) / "learning_curve.png", title=description)
         stopped = "finished" if int(state.step) >= num_steps else "budget"
         return TrainResult(state, stopped, records)
     finally:

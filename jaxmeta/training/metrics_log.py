@@ -17,6 +17,13 @@ from jaxmeta.training.checkpoint import write_text_atomically
 class MetricsLog:
     """Append-only JSONL file of training records.
 
+    Args:
+      path: the JSONL file.
+      writable: whether this process writes it. In a run over several
+        processes (hosts) only one of them should (``jax.process_index() == 0``);
+        the others read what it wrote, and their ``write`` and
+        ``truncate_after`` do nothing.
+
     Example:
       >>> import tempfile, pathlib
       >>> log = MetricsLog(pathlib.Path(tempfile.mkdtemp()) / "metrics.jsonl")
@@ -27,8 +34,9 @@ class MetricsLog:
       [0.5]
     """
 
-    def __init__(self, path):
+    def __init__(self, path, writable: bool = True):
         self.path = Path(path)
+        self.writable = writable
 
     def read(self) -> list[dict]:
         """Every complete record (a line cut short by a crash is skipped)."""
@@ -44,10 +52,14 @@ class MetricsLog:
 
     def truncate_after(self, step: Optional[int]) -> None:
         """Keep only the records up to ``step`` (all records are dropped when ``step`` is None)."""
+        if not self.writable:
+            return
         kept = [r for r in self.read() if step is not None and r.get("step", 0) <= step]
         write_text_atomically(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def write(self, record: Mapping[str, Any]) -> None:
+        if not self.writable:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as handle:
             handle.write(json.dumps(dict(record)) + "\n")

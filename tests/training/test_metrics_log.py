@@ -25,3 +25,12 @@ def test_learning_curve_png_has_loss_and_accuracy_panels(tmp_path):
     with Image.open(tmp_path / "curve.png") as image:
         assert image.size[0] > 1.8 * image.size[1]  # two panels side by side
     assert [p.name for p in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_a_log_that_is_not_writable_reads_the_writers_records_and_changes_nothing(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    writer, reader = MetricsLog(path), MetricsLog(path, writable=False)
+    writer.write({"step": 1, "kind": "train", "loss": 1.0})
+    reader.write({"step": 2, "kind": "train", "loss": 2.0})
+    reader.truncate_after(None)
+    assert reader.read() == writer.read() == [{"step": 1, "kind": "train", "loss": 1.0}]
