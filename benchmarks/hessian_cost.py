@@ -48,7 +48,8 @@ from typing import Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, read_json,  # noqa: E402
                     write_atomically, write_json)
-from maml_speed import MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, _cost_flops, _run_json  # noqa: E402
+from maml_speed import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, _cost_flops, _run_json,  # noqa: E402
+                        setting_arguments)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -59,6 +60,8 @@ TIME_GOAL = 1.5    # exact MAML / FOMAML time per step at 20 inner steps, at mos
 MEMORY_GOAL = 1.5  # MAML-with-remat step memory at 50 inner steps / at 1 step, at most
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")  # benchmarks/torch_maml.py
 TORCH_METHODS = {"maml": [], "fomaml": ["--first-order"]}  # what torch_maml.py implements
+# The conv-4 problem, for jaxmeta and for torch_maml.py alike (the inner steps vary).
+CONV_SETTING = {"meta_batch": 8, "ways": 5, "shots": 1, "queries": 15, "inner_lr": 0.1}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -79,11 +82,12 @@ def problem(model_name: str, seed: int = 0):
         tasks = jaxmeta.sinusoid_tasks(jax.random.key(seed + 1), 25, shots=10)
         return jaxmeta.regression_loss(functional(model)), params, tasks, 0.01, None
     width = int(model_name.split("-")[1])
-    ways, shots, queries, meta_batch = 5, 1, 15, 8
-    model = Conv4(num_classes=ways, features=width, conv="im2col")
+    setting = CONV_SETTING
+    model = Conv4(num_classes=setting["ways"], features=width, conv="im2col")
     params = model.init(jax.random.key(seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
-    tasks = random_omniglot_tasks(seed, meta_batch, ways=ways, shots=shots, queries=queries)
-    return jaxmeta.classification_loss(functional(model)), params, jax.device_put(tasks), 0.1, 1
+    tasks = random_omniglot_tasks(seed, setting["meta_batch"], ways=setting["ways"], shots=setting["shots"],
+                                  queries=setting["queries"])
+    return jaxmeta.classification_loss(functional(model)), params, jax.device_put(tasks), setting["inner_lr"], 1
 
 
 def learner(method: str, loss_fn, inner_lr: float, steps: int):
@@ -237,11 +241,10 @@ def _key(record: dict) -> tuple:
 
 def _torch_command(impl: str, method: str, model: str, steps: int, reps: int, seed: int) -> list:
     """benchmarks/torch_maml.py on the conv-4 problem of :func:`problem`: the same setting in PyTorch."""
-    ways, shots, queries, meta_batch = 5, 1, 15, 8
-    return [sys.executable, str(TORCH_SCRIPT), "--impl", impl, "--meta-batch", str(meta_batch),
-            "--ways", str(ways), "--shots", str(shots), "--queries", str(queries), "--inner-steps", str(steps),
-            "--inner-lr", "0.1", "--width", model.split("-")[1], "--reps", str(reps), "--warmup", "1",
-            "--seed", str(seed), *TORCH_METHODS[method]]
+    setting = {**CONV_SETTING, "inner_steps": steps}
+    return [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *setting_arguments(setting),
+            "--width", model.split("-")[1], "--reps", str(reps), "--warmup", "1", "--seed", str(seed),
+            *TORCH_METHODS[method]]
 
 
 def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None] = lambda grid: None) -> dict:
@@ -503,7 +506,8 @@ def main(argv=None) -> dict:
 
     out = args.out or (RESULTS_DIR.parent.parent / "runs" / "hessian-cost-quick" if args.quick else RESULTS_DIR)
     previous = read_json(out / "hessian_cost.json") if args.resume else None
-    if previous is not None and (previous["protocol"]["reps"], previous["protocol"].get("seed")) != (args.reps, args.seed):
+    measured_with = previous and (previous["protocol"]["reps"], previous["protocol"].get("seed"))
+    if previous is not None and measured_with != (args.reps, args.seed):
         raise SystemExit(f"{out / 'hessian_cost.json'} was measured with --reps {previous['protocol']['reps']} "
                          f"--seed {previous['protocol'].get('seed')}; resume with those, or leave out --resume "
                          "to measure everything again.")
@@ -514,14 +518,14 @@ def main(argv=None) -> dict:
         return {"quick": args.quick, "environment": environment(), "protocol": protocol, **grid,
                 "goals": goals(grid["costs"])}
 
-    def save(grid):
+    def save(grid) -> dict:
+        summary = summarise(grid)
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "hessian_cost.json", summarise(grid))
-        write_atomically(out / "hessian_cost.md", markdown(summarise(grid)))
+        write_json(out / "hessian_cost.json", summary)
+        write_atomically(out / "hessian_cost.md", markdown(summary))
+        return summary
 
-    grid = run_grid(args, previous, save)
-    summary = summarise(grid)
-    save(grid)
+    summary = save(run_grid(args, previous, save))
     plot(summary, out / "hessian_cost.png")
     print(markdown(summary))
     return summary

@@ -24,9 +24,9 @@ step. Three implementations of the same step:
 
 It prints one JSON line to stdout: the implementation, the versions, the
 setting, the time of each timed meta step, their median, tasks per second
-(meta-batch / median) and the process's peak RSS. Warm-up steps are not timed. If the implementation's
-library cannot be imported, it prints ``{"impl": ..., "error": ...}`` and
-exits with code 3.
+(meta-batch / median) and the process's peak RSS. Warm-up steps are not
+timed. If the implementation's library cannot be imported, it prints
+``{"impl": ..., "error": ...}`` and exits with code 3.
 
     python benchmarks/torch_maml.py --impl higher --meta-batch 32 --ways 5 --shots 1 \\
         --queries 15 --inner-steps 1 --inner-lr 0.4 --reps 10 --warmup 2
@@ -35,8 +35,8 @@ exits with code 3.
 ``--check`` runs each importable implementation on a tiny setting (meta-batch
 2, 2 ways, 1 shot, 2 queries, 2 inner steps) in float64 from the same initial
 weights and data, and compares their meta-gradients, second and first order,
-with torchfunc's (exit 1 if any differs by more than 1e-6 relative). Install the libraries with
-``make compare-env``.
+with torchfunc's (exit 1 if any differs by more than 1e-6 relative, or if
+the two orders agree). Install the libraries with ``make compare-env``.
 """
 
 import argparse
@@ -203,7 +203,7 @@ def time_meta_steps(impl, args):
 
 
 def check_meta_gradients(args):
-    """Compare the meta-gradients (both orders) of the importable implementations in float64; return (record, passed)."""
+    """Compare both orders' meta-gradients of the importable implementations in float64; return (record, passed)."""
     import torch
 
     torch.set_num_threads(args.threads)
