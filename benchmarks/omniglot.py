@@ -1,6 +1,9 @@
 """Few-shot Omniglot with the gradient-based and the metric-based learners.
 
-Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile. Metric-based (one
+Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile, and the LSTM
+meta-learner of Ravi and Larochelle (``meta-lstm``: the conv-4's parameters
+are the cell state of a coordinate-wise LSTM that learns the update rule and
+the initialisation). Metric-based (one
 episode per meta step, no inner loop): Prototypical networks (``protonet``,
 ``gaussian-protonet``), Matching networks (``matching``, ``matching-fce`` with
 full-context embeddings), Relation networks (``relation``), Siamese networks
@@ -27,6 +30,10 @@ networks on the test setting with 15 queries. The embedding is the conv-4
 (the Relation network's without pooling in its last two blocks). All use the
 same split, rotations and test tasks as the gradient-based learners, so every
 row of the results table is measured on the same kind of episodes.
+
+The LSTM meta-learner takes 5 updates on the support set (``--inner-steps``)
+and meta-batches like MAML (32 tasks for 5-way, 16 for 20-way), Adam 1e-3:
+these are our choices, since its paper reports miniImageNet only.
 
 Reptile (Nichol et al. 2018) is run through the same loop with SGD in the
 inner loop (5 steps, lr as above) and its outer step as an SGD step of size 1
@@ -70,11 +77,12 @@ from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
+from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
 from jaxmeta.training.loop import TrainResult, train  # noqa: E402
 from jaxmeta.training.metrics_log import MetricsLog  # noqa: E402
 
-GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile")
+GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
 MODEL_BASED = ("metanet",)
 NO_INNER_LOOP = METRIC_BASED + MODEL_BASED  # trained on the episode loss, scored in one forward pass
@@ -87,6 +95,8 @@ PUBLISHED = {
     "reptile": ((97.68, 99.48, 89.43, 97.12), "Nichol et al. 2018, Table 1"),
     "metasgd": ((99.53, 99.93, 95.93, 98.97), "Li et al. 2017, Table 2"),
     "anil": ((None, None, None, None), "Raghu et al. 2020 report no Omniglot numbers"),
+    "meta-lstm": ((None, None, None, None), "Ravi and Larochelle 2017 report miniImageNet only (43.44 / 60.60, "
+                  "5-way 1 / 5-shot)"),
     "protonet": ((98.8, 99.7, 96.0, 98.9), "Snell et al. 2017, Table 1"),
     "gaussian-protonet": ((None, None, None, None), "Fort 2017 (numbers not re-checked here)"),
     "matching": ((98.1, 98.9, 93.8, 98.5), "Vinyals et al. 2016, Table 1"),
@@ -108,8 +118,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="query examples per class in training; default 15 (ProtoNets 5, Relation 19/15/10/5)")
     parser.add_argument("--train-ways", type=int, default=None,
                         help="classes per training episode; default --ways (ProtoNets 60)")
-    parser.add_argument("--inner-steps", type=int, default=None, help="default: 1 (5-way), 5 (20-way, Reptile)")
-    parser.add_argument("--inner-lr", type=float, default=None, help="default: 0.4 (5-way), 0.1 (20-way)")
+    parser.add_argument("--inner-steps", type=int, default=None, help="default: 1 (5-way), 5 (20-way, Reptile, meta-lstm)")
+    parser.add_argument("--inner-lr", type=float, default=None, help="default: 0.4 (5-way), 0.1 (20-way); meta-lstm learns its own")
     parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way)")
     parser.add_argument("--meta-lr", type=float, default=None, help="default: Adam 1e-3; Reptile SGD 1.0 -> 0")
     parser.add_argument("--iterations", type=int, default=60_000)
@@ -151,7 +161,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.queries = {"protonet": 5, "gaussian-protonet": 5}.get(
             args.algorithm, RELATION_QUERIES.get((args.ways, args.shots), 15) if args.algorithm == "relation" else 15)
     if args.inner_steps is None:
-        args.inner_steps = 5 if twenty or args.algorithm == "reptile" else 1
+        args.inner_steps = 5 if twenty or args.algorithm in ("reptile", "meta-lstm") else 1
     if args.inner_lr is None:
         args.inner_lr = 0.1 if twenty else 0.4
     if args.meta_batch is None:
@@ -195,7 +205,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--extra-test-ways must be at least 2, got {args.extra_test_ways}.")
 
 
-def build_learner(args, loss_fn):
+def build_learner(args, loss_fn, key):
+    """The gradient-based learner named by ``--algorithm``; ``key`` initialises meta-lstm's LSTM."""
     if args.algorithm == "maml":
         return jaxmeta.maml(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
     if args.algorithm == "fomaml":
@@ -205,6 +216,8 @@ def build_learner(args, loss_fn):
                             inner_steps=args.inner_steps)
     if args.algorithm == "metasgd":
         return jaxmeta.metasgd(loss_fn, lr_init=args.inner_lr, inner_steps=args.inner_steps)
+    if args.algorithm == "meta-lstm":
+        return lstm_meta_learner(loss_fn, key=key, inner_steps=args.inner_steps)
     return jaxmeta.reptile(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
 
 
@@ -241,11 +254,12 @@ def run_config(args) -> dict:
 
 
 def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
-                      chunk_size=None):
+                      chunk_size=None, task_chunk=None, progress=False):
     """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
 
     For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
-    result then has one entry (there are no inner steps).
+    result then has one entry (there are no inner steps). ``task_chunk`` as in training
+    (tasks adapted a group at a time; the CPU path), ``progress`` shows a bar.
     """
     if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
         per_task = ways * (shots + queries)
@@ -255,11 +269,11 @@ def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, sho
     tasks = classification_tasks(key, images, count, ways=ways, shots=shots, queries=queries, rotate=True,
                                  dtype="uint8")
     if loss_fn is None:
-        scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size)
+        scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size, progress=progress)
         mean, ci = jaxmeta.confidence_interval(np.asarray(scores.accuracy))
         return np.atleast_1d(mean), np.atleast_1d(ci)
     evaluation = jaxmeta.evaluate(learner, loss_fn, meta_params, tasks, key=jax.random.fold_in(key, 1),
-                                  steps=steps, chunk_size=chunk_size)
+                                  steps=steps, chunk_size=chunk_size, task_chunk=task_chunk, progress=progress)
     mean, ci = jaxmeta.confidence_interval(np.asarray(evaluation.metrics["accuracy"]))
     return mean, ci
 
@@ -288,7 +302,7 @@ def main(argv=None) -> dict:
     else:
         model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv)
         loss_fn = jaxmeta.classification_loss(functional(model))
-        learner = scorer = build_learner(args, loss_fn)
+        learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1))
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
     if args.devices > 1:  # the same step with the task batch split over a mesh; the state replicated
@@ -297,7 +311,7 @@ def main(argv=None) -> dict:
         state = distributed.replicate(state, mesh)
     else:
         meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
-    episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries)
+    episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk)
 
     def validate(meta_params):
         mean, _ = evaluate_accuracy(scorer, loss_fn, meta_params, val_images, count=args.validation_tasks,
@@ -337,7 +351,8 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     ways = args.ways if ways is None else ways
     mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
                                  steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
-                                 shots=args.shots, queries=args.eval_queries)
+                                 shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
+                                 progress=not args.no_progress)
     metric_based = args.algorithm in NO_INNER_LOOP
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {

@@ -11,10 +11,11 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from jaxmeta.core.adapt import check_steps
 from jaxmeta.core.learner import MetaLearner
-from jaxmeta.core.meta_step import task_batch_size
+from jaxmeta.core.meta_step import map_over_tasks, task_batch_size
 from jaxmeta.core.types import LossFn, MetaParams, Metrics, PRNGKey, Task
 
 
@@ -50,14 +51,23 @@ def confidence_interval(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis), 1.96 * values.std(axis, ddof=1) / np.sqrt(n)
 
 
-@functools.partial(jax.jit, static_argnames=("learner", "loss_fn", "steps"))
-def _evaluate_batch(learner, loss_fn, meta_params, tasks, keys, steps):
+@functools.partial(jax.jit, static_argnames=("learner", "loss_fn", "steps", "task_chunk"))
+def _evaluate_batch(learner, loss_fn, meta_params, tasks, keys, steps, task_chunk):
     def one_task(task, key):
         inner_key, query_key = jax.random.split(key)
         observe = lambda phi: loss_fn(phi, task.query, key=query_key)  # noqa: E731
         return learner.adapt(meta_params, task.support, key=inner_key, steps=steps, observe=observe).observed
 
-    return jax.vmap(one_task)(tasks, keys)
+    return map_over_tasks(one_task, tasks, keys, task_chunk)
+
+
+def _chunks(size: int, chunk_size: Optional[int], progress: bool, description: str):
+    """Start indices of the chunks of ``size`` tasks, under a progress bar if asked."""
+    chunk = size if chunk_size is None else max(1, int(chunk_size))
+    starts = range(0, size, chunk)
+    if progress:
+        starts = tqdm(starts, desc=description, unit="chunk", leave=False)
+    return chunk, starts
 
 
 def evaluate(
@@ -69,6 +79,8 @@ def evaluate(
     key: PRNGKey,
     steps: int,
     chunk_size: Optional[int] = None,
+    task_chunk: Optional[int] = None,
+    progress: bool = False,
 ) -> Evaluation:
     """Adapt on each task's support set for ``steps`` steps, scoring the query set after each.
 
@@ -79,7 +91,11 @@ def evaluate(
       tasks: a batch of tasks (leading task axis).
       key: randomness for the inner loop and the loss.
       steps: the number of inner steps ``n >= 1``; results cover 0..n.
-      chunk_size: evaluate this many tasks at a time, to bound memory.
+      chunk_size: evaluate this many tasks per compiled call, to bound memory.
+      task_chunk: within a call, adapt this many tasks at a time, one group
+        after another (as in :func:`jaxmeta.make_meta_step`; faster on the
+        CPU); all at once (``jax.vmap``) when ``None``. Same results.
+      progress: show a progress bar over the chunks.
 
     Returns:
       An :class:`Evaluation` with ``[tasks, n + 1]`` curves.
@@ -97,12 +113,14 @@ def evaluate(
     """
     steps = check_steps(steps)
     size = task_batch_size(tasks)
-    chunk = size if chunk_size is None else max(1, int(chunk_size))
     keys = jax.random.split(key, size)
+    chunk, starts = _chunks(size, chunk_size, progress, "evaluating")
     parts = []
-    for start in range(0, size, chunk):
+    for start in starts:
         part = jax.tree.map(lambda x: x[start:start + chunk], (tasks, keys))
-        parts.append(_evaluate_batch(learner, loss_fn, meta_params, part[0], part[1], steps))
+        parts.append(_evaluate_batch(learner, loss_fn, meta_params, part[0], part[1], steps, task_chunk))
+        if progress:  # the bar advances as chunks finish, not as they are dispatched
+            jax.block_until_ready(parts[-1])
     losses, metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
     return Evaluation(losses, metrics)
 
@@ -113,16 +131,19 @@ def _metrics_of_batch(task_metrics, model, params, tasks):
 
 
 def metrics_in_chunks(task_metrics: Callable, model: Any, params: Any, tasks: Task,
-                      chunk_size: Optional[int] = None) -> Metrics:
+                      chunk_size: Optional[int] = None, progress: bool = False) -> Metrics:
     """Per-task metrics ``{name: [tasks]}`` of ``task_metrics(model, params, task) -> (loss, metrics)``.
 
     For learners scored in one forward pass (metric learners, memory models);
-    ``chunk_size`` tasks are computed at once (memory), all when ``None``.
+    ``chunk_size`` tasks are computed at once (memory), all when ``None``;
+    ``progress`` shows a progress bar over the chunks.
     ``task_metrics`` and ``model`` are static (hashable), so repeated calls
     reuse the compiled program.
     """
-    size = task_batch_size(tasks)
-    chunk = size if chunk_size is None else max(1, int(chunk_size))
-    parts = [_metrics_of_batch(task_metrics, model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks))
-             for start in range(0, size, chunk)]
+    chunk, starts = _chunks(task_batch_size(tasks), chunk_size, progress, "scoring")
+    parts = []
+    for start in starts:
+        parts.append(_metrics_of_batch(task_metrics, model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks)))
+        if progress:
+            jax.block_until_ready(parts[-1])
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)

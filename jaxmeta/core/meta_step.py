@@ -100,15 +100,31 @@ def task_gradient_mean(
     learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: Optional[int] = None
 ) -> tuple[MetaParams, Metrics]:
     """:func:`meta_gradient` with one key per task given (``keys [B]``): the mean of ``task_grad`` over the tasks."""
-    size = task_batch_size(tasks)
-    if task_chunk is None:
-        grads, metrics = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(meta_params, tasks, keys)
-    else:
-        if isinstance(task_chunk, bool) or not isinstance(task_chunk, int) or task_chunk < 1:
-            raise ValueError(f"task_chunk must be None or a positive int, got {task_chunk!r}.")
-        grads, metrics = jax.lax.map(lambda pair: learner.task_grad(meta_params, *pair), (tasks, keys),
-                                     batch_size=min(task_chunk, size))
+    grads, metrics = map_over_tasks(lambda task, key: learner.task_grad(meta_params, task, key), tasks, keys,
+                                    task_chunk)
     return _mean(grads), _mean(metrics)
+
+
+def map_over_tasks(fn: Callable[[Task, PRNGKey], Any], tasks: Task, keys: PRNGKey,
+                   task_chunk: Optional[int] = None) -> Any:
+    """``fn(task, key)`` for every task, stacked: all at once (``jax.vmap``) or ``task_chunk`` at a time.
+
+    ``task_chunk=k`` runs ``jax.lax.map(..., batch_size=k)``: groups of ``k``
+    tasks under ``vmap``, one group after another (see :func:`meta_gradient`).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta import Task
+      >>> x = jnp.arange(3.0)
+      >>> map_over_tasks(lambda task, key: task.support[0] * 2, Task((x, x), (x, x)),
+      ...                jax.random.split(jax.random.key(0), 3), task_chunk=2).tolist()
+      [0.0, 2.0, 4.0]
+    """
+    if task_chunk is None:
+        return jax.vmap(fn)(tasks, keys)
+    if isinstance(task_chunk, bool) or not isinstance(task_chunk, int) or task_chunk < 1:
+        raise ValueError(f"task_chunk must be None or a positive int, got {task_chunk!r}.")
+    return jax.lax.map(lambda pair: fn(*pair), (tasks, keys), batch_size=min(task_chunk, task_batch_size(tasks)))
 
 
 def _mean(tree: Any) -> Any:

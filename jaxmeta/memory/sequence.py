@@ -155,9 +155,13 @@ def memory_learner(model: SequenceClassifier) -> MetaLearner:
     )
 
 
-def evaluate_sequences(model: SequenceClassifier, params: Params, tasks: Task, *, chunk_size: int = 64) -> dict:
-    """Per-episode metrics ``{name: [episodes]}`` (as :func:`episode_metrics`) over a batch of episodes."""
-    return metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size)
+def evaluate_sequences(model: SequenceClassifier, params: Params, tasks: Task, *, chunk_size: int = 64,
+                       progress: bool = False) -> dict:
+    """Per-episode metrics ``{name: [episodes]}`` (as :func:`episode_metrics`) over a batch of episodes.
+
+    ``chunk_size`` episodes are computed at once; ``progress`` shows a progress bar over the chunks.
+    """
+    return metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size, progress)
 
 
 class EpisodeTrace(NamedTuple):

@@ -92,14 +92,15 @@ class EpisodeScores(NamedTuple):
 
 
 def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: Optional[PRNGKey] = None,
-                      chunk_size: Optional[int] = None) -> EpisodeScores:
+                      chunk_size: Optional[int] = None, progress: bool = False) -> EpisodeScores:
     """Episode loss and query accuracy of ``model`` on each of a batch of tasks.
 
-    ``chunk_size`` bounds how many tasks are computed at once (memory);
+    ``chunk_size`` bounds how many tasks are computed at once (memory),
+    ``progress`` shows a progress bar over the chunks;
     ``key`` is accepted for symmetry with :func:`jaxmeta.evaluate` (the
     metric learners are deterministic). Summarise with
     :func:`jaxmeta.confidence_interval`.
     """
     del key
-    merged = metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size)
+    merged = metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size, progress)
     return EpisodeScores(merged["loss"], merged["accuracy"])

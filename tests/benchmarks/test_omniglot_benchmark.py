@@ -58,6 +58,17 @@ def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglo
     assert again["stopped"] == "restored" and again["accuracy_by_steps"] == summary["accuracy_by_steps"]
 
 
+@pytest.mark.long
+def test_the_lstm_meta_learner_trains_and_its_checkpoint_scores_the_same(omniglot_root, tmp_path):
+    tiny = ["--algorithm", "meta-lstm", "--inner-steps", "2", "--root", str(omniglot_root),
+            "--run-dir", str(tmp_path / "run"), *TINY, "--iterations", "3", "--eval-steps", "3"]
+    summary = omniglot.main(tiny)
+    assert summary["meta_steps"] == 3 and summary["config"]["inner_steps"] == 2
+    assert len(summary["accuracy_by_steps"]) == 4  # after 0..3 updates of the LSTM
+    again = omniglot.main([*tiny, "--evaluate-only"])  # the LSTM's parameters restored from the checkpoint
+    assert again["stopped"] == "restored" and again["accuracy_by_steps"] == summary["accuracy_by_steps"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algorithm", "protomaml"], "invalid choice: 'protomaml'"),
     (["--inner-lr", "0"], "--inner-lr must be positive"),

@@ -9,12 +9,15 @@ import jaxmeta
 from gradcheck import regression_task, tiny_mlp
 
 
-def test_curve_entries_equal_query_loss_after_j_steps():
+@pytest.mark.parametrize("chunk_size, task_chunk, progress", [(2, None, False), (None, 2, True)])
+def test_curve_entries_equal_query_loss_after_j_steps(chunk_size, task_chunk, progress):
+    """Chunks of tasks per call, or tasks two at a time within a call (3 = 2 + 1), change nothing."""
     params, apply = tiny_mlp(jax.random.key(0))
     loss_fn = jaxmeta.regression_loss(apply)
     tasks = jax.tree.map(lambda *xs: jnp.stack(xs), *[regression_task(jax.random.key(i)) for i in range(3)])
     learner = jaxmeta.maml(loss_fn, inner_lr=0.2, inner_steps=1)
-    result = jaxmeta.evaluate(learner, loss_fn, params, tasks, key=jax.random.key(1), steps=4, chunk_size=2)
+    result = jaxmeta.evaluate(learner, loss_fn, params, tasks, key=jax.random.key(1), steps=4, chunk_size=chunk_size,
+                              task_chunk=task_chunk, progress=progress)
     assert result.losses.shape == (3, 5)
     keys = jax.random.split(jax.random.key(1), 3)
     for i in range(3):
