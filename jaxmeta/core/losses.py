@@ -5,7 +5,6 @@ Any pure function of a parameter pytree is a model here: a Flax module's
 hand-written function, a Haiku transform. Batches are ``(inputs, targets)``.
 """
 
-import jax
 import jax.numpy as jnp
 import optax
 

@@ -1,13 +1,11 @@
 """train(): checkpoints, exact resume after a kill, validation records, time budget, NaN handling."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp

@@ -26,7 +26,7 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from jaxmeta.data.omniglot.archives import ARCHIVES, archive_path, read_archive
+from jaxmeta.data.omniglot.archives import archive_path, read_archive
 from jaxmeta.data.paths import cache_root, data_root
 
 CACHE_VERSION = 1
