@@ -10,7 +10,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmeta.training.checkpoint import write_text_atomically
+from jaxmeta.training.checkpoint import RunDirectory, write_text_atomically
+from jaxmeta.training.loop import TrainResult
+from jaxmeta.training.metrics_log import MetricsLog
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -104,3 +106,19 @@ def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
         state, metrics = jax.block_until_ready(compiled(state, tasks, key))
         seconds.append(time.perf_counter() - start)
     return compiled, compile_seconds, seconds, state, metrics
+
+
+def restore_run(run_dir: Path, config: dict, template) -> TrainResult:
+    """The newest checkpoint of ``run_dir`` (written with ``config``) and the records logged up to it.
+
+    For ``--evaluate-only``: test a run's parameters again without training.
+    Another configuration's or a damaged directory is refused by
+    :class:`RunDirectory`, as on resume.
+    """
+    run = RunDirectory(run_dir, config, resume=True)
+    try:
+        step, state, _ = run.restore_latest(template)
+    finally:
+        run.close()
+    records = MetricsLog(Path(run_dir) / "metrics.jsonl").read()
+    return TrainResult(state, "restored", [record for record in records if record["step"] <= step])

@@ -19,7 +19,7 @@ RMSProp 1e-4 for 100,000 episodes, far beyond a CPU budget).
 
 Each run lives in ``--run-dir`` (default ``runs/memory/<model>-<ways>way``) with
 the training loop's checkpoints, ``metrics.jsonl`` and learning curve;
-``--resume`` continues it. With ``--record`` the result becomes a row of
+``--resume`` continues it and ``--evaluate-only`` tests its newest checkpoint again. With ``--record`` the result becomes a row of
 ``benchmarks/results/memory_omniglot.{json,md}``, with a picture of the
 memory's read and write weights over a test episode.
 """
@@ -75,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=1000)
     parser.add_argument("--run-dir", type=Path, default=None)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="test the newest checkpoint in --run-dir (same settings) without training")
     parser.add_argument("--record", action="store_true", help="add the result to benchmarks/results/memory_omniglot.*")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--root", type=Path, default=None, help="default: $JAXMETA_DATA/omniglot")
@@ -144,12 +146,15 @@ def main(argv=None) -> dict:
         metrics = score(model, meta_params, val_images, count=args.validation_episodes, args=args, key=val_key)
         return {name: mean for name, (mean, _) in metrics.items() if name != "loss"}
 
-    result = train(jaxmeta.make_meta_step(learner, optimizer), state, sampler, key=train_key,
-                   num_steps=args.iterations, run_dir=args.run_dir, config=run_config(args), resume=args.resume,
-                   checkpoint_every=args.checkpoint_every, validate=validate, validate_every=args.validate_every,
-                   steps_per_call=args.steps_per_call,
-                   budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
-                   progress=not args.no_progress, description=f"{args.model} {args.ways}-way")
+    if args.evaluate_only:
+        result = common.restore_run(args.run_dir, run_config(args), state)
+    else:
+        result = train(jaxmeta.make_meta_step(learner, optimizer), state, sampler, key=train_key,
+                       num_steps=args.iterations, run_dir=args.run_dir, config=run_config(args), resume=args.resume,
+                       checkpoint_every=args.checkpoint_every, validate=validate, validate_every=args.validate_every,
+                       steps_per_call=args.steps_per_call,
+                       budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
+                       progress=not args.no_progress, description=f"{args.model} {args.ways}-way")
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
     test = score(model, result.state.meta_params, test_images, count=args.eval_episodes, args=args, key=test_key)
     summary = {

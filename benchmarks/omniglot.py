@@ -78,9 +78,7 @@ from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
-from jaxmeta.training.checkpoint import RunDirectory  # noqa: E402
-from jaxmeta.training.loop import TrainResult, train  # noqa: E402
-from jaxmeta.training.metrics_log import MetricsLog  # noqa: E402
+from jaxmeta.training.loop import train  # noqa: E402
 
 GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
@@ -320,7 +318,7 @@ def main(argv=None) -> dict:
 
     name = f"{args.algorithm} {args.ways}-way {args.shots}-shot"
     if args.evaluate_only:
-        result = restore_result(args, state)
+        result = common.restore_run(args.run_dir, run_config(args), state)
     else:
         result = train(meta_step, state, sampler, key=train_key, num_steps=args.iterations, run_dir=args.run_dir,
                        config=run_config(args), resume=args.resume, checkpoint_every=args.checkpoint_every,
@@ -333,17 +331,6 @@ def main(argv=None) -> dict:
         summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
                                          train_seconds, started, ways=ways))
     return summaries[0]
-
-
-def restore_result(args, template) -> TrainResult:
-    """The newest checkpoint of ``args.run_dir`` (written with the same settings) and its logged records."""
-    run = RunDirectory(args.run_dir, run_config(args), resume=True)
-    try:
-        step, state, _ = run.restore_latest(template)
-    finally:
-        run.close()
-    records = MetricsLog(Path(args.run_dir) / "metrics.jsonl").read()
-    return TrainResult(state, "restored", [record for record in records if record["step"] <= step])
 
 
 def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None) -> dict:

@@ -36,6 +36,7 @@ import optax
 from jaxmeta.core.evaluate import metrics_in_chunks
 from jaxmeta.core.learner import MetaLearner, direct_learner
 from jaxmeta.core.types import Params, Task
+from jaxmeta.models.conv import images_as_float
 
 PRESENTATIONS = (1, 2, 3, 5, 10)
 """The presentations of Santoro et al. 2016, Table 1."""
@@ -83,6 +84,9 @@ class SequenceClassifier(nn.Module):
       core: a recurrent cell with ``initial_state()`` and ``(state, x) -> (state, (output, trace))``.
       num_classes: the classes of an episode (labels ``0..num_classes-1``).
 
+    ``uint8`` images are scaled to [0, 1] (:func:`jaxmeta.models.conv.images_as_float`),
+    so episodes sampled as stored and as ``float32`` give the same predictions.
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> model = SequenceClassifier(LSTMCore(8), num_classes=3)
@@ -100,7 +104,7 @@ class SequenceClassifier(nn.Module):
     def __call__(self, images: jax.Array, labels: jax.Array):
         if images.shape[0] != labels.shape[0]:
             raise ValueError(f"images {images.shape} and labels {labels.shape} must have the same number of steps.")
-        pixels = images.reshape(images.shape[0], -1)
+        pixels = images_as_float(images).reshape(images.shape[0], -1)  # uint8 -> [0, 1], as the samplers' float32
         if not jnp.issubdtype(pixels.dtype, jnp.floating):
             pixels = pixels.astype(jnp.float32)
         inputs = jnp.concatenate([pixels, previous_labels(labels, self.num_classes).astype(pixels.dtype)], axis=-1)

@@ -32,6 +32,9 @@ def test_tiny_run_trains_evaluates_by_presentation_and_records(omniglot_root, tm
     again = memory_omniglot.main(["--model", "mann", "--root", str(omniglot_root), "--run-dir", str(run_dir),
                                   "--resume", *TINY])
     assert again["meta_steps"] == 6 and again["test"] == summary["test"]
+    restored = memory_omniglot.main(["--model", "mann", "--root", str(omniglot_root), "--run-dir", str(run_dir),
+                                     "--evaluate-only", *TINY])
+    assert restored["stopped"] == "restored" and restored["test"] == summary["test"]
 
 
 @pytest.mark.parametrize("argv, message", [

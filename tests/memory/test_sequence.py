@@ -106,3 +106,15 @@ def test_clear_errors():
         model.init(jax.random.key(0), images, labels[:-1])
     with pytest.raises(TypeError, match="no inner loop"):
         memory_learner(model).adapt({}, (), key=jax.random.key(0))
+
+
+def test_stored_uint8_images_are_scaled_like_the_float_samples():
+    """Episodes sampled as stored (uint8, as the benchmark's test episodes) and as float32 in [0, 1]
+    (as its training sampler) must look the same to the model."""
+    model = SequenceClassifier(LSTMCore(4), num_classes=3)
+    pixels = jax.random.randint(jax.random.key(1), (9, 4, 4, 1), 0, 256).astype(jnp.uint8)
+    labels = jnp.arange(9) % 3
+    params = model.init(jax.random.key(0), pixels.astype(jnp.float32) / 255, labels)["params"]
+    stored, _ = model.apply({"params": params}, pixels, labels)
+    scaled, _ = model.apply({"params": params}, pixels.astype(jnp.float32) / 255, labels)
+    np.testing.assert_allclose(stored, scaled, rtol=1e-5, atol=1e-6)
