@@ -19,7 +19,8 @@ RMSProp 1e-4 for 100,000 episodes, far beyond a CPU budget).
 
 Each run lives in ``--run-dir`` (default ``runs/memory/<model>-<ways>way``) with
 the training loop's checkpoints, ``metrics.jsonl`` and learning curve;
-``--resume`` continues it and ``--evaluate-only`` tests its newest checkpoint again. With ``--record`` the result becomes a row of
+``--resume`` continues it and ``--evaluate-only`` tests its newest checkpoint
+again. With ``--record`` the result becomes a row of
 ``benchmarks/results/memory_omniglot.{json,md}``, with a picture of the
 memory's read and write weights over a test episode.
 """

@@ -3,10 +3,10 @@
 Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile, and the LSTM
 meta-learner of Ravi and Larochelle (``meta-lstm``: the conv-4's parameters
 are the cell state of a coordinate-wise LSTM that learns the update rule and
-the initialisation). Metric-based (one
-episode per meta step, no inner loop): Prototypical networks (``protonet``,
-``gaussian-protonet``), Matching networks (``matching``, ``matching-fce`` with
-full-context embeddings), Relation networks (``relation``), Siamese networks
+the initialisation). Metric-based (one episode per meta step, no inner
+loop): Prototypical networks (``protonet``, ``gaussian-protonet``), Matching
+networks (``matching``, ``matching-fce`` with full-context embeddings),
+Relation networks (``relation``), Siamese networks
 (``siamese``). Model-based: Meta Networks (``metanet``), fast weights from
 the support set's gradients read by attention, trained like the metric
 learners (one episode per meta step, 15 queries per class, the test setting).
@@ -116,8 +116,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="query examples per class in training; default 15 (ProtoNets 5, Relation 19/15/10/5)")
     parser.add_argument("--train-ways", type=int, default=None,
                         help="classes per training episode; default --ways (ProtoNets 60)")
-    parser.add_argument("--inner-steps", type=int, default=None, help="default: 1 (5-way), 5 (20-way, Reptile, meta-lstm)")
-    parser.add_argument("--inner-lr", type=float, default=None, help="default: 0.4 (5-way), 0.1 (20-way); meta-lstm learns its own")
+    parser.add_argument("--inner-steps", type=int, default=None,
+                        help="default: 1 (5-way), 5 (20-way, Reptile, meta-lstm)")
+    parser.add_argument("--inner-lr", type=float, default=None,
+                        help="default: 0.4 (5-way), 0.1 (20-way); meta-lstm learns its own")
     parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way)")
     parser.add_argument("--meta-lr", type=float, default=None, help="default: Adam 1e-3; Reptile SGD 1.0 -> 0")
     parser.add_argument("--iterations", type=int, default=60_000)

@@ -61,13 +61,21 @@ def _evaluate_batch(learner, loss_fn, meta_params, tasks, keys, steps, task_chun
     return map_over_tasks(one_task, tasks, keys, task_chunk)
 
 
-def _chunks(size: int, chunk_size: Optional[int], progress: bool, description: str):
-    """Start indices of the chunks of ``size`` tasks, under a progress bar if asked."""
+def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: Optional[int], progress: bool,
+               description: str) -> Any:
+    """``compute`` on consecutive slices of ``chunk_size`` of the ``size`` tasks in ``batch`` (all when ``None``),
+    concatenated. With ``progress`` a bar advances as each chunk finishes (not as it is dispatched).
+    """
     chunk = size if chunk_size is None else max(1, int(chunk_size))
     starts = range(0, size, chunk)
     if progress:
         starts = tqdm(starts, desc=description, unit="chunk", leave=False)
-    return chunk, starts
+    parts = []
+    for start in starts:
+        parts.append(compute(jax.tree.map(lambda x: x[start:start + chunk], batch)))
+        if progress:
+            jax.block_until_ready(parts[-1])
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
 
 
 def evaluate(
@@ -113,15 +121,9 @@ def evaluate(
     """
     steps = check_steps(steps)
     size = task_batch_size(tasks)
-    keys = jax.random.split(key, size)
-    chunk, starts = _chunks(size, chunk_size, progress, "evaluating")
-    parts = []
-    for start in starts:
-        part = jax.tree.map(lambda x: x[start:start + chunk], (tasks, keys))
-        parts.append(_evaluate_batch(learner, loss_fn, meta_params, part[0], part[1], steps, task_chunk))
-        if progress:  # the bar advances as chunks finish, not as they are dispatched
-            jax.block_until_ready(parts[-1])
-    losses, metrics = jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    losses, metrics = _in_chunks(
+        lambda part: _evaluate_batch(learner, loss_fn, meta_params, *part, steps, task_chunk),
+        (tasks, jax.random.split(key, size)), size, chunk_size, progress, "evaluating")
     return Evaluation(losses, metrics)
 
 
@@ -140,10 +142,5 @@ def metrics_in_chunks(task_metrics: Callable, model: Any, params: Any, tasks: Ta
     ``task_metrics`` and ``model`` are static (hashable), so repeated calls
     reuse the compiled program.
     """
-    chunk, starts = _chunks(task_batch_size(tasks), chunk_size, progress, "scoring")
-    parts = []
-    for start in starts:
-        parts.append(_metrics_of_batch(task_metrics, model, params, jax.tree.map(lambda x: x[start:start + chunk], tasks)))
-        if progress:
-            jax.block_until_ready(parts[-1])
-    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
+    return _in_chunks(lambda part: _metrics_of_batch(task_metrics, model, params, part), tasks,
+                      task_batch_size(tasks), chunk_size, progress, "scoring")
