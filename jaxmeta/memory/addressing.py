@@ -26,8 +26,8 @@ with a shift distribution :math:`s` over offsets :math:`-S..S`, sharpening by
 
 **Least-recently-used access** (Santoro et al. 2016, eq. 5-8): usage decays by
 :math:`\gamma` and grows with reads and writes; the least-used weights mark
-the rows whose usage is at most the ``n``-th smallest (``n`` = number of read
-heads); writes go to the previously read rows or the least-used ones:
+the ``n`` rows of smallest usage (``n`` = number of read heads; ties go to
+the lower index); writes go to the previously read rows or the least-used ones:
 
 .. math::
     u_t = \gamma\, u_{t-1} + w^r_t + w^w_t, \qquad
@@ -112,20 +112,27 @@ def update_usage(usage: jax.Array, read_weights: jax.Array, write_weights: jax.A
 
 
 def least_used_weights(usage: jax.Array, n: int) -> jax.Array:
-    r""":math:`w^{lu}(i) = 1` where the usage is at most the ``n``-th smallest, else 0 (``[N]``).
+    r""":math:`w^{lu}(i) = 1` for the ``n`` rows of smallest usage, else 0 (``[N]``).
 
-    With ties at the ``n``-th smallest value more than ``n`` rows get 1, as in
-    the paper's definition.
+    This is the paper's :math:`\mathbb{1}[u(i) \le m(u, n)]` with exactly ``n``
+    ones: on ties at the ``n``-th smallest value the lower indices win, as for the
+    zeroed row in :func:`zero_least_used`. Ties are the rule, not an accident: rows
+    never written hold zeros, content reading gives them equal weights, so their
+    usages stay exactly equal. Marking every tie would spread each new write over
+    all the unwritten rows (and scale it by their count), which stops the memory
+    from binding one image to one row.
 
     Example:
       >>> import jax.numpy as jnp
       >>> least_used_weights(jnp.array([0.5, 0.1, 0.9, 0.3]), 2).tolist()
       [0.0, 1.0, 0.0, 1.0]
+      >>> least_used_weights(jnp.array([0.2, 0.0, 0.0, 0.0]), 2).tolist()
+      [0.0, 1.0, 1.0, 0.0]
     """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= usage.shape[-1]:
         raise ValueError(f"n must be an int between 1 and the number of memory rows {usage.shape[-1]}, got {n!r}.")
-    nth_smallest = jnp.sort(usage)[n - 1]
-    return (usage <= nth_smallest).astype(usage.dtype)
+    _, rows = jax.lax.top_k(-usage, n)  # top_k puts the lower index first on ties
+    return jnp.zeros_like(usage).at[rows].set(1.0)
 
 
 def lrua_write_weights(previous_read: jax.Array, previous_least_used: jax.Array, alpha: jax.Array) -> jax.Array:

@@ -90,8 +90,11 @@ def test_least_used_weights_mark_the_n_smallest_usages(n):
     np.testing.assert_array_equal(addressing.least_used_weights(jnp.asarray(usage), n), expected)
 
 
-def test_least_used_weights_include_every_tie_and_reject_a_bad_n():
-    np.testing.assert_array_equal(addressing.least_used_weights(jnp.array([0.2, 0.1, 0.1, 0.5]), 1), [0, 1, 1, 0])
+def test_least_used_weights_break_ties_towards_the_lower_index_and_reject_a_bad_n():
+    np.testing.assert_array_equal(addressing.least_used_weights(jnp.array([0.2, 0.1, 0.1, 0.5]), 1), [0, 1, 0, 0])
+    np.testing.assert_array_equal(addressing.least_used_weights(jnp.array([0.2, 0.1, 0.1, 0.5]), 2), [0, 1, 1, 0])
+    np.testing.assert_array_equal(addressing.least_used_weights(jnp.array([0.3, 0.0, 0.0, 0.0, 0.0]), 2),
+                                  [0, 1, 1, 0, 0])
     for bad in (0, 5, 1.5):
         with pytest.raises(ValueError, match="between 1 and the number of memory rows 4"):
             addressing.least_used_weights(jnp.zeros(4), bad)

@@ -15,14 +15,20 @@ def dense(params, x):
     return np.asarray(x) @ np.asarray(params["kernel"]) + np.asarray(params["bias"])
 
 
+def least_used(usage, n):
+    """Santoro et al.'s least-used weights: 1 on the n smallest usages (lower index first on ties)."""
+    weights = np.zeros_like(usage)
+    weights[np.argsort(usage, kind="stable")[:n]] = 1.0
+    return weights
+
+
 def random_state(cell: MANNCell) -> MANNState:
     """A mid-episode state: a used memory, read weights, usage with distinct values."""
     heads, rows = cell.read_heads, cell.rows
     read_weights = RNG.dirichlet(np.ones(rows), size=heads)
     usage = RNG.permutation(rows) / rows + 0.05
-    least_used = (usage <= np.sort(usage)[heads - 1]).astype(np.float64)
     controller = (RNG.normal(size=cell.controller_features), RNG.normal(size=cell.controller_features))
-    return MANNState(controller, RNG.normal(size=(rows, cell.width)), read_weights, least_used, usage,
+    return MANNState(controller, RNG.normal(size=(rows, cell.width)), read_weights, least_used(usage, heads), usage,
                      RNG.normal(size=(heads, cell.width)))
 
 
@@ -54,7 +60,7 @@ def test_a_step_follows_the_lrua_equations(learned_strength):
     np.testing.assert_allclose(read_w, expected_read, rtol=1e-10)
     np.testing.assert_allclose(new.reads, expected_read @ memory, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(new.usage, usage, rtol=1e-10)
-    np.testing.assert_array_equal(new.least_used, (usage <= np.sort(usage)[1]).astype(float))
+    np.testing.assert_array_equal(new.least_used, least_used(usage, 2))
     np.testing.assert_allclose(output, np.concatenate([hidden, new.reads.reshape(-1)]), rtol=1e-10)
 
 
@@ -66,3 +72,17 @@ def test_the_initial_state_and_a_clear_error_for_too_many_heads():
     bad = MANNCell(controller_features=4, rows=3, width=2, read_heads=4)
     with pytest.raises(ValueError, match="read_heads must be between 1 and rows=3"):
         bad.init(jax.random.key(0), cell.initial_state(), jnp.ones(2))
+
+
+def test_from_an_empty_memory_each_write_goes_to_as_many_fresh_rows_as_heads():
+    """Unwritten rows are read with equal weights, so their usages tie exactly; the least-used weights
+    must still pick ``heads`` rows, or a write would be spread over every unwritten row."""
+    cell = MANNCell(controller_features=6, rows=12, width=3, read_heads=2)
+    state = cell.initial_state()
+    params = cell.init(jax.random.key(0), state, jnp.ones(4))["params"]
+    for step in range(4):
+        state, _ = cell.apply({"params": params}, state, jnp.asarray(RNG.normal(size=4)))
+        unwritten = np.asarray(state.usage) == np.asarray(state.usage).min()
+        assert unwritten.sum() > 2, "the test needs ties among the unwritten rows"
+        np.testing.assert_array_equal(state.least_used, least_used(np.asarray(state.usage), 2))
+        assert float(state.least_used.sum()) == 2.0
