@@ -51,12 +51,39 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
+        "device_kind": jax.devices()[0].device_kind,
+        "cpu_model": cpu_model(),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+
+
+def cpu_model() -> str:
+    """The processor's name from ``/proc/cpuinfo`` (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measured_on(environments) -> str:
+    """Where a results table's rows ran, for its caption: "this machine's CPU" or the accelerators' names.
+
+    >>> measured_on([{"backend": "cpu"}])
+    "this machine's CPU"
+    >>> measured_on([{"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}])
+    'NVIDIA H100 80GB HBM3'
+    """
+    environments = list(environments)
+    if all(env["backend"] == "cpu" for env in environments):
+        return "this machine's CPU"
+    return " and ".join(sorted({env.get("device_kind") or env["backend"].upper() for env in environments}))
 
 
 write_atomically = write_text_atomically

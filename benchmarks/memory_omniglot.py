@@ -220,7 +220,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         "# One-shot Omniglot with memory models: test accuracy (%) by presentation",
         "",
         "The task of Santoro et al. 2016 (labels one step late, shuffled per episode); mean ± 95% CI over "
-        "the test episodes (MAML split, 423 test characters, 90-degree class rotations, 28x28). "
+        "the test episodes (MAML split, 423 test characters, 90-degree class rotations, 28x28), trained on "
+        f"{common.measured_on(r['environment'] for r in rows.values())} within the stated budget. "
         "Published: Santoro et al. 2016, Table 1 (5 classes).",
         "",
         "| model | classes | 1st | 2nd | 3rd | 5th | 10th | training episodes | budget | published (1st/2nd/3rd/5th/10th) |",

@@ -388,8 +388,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         "# Omniglot few-shot classification: test accuracy (%)",
         "",
         "Ours: mean ± 95% CI over the test tasks, conv-4, MAML split (1,100 / 100 / 423 characters), "
-        "random 90-degree rotation per class, on this machine's CPU within the stated budget. "
-        "Published numbers from the cited tables.",
+        f"random 90-degree rotation per class, on {common.measured_on(r['environment'] for r in rows.values())} "
+        "within the stated budget. Published numbers from the cited tables.",
         "",
         "Gradient-based learners are scored after their training number of inner steps and after "
         "more; metric learners (no inner loop) once. Training episodes: ways-shots, queries per class, "
