@@ -80,10 +80,9 @@ def measured_on(environments) -> str:
     >>> measured_on([{"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}])
     'NVIDIA H100 80GB HBM3'
     """
-    environments = list(environments)
-    if all(env["backend"] == "cpu" for env in environments):
-        return "this machine's CPU"
-    return " and ".join(sorted({env.get("device_kind") or env["backend"].upper() for env in environments}))
+    names = {"this machine's CPU" if env["backend"] == "cpu" else env.get("device_kind") or env["backend"].upper()
+             for env in environments}
+    return " and ".join(sorted(names))
 
 
 write_atomically = write_text_atomically

@@ -26,6 +26,7 @@ def test_tiny_run_trains_evaluates_by_presentation_and_records(omniglot_root, tm
     assert kinds == ["train", "validation", "train", "validation"]
     assert (results / "memory_omniglot_mann_3way_episode.png").stat().st_size > 0
     table = (results / "memory_omniglot.md").read_text()
+    assert "trained on this machine's CPU within the stated budget" in table
     row = [line for line in table.splitlines() if line.startswith("| mann | 3 |")][0].split(" | ")
     assert row[5:7] == ["-", "-"] and row[-1] == "- |"  # no 5th or 10th presentation, no published 3-way row
 
@@ -35,6 +36,15 @@ def test_tiny_run_trains_evaluates_by_presentation_and_records(omniglot_root, tm
     restored = memory_omniglot.main(["--model", "mann", "--root", str(omniglot_root), "--run-dir", str(run_dir),
                                      "--evaluate-only", *TINY])
     assert restored["stopped"] == "restored" and restored["test"] == summary["test"]
+
+
+def test_results_captions_name_where_the_rows_ran():
+    import common
+
+    h100 = {"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}
+    assert common.measured_on([{"backend": "cpu", "device_kind": "cpu"}] * 2) == "this machine's CPU"
+    assert common.measured_on([h100, h100]) == "NVIDIA H100 80GB HBM3"
+    assert common.measured_on([{"backend": "gpu"}, {"backend": "cpu"}]) == "GPU and this machine's CPU"
 
 
 @pytest.mark.parametrize("argv, message", [
