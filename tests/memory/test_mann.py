@@ -80,7 +80,7 @@ def test_from_an_empty_memory_each_write_goes_to_as_many_fresh_rows_as_heads():
     cell = MANNCell(controller_features=6, rows=12, width=3, read_heads=2)
     state = cell.initial_state()
     params = cell.init(jax.random.key(0), state, jnp.ones(4))["params"]
-    for step in range(4):
+    for _ in range(4):
         state, _ = cell.apply({"params": params}, state, jnp.asarray(RNG.normal(size=4)))
         unwritten = np.asarray(state.usage) == np.asarray(state.usage).min()
         assert unwritten.sum() > 2, "the test needs ties among the unwritten rows"

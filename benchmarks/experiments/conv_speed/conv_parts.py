@@ -1,4 +1,4 @@
-import time, sys, jax, jax.numpy as jnp, numpy as np
+import time, jax, jax.numpy as jnp, numpy as np
 def bench(f, *a, n=7):
     f = jax.jit(f); jax.block_until_ready(f(*a)); ts=[]
     for _ in range(n):

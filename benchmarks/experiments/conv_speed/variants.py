@@ -1,4 +1,4 @@
-import time, sys, functools
+import time, sys
 import jax, jax.numpy as jnp, numpy as np
 jax.config.update("jax_default_matmul_precision", "default")
 B = int(sys.argv[2]) if len(sys.argv) > 2 else 32
