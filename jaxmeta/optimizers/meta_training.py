@@ -19,6 +19,7 @@ its starting weights; held-out problems come from characters of another split.
 """
 
 import functools
+import time
 from typing import Callable, NamedTuple
 
 import jax
@@ -93,16 +94,18 @@ def classification_problems(images: np.ndarray, *, ways: int = 10, hidden: int =
 
 
 class MetaTrainingResult(NamedTuple):
-    """The trained optimizer parameters and the mean unrolled loss of every truncation."""
+    """The trained optimizer parameters, the mean unrolled loss of every truncation, and the batches trained."""
 
     optimizer_params: dict
     losses: np.ndarray
+    iterations: int
 
 
 def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations: int,
                network: CoordinatewiseLSTM = CoordinatewiseLSTM(), batch: int = 16, horizon: int = 100,
                unroll: int = 20, meta_optimizer: optax.GradientTransformation = optax.adam(1e-3),
-               optimizer_params=None, progress: bool = True) -> MetaTrainingResult:
+               optimizer_params=None, progress: bool = True,
+               budget_seconds: float | None = None) -> MetaTrainingResult:
     """Meta-train ``network`` on ``iterations`` batches of problems from ``sample``.
 
     Args:
@@ -116,6 +119,8 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
       meta_optimizer: the optax optimizer of the LSTM's parameters (the paper: Adam).
       optimizer_params: where to start (default: a fresh initialisation).
       progress: show a tqdm bar with the running loss.
+      budget_seconds: stop after the first whole batch that ends past this wall time (default: no budget);
+        ``result.iterations`` says how many batches were trained.
 
     Example:
       >>> import jax
@@ -126,6 +131,9 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
     """
     if horizon % unroll:
         raise ValueError(f"horizon ({horizon}) must be a multiple of unroll ({unroll}).")
+    if budget_seconds is not None and not budget_seconds > 0:
+        raise ValueError(f"budget_seconds must be positive, got {budget_seconds}.")
+    started = time.monotonic()
     init_key, key = jax.random.split(key)
     if optimizer_params is None:
         optimizer_params = network.init(init_key, network.initial_state(1), jnp.zeros((1, 2)))["params"]
@@ -141,7 +149,10 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
             optimizer_params, meta_state, params, state, loss = step(optimizer_params, meta_state, params, state, data)
             losses.append(float(loss))
         bar.set_postfix(loss=f"{np.mean(losses[-(horizon // unroll):]):.3g}")
-    return MetaTrainingResult(optimizer_params, np.asarray(losses))
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            break
+    bar.close()
+    return MetaTrainingResult(optimizer_params, np.asarray(losses), len(losses) // (horizon // unroll))
 
 
 def optimize(tx: optax.GradientTransformation, loss_fn: Callable, params, data, steps: int) -> jax.Array:

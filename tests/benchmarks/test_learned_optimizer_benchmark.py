@@ -30,10 +30,12 @@ def test_tiny_run_compares_the_learned_optimizer_with_tuned_baselines(omniglot_r
         np.testing.assert_allclose(starts, starts[0], rtol=1e-6)  # the same functions from the same points
         assert set(family["baseline_learning_rates"].values()) <= set(learned_optimizer.LEARNING_RATES)
         assert len(family["meta_training_losses"]) == 3 * 2  # iterations x truncations per problem
+        assert family["meta_training_iterations"] == 3
     # a 10-way classifier starts near log(10) in cross-entropy
     assert abs(results["families"]["classifier"]["curves"]["LSTM (learned)"][0] - np.log(10)) < 0.5
     assert json.loads((tmp_path / "learned_optimizer.json").read_text())["config"]["iterations"] == 3
     assert "| LSTM (learned) |" in (tmp_path / "learned_optimizer.md").read_text()
+    assert "Meta-trained 3 batches of 2 problems in" in (tmp_path / "learned_optimizer.md").read_text()
     assert (tmp_path / "learned_optimizer.png").stat().st_size > 0
 
 
@@ -41,6 +43,7 @@ def test_tiny_run_compares_the_learned_optimizer_with_tuned_baselines(omniglot_r
     (["--horizon", "30", "--unroll", "20"], "--horizon (30) must be a multiple of --unroll (20)"),
     (["--meta-lr", "0"], "--meta-lr must be positive"),
     (["--steps", "0"], "--steps must be at least 1"),
+    (["--budget-minutes", "-1"], "--budget-minutes must be positive, got -1.0"),
     (["--problems", "rosenbrock"], "invalid choice: 'rosenbrock'"),
 ])
 def test_invalid_settings_are_refused(argv, message, capsys):

@@ -28,7 +28,7 @@ def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadrat
     net = CoordinatewiseLSTM(hidden=8)
     result = meta_train(quadratic_loss, quadratic_problems, key=jax.random.key(2), iterations=40, network=net,
                         batch=8, horizon=20, unroll=10, meta_optimizer=optax.adam(1e-2), progress=False)
-    assert result.losses.shape == (80,)
+    assert result.losses.shape == (80,) and result.iterations == 40
     theta, data = quadratic_problems(jax.random.key(99), 16)  # functions not seen in training
 
     def final_loss(phi):
@@ -44,6 +44,15 @@ def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadrat
 def test_the_horizon_must_be_a_multiple_of_the_unroll():
     with pytest.raises(ValueError, match="horizon \\(30\\) must be a multiple of unroll \\(20\\)"):
         meta_train(quadratic_loss, quadratic_problems, key=jax.random.key(0), iterations=1, horizon=30, unroll=20)
+
+
+def test_a_time_budget_stops_after_the_batch_that_crosses_it():
+    kwargs = dict(key=jax.random.key(0), iterations=50, network=CoordinatewiseLSTM(hidden=4), batch=2, horizon=4,
+                  unroll=2, progress=False)
+    result = meta_train(quadratic_loss, quadratic_problems, budget_seconds=1e-9, **kwargs)
+    assert result.iterations == 1 and result.losses.shape == (2,)
+    with pytest.raises(ValueError, match="budget_seconds must be positive, got 0"):
+        meta_train(quadratic_loss, quadratic_problems, budget_seconds=0, **kwargs)
 
 
 def test_classification_problems_draw_distinct_classes_and_the_loss_is_the_mlp_cross_entropy():
