@@ -80,9 +80,26 @@ def measured_on(environments) -> str:
     >>> measured_on([{"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}])
     'NVIDIA H100 80GB HBM3'
     """
-    names = {"this machine's CPU" if env["backend"] == "cpu" else env.get("device_kind") or env["backend"].upper()
-             for env in environments}
+    names = {"this machine's CPU" if env["backend"] == "cpu" else hardware(env) for env in environments}
     return " and ".join(sorted(names))
+
+
+def hardware(environment: dict) -> str:
+    """The processor or accelerator a result ran on, for a results table's row.
+
+    >>> hardware({"backend": "cpu", "cpu_count": 2, "cpu_model": "Intel(R) Xeon(R) Processor"})
+    'Intel(R) Xeon(R) Processor, 2 cores'
+    >>> hardware({"backend": "cpu", "cpu_count": 2})
+    'CPU, 2 cores (model not recorded)'
+    >>> hardware({"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})
+    'NVIDIA H100 80GB HBM3'
+    """
+    if environment["backend"] != "cpu":
+        return environment.get("device_kind") or environment["backend"].upper()
+    cores = f"{environment['cpu_count']} cores"
+    if "cpu_model" in environment:
+        return f"{environment['cpu_model']}, {cores}"
+    return f"CPU, {cores} (model not recorded)"
 
 
 write_atomically = write_text_atomically

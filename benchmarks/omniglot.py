@@ -377,24 +377,6 @@ def percent(accuracy) -> str:
     return common.mean_ci(100 * accuracy[0], 100 * accuracy[1])
 
 
-def hardware(environment: dict) -> str:
-    """The processor or accelerator a result ran on, for the results table.
-
-    >>> hardware({"backend": "cpu", "cpu_count": 2, "cpu_model": "Intel(R) Xeon(R) Processor"})
-    'Intel(R) Xeon(R) Processor, 2 cores'
-    >>> hardware({"backend": "cpu", "cpu_count": 2})
-    'CPU, 2 cores (model not recorded)'
-    >>> hardware({"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"})
-    'NVIDIA H100 80GB HBM3'
-    """
-    if environment["backend"] != "cpu":
-        return environment.get("device_kind") or environment["backend"].upper()
-    cores = f"{environment['cpu_count']} cores"
-    if "cpu_model" in environment:
-        return f"{environment['cpu_model']}, {cores}"
-    return f"CPU, {cores} (model not recorded)"
-
-
 def record_result(results_dir: Path, summary: dict) -> None:
     """Add (or replace) this configuration's row in ``omniglot.json`` and rewrite ``omniglot.md``."""
     path = Path(results_dir) / "omniglot.json"
@@ -434,7 +416,7 @@ def record_result(results_dir: Path, summary: dict) -> None:
         lines.append(
             f"| {config['algorithm']} | {config['ways']}-way {config['shots']}-shot | {first} | {second} | "
             f"{episodes} | {row['meta_steps']:,} | "
-            f"{budget} ({row['train_seconds'] / 60:.1f} min used) | {hardware(row['environment'])} | "
+            f"{budget} ({row['train_seconds'] / 60:.1f} min used) | {common.hardware(row['environment'])} | "
             f"{value if value is not None else '-'} | {source} |"
         )
     common.write_atomically(Path(results_dir) / "omniglot.md", "\n".join(lines) + "\n")

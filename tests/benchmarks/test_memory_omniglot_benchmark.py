@@ -45,6 +45,11 @@ def test_results_captions_name_where_the_rows_ran():
     assert common.measured_on([{"backend": "cpu", "device_kind": "cpu"}] * 2) == "this machine's CPU"
     assert common.measured_on([h100, h100]) == "NVIDIA H100 80GB HBM3"
     assert common.measured_on([{"backend": "gpu"}, {"backend": "cpu"}]) == "GPU and this machine's CPU"
+    xeon = {"backend": "cpu", "cpu_count": 2, "cpu_model": "Intel(R) Xeon(R) Processor"}
+    assert common.hardware(xeon) == "Intel(R) Xeon(R) Processor, 2 cores"
+    assert common.hardware({"backend": "cpu", "cpu_count": 2}) == "CPU, 2 cores (model not recorded)"
+    assert common.hardware({"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}) == "NVIDIA H100 80GB HBM3"
+    assert common.hardware({"backend": "tpu"}) == "TPU"
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -28,7 +28,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_pa
     assert (run_dir / "learning_curve.png").exists() and (run_dir / "result.json").exists()
     table = (results / "omniglot.md").read_text()
     assert "| metasgd | 5-way 1-shot |" in table and "99.53" in table
-    assert f"| {omniglot.hardware(summary['environment'])} |" in table
+    assert f"| {omniglot.common.hardware(summary['environment'])} |" in table
 
     # A finished run resumed with the same settings has nothing left to train; other settings are refused.
     again = omniglot.main(["--algorithm", "metasgd", "--root", str(omniglot_root), "--run-dir", str(run_dir),
@@ -100,11 +100,3 @@ def test_a_run_split_over_two_devices_restores_on_one(omniglot_root, tmp_path):
     assert restored["accuracy_by_steps"] == sharded["accuracy_by_steps"]
     with pytest.raises(SystemExit):
         omniglot.main([*common, "--devices", "4", "--meta-batch", "6"])
-
-
-def test_each_row_names_the_hardware_it_ran_on():
-    xeon = {"backend": "cpu", "cpu_count": 2, "cpu_model": "Intel(R) Xeon(R) Processor"}
-    assert omniglot.hardware(xeon) == "Intel(R) Xeon(R) Processor, 2 cores"
-    assert omniglot.hardware({"backend": "cpu", "cpu_count": 2}) == "CPU, 2 cores (model not recorded)"
-    assert omniglot.hardware({"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}) == "NVIDIA H100 80GB HBM3"
-    assert omniglot.hardware({"backend": "tpu"}) == "TPU"
