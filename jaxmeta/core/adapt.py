@@ -25,6 +25,12 @@ Options:
 * ``mask`` selects the parameters that adapt (ANIL: the head only); the
   others keep their value :math:`\theta` and no inner gradient is computed
   for them.
+* ``unroll``: loops of at most :data:`UNROLL_STEPS` steps are unrolled by
+  default (``lax.scan(..., unroll=True)``); longer ones stay a loop. Unrolled,
+  XLA fuses across steps and keeps no stacked per-step residuals (written and
+  read with dynamic slices in a loop): 20-way 1-shot MAML with 5 inner steps ran
+  20% faster on the CPU (``benchmarks/experiments/conv_speed``), for a longer
+  compile that grows with the number of steps.
 """
 
 from typing import Any, Callable, NamedTuple, Optional, Union
@@ -33,6 +39,9 @@ import jax
 import jax.numpy as jnp
 
 from jaxmeta.core.types import Batch, LossFn, Params, PRNGKey
+
+UNROLL_STEPS = 5
+"""Inner loops of at most this many steps are unrolled unless ``adapt(..., unroll=...)`` says otherwise."""
 
 Mask = Union[None, Any, Callable[[str], bool]]
 """Which parameters adapt: ``None`` (all), a pytree of bools shaped like the
@@ -190,6 +199,7 @@ def adapt(
     remat: bool = False,
     mask: Mask = None,
     observe: Optional[Callable[[Params], Any]] = None,
+    unroll: Optional[Union[bool, int]] = None,
 ) -> Adaptation:
     r"""Run ``steps`` inner gradient steps on ``batch`` from ``params``.
 
@@ -213,6 +223,9 @@ def adapt(
       mask: which parameters adapt (ANIL: the head); see :data:`Mask`.
       observe: optional function of the parameters evaluated at
         :math:`\phi_0, \dots, \phi_k` (for adaptation curves).
+      unroll: passed to ``jax.lax.scan`` (``True``: a straight-line program;
+        an int ``u``: ``u`` steps per loop iteration). Default: ``True`` for
+        ``steps <= UNROLL_STEPS``, else ``1``. The result is the same.
 
     Returns:
       An :class:`Adaptation` with :math:`\phi_k`, the support losses and the observations.
@@ -237,7 +250,9 @@ def adapt(
 
     if remat:
         step = jax.checkpoint(step)
-    final, (losses, seen) = jax.lax.scan(step, params, jax.random.split(key, steps))
+    if unroll is None:
+        unroll = steps <= UNROLL_STEPS
+    final, (losses, seen) = jax.lax.scan(step, params, jax.random.split(key, steps), unroll=unroll)
     if observe is not None:
         last = observe(final)
         seen = jax.tree.map(lambda s, x: jnp.concatenate([s, x[None]]), seen, last)

@@ -94,6 +94,22 @@ def test_remat_gives_the_same_meta_gradient():
     np.testing.assert_allclose(jax.grad(meta_loss)(theta, True), jax.grad(meta_loss)(theta, False), rtol=1e-12)
 
 
+@pytest.mark.parametrize("steps", [3, 7])  # below and above UNROLL_STEPS: unrolled and looped by default
+def test_unrolling_changes_nothing_but_the_program(steps):
+    xs, ys = _linear_task(jax.random.key(9))
+    theta = jnp.array([0.3, 0.1, -0.2])
+
+    def meta_loss(theta, unroll):
+        phi = adapt(linear, theta, (xs, ys), lr=0.1, steps=steps, key=jax.random.key(0), unroll=unroll).params
+        return jnp.sum(jnp.sin(phi))
+
+    expected = jax.grad(meta_loss)(theta, None)
+    for unroll in (True, 1, 2):
+        np.testing.assert_allclose(jax.grad(meta_loss)(theta, unroll), expected, rtol=1e-12)
+    program = jax.jit(jax.grad(meta_loss), static_argnums=1).lower(theta, None).as_text()
+    assert ("stablehlo.while" in program) == (steps > jaxmeta.core.adapt.UNROLL_STEPS)
+
+
 @pytest.mark.parametrize("mask", [lambda path: "head" in path, {"body": False, "head": True}])
 def test_mask_adapts_only_selected_parameters(mask):
     x, y = _linear_task(jax.random.key(9))

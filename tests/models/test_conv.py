@@ -137,9 +137,10 @@ def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
 
 
 @pytest.mark.long
-def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients():
-    x = jax.random.normal(jax.random.key(0), (2, 3, 7, 6, 5))  # extra leading (task) axis, odd sizes
-    models = {impl: Conv4(num_classes=3, features=4, blocks=2, conv=impl) for impl in ("xla", "im2col")}
+@pytest.mark.parametrize("channels, features", [(5, 4), (1, 16)])  # channel-last and channel-major patches
+def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients(channels, features):
+    x = jax.random.normal(jax.random.key(0), (2, 3, 7, 6, channels))  # extra leading (task) axis, odd sizes
+    models = {impl: Conv4(num_classes=3, features=features, blocks=2, conv=impl) for impl in ("xla", "im2col")}
     params = models["xla"].init(jax.random.key(1), x[0])["params"]
     assert jax.tree.structure(params) == jax.tree.structure(models["im2col"].init(jax.random.key(1), x[0])["params"])
     outputs = {impl: jax.vmap(lambda xi: m.apply({"params": params}, xi))(x) for impl, m in models.items()}
