@@ -14,3 +14,10 @@ for e in ev:
         tot[e["name"]] += e["dur"]; cnt[e["name"]] += 1
 for n, d in tot.most_common(45):
     print(f"{d/2e3:9.1f} ms  x{cnt[n]//2:5d}  {n[:100]}")
+kinds = collections.Counter()
+for n, d in tot.items():
+    if not n.startswith(("$", "ThunkExecutor", "Slinky")):
+        kinds[n.split(".")[0]] += d
+print("by kind of op:")
+for n, d in kinds.most_common(15):
+    print(f"{d/2e3:9.1f} ms  {n}")
