@@ -72,18 +72,6 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def measured_on(environments) -> str:
-    """Where a results table's rows ran, for its caption: "this machine's CPU" or the accelerators' names.
-
-    >>> measured_on([{"backend": "cpu"}])
-    "this machine's CPU"
-    >>> measured_on([{"backend": "gpu", "device_kind": "NVIDIA H100 80GB HBM3"}])
-    'NVIDIA H100 80GB HBM3'
-    """
-    names = {"this machine's CPU" if env["backend"] == "cpu" else hardware(env) for env in environments}
-    return " and ".join(sorted(names))
-
-
 def hardware(environment: dict) -> str:
     """The processor or accelerator a result ran on, for a results table's row.
 

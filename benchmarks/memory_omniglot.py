@@ -221,11 +221,13 @@ def record_result(results_dir: Path, summary: dict) -> None:
         "",
         "The task of Santoro et al. 2016 (labels one step late, shuffled per episode); mean ± 95% CI over "
         "the test episodes (MAML split, 423 test characters, 90-degree class rotations, 28x28), trained on "
-        f"{common.measured_on(r['environment'] for r in rows.values())} within the stated budget. "
+        "the hardware named in each row within the stated budget (sessions ran on different hosts, so "
+        "budgets buy different numbers of episodes). "
         "Published: Santoro et al. 2016, Table 1 (5 classes).",
         "",
-        "| model | classes | 1st | 2nd | 3rd | 5th | 10th | training episodes | budget | published (1st/2nd/3rd/5th/10th) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | classes | 1st | 2nd | 3rd | 5th | 10th | training episodes | budget | hardware | "
+        "published (1st/2nd/3rd/5th/10th) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key in sorted(rows):
         row, config = rows[key], rows[key]["config"]
@@ -235,7 +237,7 @@ def record_result(results_dir: Path, summary: dict) -> None:
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
         lines.append(
             f"| {config['model']} | {config['ways']} | {' | '.join(cells)} | {row['episodes']:,} | "
-            f"{budget} ({row['train_seconds'] / 60:.1f} min used) | "
+            f"{budget} ({row['train_seconds'] / 60:.1f} min used) | {common.hardware(row['environment'])} | "
             f"{' / '.join(map(str, published)) if published else '-'} |"
         )
     common.write_atomically(results_dir / "memory_omniglot.md", "\n".join(lines) + "\n")
