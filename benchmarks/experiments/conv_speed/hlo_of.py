@@ -2,7 +2,6 @@
 import os, re, sys
 split = sys.argv.index("--")
 names, sys.argv = sys.argv[split + 1:], sys.argv[:split]
-os.environ.setdefault("JAXMETA_PROBE_REPS", "0")
 exec(open(os.path.join(os.path.dirname(__file__), "library_step.py")).read())
 text = comp.as_text()
 open("/tmp/jaxmeta-step.hlo", "w").write(text)
