@@ -250,9 +250,11 @@ def _torch_command(impl: str, method: str, model: str, steps: int, reps: int, se
 def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None] = lambda grid: None) -> dict:
     """Every (model, inner steps, method) in its own worker, then each (model, steps)'s gradient agreement.
 
-    ``previous``: a grid from an earlier run of the same protocol; its measurements are kept and
-    not repeated (``--resume``). ``save(grid)`` is called after every worker, so a run that is
-    killed loses at most the configuration it was measuring.
+    ``previous``: a grid from an earlier run of the same protocol; its measurements are kept, also
+    those of models, steps or methods this run leaves out, and not repeated (``--resume``).
+    ``save(grid)`` is called after every worker with everything known so far (the previous
+    records this run has not reached included), so a run that is killed loses at most the
+    configuration it was measuring.
     """
     from tqdm import tqdm
 
@@ -261,6 +263,11 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
     for kind in ("costs", "agreement", "torch"):
         for record in (previous or {}).get(kind, []):
             done[(kind, *_key(record))] = record
+    pending = dict(done)  # previous records this run has not reached (yet)
+
+    def snapshot() -> dict:
+        return {**grid, **{kind: grid[kind] + [r for (k, *_), r in pending.items() if k == kind]
+                           for kind in ("costs", "agreement", "torch")}}
     torch_jobs = [(impl, method) for impl in args.torch for method in TORCH_METHODS if method in args.methods]
     conv_models = [model for model in args.models if model.startswith("conv4")]
     jobs = (len(args.models) * len(args.steps) * (len(args.methods) + 1)
@@ -271,7 +278,7 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
         def measure(kind, key, what, command, **labels):
             bar.set_postfix_str(what)
             if (kind, *key) in done:
-                grid[kind].append(done[(kind, *key)])
+                grid[kind].append(pending.pop((kind, *key)))
             else:
                 try:
                     code, record = _run_json(command, what)
@@ -282,7 +289,7 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
                 except WorkerFailed as error:  # e.g. out of memory: reported, the grid goes on
                     grid["failures"].append({"method": " ".join(key[:-2]), "model": key[-2],
                                              "inner_steps": key[-1], "error": str(error)})
-                save(grid)
+                save(snapshot())
             bar.update()
 
         for model in args.models:
@@ -301,7 +308,7 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
                     measure("torch", (impl, method, model, steps), f"{impl} {method} on {model} with {steps} steps",
                             _torch_command(impl, method, model, steps, args.reps, args.seed),
                             impl=impl, method=method, model=model, inner_steps=steps)
-    return grid
+    return snapshot()
 
 
 def _find(costs, model, method, steps):

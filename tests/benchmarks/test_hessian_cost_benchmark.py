@@ -98,12 +98,17 @@ def test_resume_measures_only_what_is_missing_and_saves_after_every_worker(monke
     assert {(t["impl"], t["method"], t["inner_steps"]) for t in first["torch"]} == {
         ("learn2learn", m, k) for m in ("maml", "fomaml") for k in (1, 2)}
     # Resuming with one cost and one agreement dropped runs exactly those two (and higher again).
-    previous = {**first, "costs": first["costs"][1:], "agreement": first["agreement"][:1]}
+    # A record of a model this run leaves out is kept, and every save holds all the previous records.
+    other_model = {**first["costs"][0], "model": "conv4-64"}
+    previous = {**first, "costs": first["costs"][1:] + [other_model], "agreement": first["agreement"][:1]}
     ran.clear()
-    second = hessian_cost.run_grid(args, previous)
+    saved.clear()
+    second = hessian_cost.run_grid(args, previous, save=lambda grid: saved.append(len(grid["costs"])))
     assert ran == ["maml on conv4-32 with 1 steps", "higher maml on conv4-32 with 1 steps",
                    "gradient agreement on conv4-32 with 2 steps"]
-    assert sorted(map(hessian_cost._key, second["costs"])) == sorted(map(hessian_cost._key, first["costs"]))
+    assert saved == [len(previous["costs"]) + 1] * len(ran)
+    assert sorted(map(hessian_cost._key, second["costs"])) == sorted(
+        map(hessian_cost._key, first["costs"] + [other_model]))
     table = hessian_cost.markdown({"quick": False, "environment": {"processor": "x", "cpu_count": 2, "jax": "0",
                                                                     "backend": "cpu"},
                                    "protocol": {"reps": 1}, **second, "goals": {}})
