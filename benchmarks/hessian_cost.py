@@ -379,6 +379,14 @@ def markdown(summary: dict) -> str:
                    if "measured_at" in r)
     if times:
         lines += ["", f"Measured from {times[0]} to {times[-1]} (each configuration's time is in the JSON)."]
+    spans = {}
+    for kind in ("costs", "agreement", "torch"):
+        for r in summary.get(kind, []):
+            if "measured_at" in r:
+                spans.setdefault(r["model"], []).append(r["measured_at"])
+    if len({t[:10] for t in times}) > 1:  # a resumed grid: say which parts come from which run
+        lines += ["Per model: " + "; ".join(f"{m} {min(v)} to {max(v)}" for m, v in spans.items())
+                  + ". The host's speed changes between days, so compare times within a model's column."]
     if summary["quick"]:
         lines += ["", "Quick smoke run (--quick): not a measurement to quote."]
     return "\n".join(lines) + "\n"
