@@ -6,7 +6,6 @@ Prints the median time of each product, its GFLOP/s, and how many transposes or 
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 M, TAPS, C = 75 * 14 * 14, 576, 64
