@@ -259,11 +259,10 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
     from tqdm import tqdm
 
     grid = {"costs": [], "agreement": [], "torch": [], "missing": {}, "failures": []}
-    done = {}
+    pending = {}  # previous records this run has not reached (yet)
     for kind in ("costs", "agreement", "torch"):
         for record in (previous or {}).get(kind, []):
-            done[(kind, *_key(record))] = record
-    pending = dict(done)  # previous records this run has not reached (yet)
+            pending[(kind, *_key(record))] = record
 
     def snapshot() -> dict:
         return {**grid, **{kind: grid[kind] + [r for (k, *_), r in pending.items() if k == kind]
@@ -277,7 +276,7 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
 
         def measure(kind, key, what, command, **labels):
             bar.set_postfix_str(what)
-            if (kind, *key) in done:
+            if (kind, *key) in pending:
                 grid[kind].append(pending.pop((kind, *key)))
             else:
                 try:
@@ -375,15 +374,14 @@ def markdown(summary: dict) -> str:
         lines.append(f"- FAILED: {failure['method']} on {failure['model']} with {failure['inner_steps']} steps: "
                      f"{failure['error'].splitlines()[-1]}")
     lines += torch_section(summary)
-    times = sorted(r["measured_at"] for kind in ("costs", "agreement", "torch") for r in summary.get(kind, [])
-                   if "measured_at" in r)
-    if times:
-        lines += ["", f"Measured from {times[0]} to {times[-1]} (each configuration's time is in the JSON)."]
-    spans = {}
+    spans = {}  # model -> when its records were measured
     for kind in ("costs", "agreement", "torch"):
         for r in summary.get(kind, []):
             if "measured_at" in r:
                 spans.setdefault(r["model"], []).append(r["measured_at"])
+    times = sorted(t for model_times in spans.values() for t in model_times)
+    if times:
+        lines += ["", f"Measured from {times[0]} to {times[-1]} (each configuration's time is in the JSON)."]
     if len({t[:10] for t in times}) > 1:  # a resumed grid: say which parts come from which run
         lines += ["Per model: " + "; ".join(f"{m} {min(v)} to {max(v)}" for m, v in spans.items())
                   + ". The host's speed changes between days, so compare times within a model's column."]

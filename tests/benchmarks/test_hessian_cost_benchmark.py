@@ -109,15 +109,14 @@ def test_resume_measures_only_what_is_missing_and_saves_after_every_worker(monke
     assert saved == [len(previous["costs"]) + 1] * len(ran)
     assert sorted(map(hessian_cost._key, second["costs"])) == sorted(
         map(hessian_cost._key, first["costs"] + [other_model]))
-    table = hessian_cost.markdown({"quick": False, "environment": {"processor": "x", "cpu_count": 2, "jax": "0",
-                                                                    "backend": "cpu"},
-                                   "protocol": {"reps": 1}, **second, "goals": {}})
+    table_of = lambda grid: hessian_cost.markdown({  # noqa: E731
+        "quick": False, "environment": {"processor": "x", "cpu_count": 2, "jax": "0", "backend": "cpu"},
+        "protocol": {"reps": 1}, **grid, "goals": {}})
+    table = table_of(second)
     assert "| conv4-32 | 2 | fomaml | learn2learn 0 | 2.0000 | 2.0 | 0.50 | 0.50 |" in table
     assert "higher is not installed" in table
     assert "Per model:" not in table  # one day: one run
     # Records resumed from another day: the table says which model's column comes from when.
-    dated = {**second, "costs": second["costs"] + [{**other_model, "model": "conv4-128", "measured_at": "2000-01-01T00:00:00"}]}
-    table = hessian_cost.markdown({"quick": False, "environment": {"processor": "x", "cpu_count": 2, "jax": "0",
-                                                                    "backend": "cpu"},
-                                   "protocol": {"reps": 1}, **dated, "goals": {}})
+    old_record = {**other_model, "model": "conv4-128", "measured_at": "2000-01-01T00:00:00"}
+    table = table_of({**second, "costs": second["costs"] + [old_record]})
     assert "Per model: conv4-32 20" in table and "conv4-128 2000-01-01T00:00:00 to 2000-01-01T00:00:00" in table

@@ -10,6 +10,7 @@ no batching rule in jax 0.10.2; this probe registers one that binds it once per 
 """
 import runpy
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -52,5 +53,5 @@ def im2col_with_linear_call(x, kernel):
 if __name__ == "__main__":
     if sys.argv.pop(1) == "on":
         conv.conv3x3_im2col = im2col_with_linear_call
-    sys.argv[0] = str(__import__("pathlib").Path(__file__).with_name("library_step.py"))
+    sys.argv[0] = str(Path(__file__).with_name("library_step.py"))
     runpy.run_path(sys.argv[0], run_name="__main__")
