@@ -134,9 +134,10 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
     When the patches are narrower than the output (:math:`9C < O`, the conv-4's
     first layer on 1-channel images), they are built channel-major,
-    :math:`P^\top` of shape ``[9, C, ..., H, W]``, so that the kernel gradient
-    :math:`P^\top G` reads them without a transpose: 6% more tasks/s for
-    5-way 1-shot MAML on the CPU (``benchmarks/experiments/conv_speed``).
+    :math:`P^\top` of shape ``[9, C, ..., H, W]``, and multiplied by
+    :func:`channel_major_product`, whose cotangents are written out so that no
+    order of reverse mode copies the output gradient into a transposed layout
+    (``benchmarks/experiments/conv_speed``).
     """
     *batch, height, width, channels = x.shape
     pad = [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)]
@@ -144,9 +145,55 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     shifted = [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
     if 9 * channels < kernel.shape[-1]:
         patches = jnp.stack([jnp.moveaxis(s, -1, 0) for s in shifted])  # [9, C, ..., H, W]
-        return jnp.tensordot(patches, kernel.reshape(9, channels, -1), axes=((0, 1), (0, 1)))
+        return channel_major_product(patches, kernel.reshape(9, channels, -1))
     patches = jnp.concatenate(shifted, axis=-1)
     return patches @ kernel.reshape(9 * channels, -1)
+
+
+def _product(patches: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jnp.tensordot(patches, kernel, axes=((0, 1), (0, 1)))
+
+
+@jax.custom_vjp
+def channel_major_product(patches: jax.Array, kernel: jax.Array) -> jax.Array:
+    r"""``[T, C, *pixels] x [T, C, O] -> [*pixels, O]``: :math:`Y = P^\top K`, contracting taps and channels.
+
+    Its cotangents are products too,
+
+    .. math::
+        \bar K = P\,\bar Y, \qquad \bar P = K\,\bar Y^\top,
+
+    written out here (``jax.custom_vjp``) because JAX's own transpose of the
+    forward product computes :math:`\bar K` as :math:`(\bar Y^\top P^\top)^\top`,
+    for which XLA's CPU backend copies the output gradient :math:`\bar Y`, the
+    step's largest tensor, into a transposed layout: 22% more tasks/s for
+    5-way 1-shot MAML (``benchmarks/experiments/conv_speed``). The rules
+    themselves are plain JAX, so every order of reverse mode is exact
+    (including gradients with respect to the input images, through
+    :math:`\bar P`), and so is forward-over-reverse (``jax.jvp`` of a gradient,
+    Hessian-vector products); only ``jax.jvp`` of the product itself is
+    refused, as for any ``custom_vjp``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> p, k = jnp.ones((9, 1, 4, 4)), jnp.ones((9, 1, 8))
+      >>> channel_major_product(p, k).shape
+      (4, 4, 8)
+      >>> jax.grad(lambda k: channel_major_product(p, k).sum())(k)[0, 0, 0].item()
+      16.0
+    """
+    return _product(patches, kernel)
+
+
+def _product_backward(residuals, out_cotangent):
+    patches, kernel = residuals
+    pixels = tuple(range(2, patches.ndim))
+    patches_cotangent = jnp.tensordot(kernel, out_cotangent, axes=((2,), (out_cotangent.ndim - 1,)))
+    kernel_cotangent = jnp.tensordot(patches, out_cotangent, axes=(pixels, tuple(range(len(pixels)))))
+    return patches_cotangent, kernel_cotangent
+
+
+channel_major_product.defvjp(lambda patches, kernel: (_product(patches, kernel), (patches, kernel)), _product_backward)
 
 
 def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla") -> jax.Array:

@@ -7,7 +7,10 @@ import optax
 import pytest
 
 from jaxmeta import Task, classification_loss, init_state, make_meta_step, maml
+from jax.test_util import check_grads
+
 from jaxmeta.models import Conv4, TaskBatchNorm, functional, max_pool_2x2
+from jaxmeta.models.conv import channel_major_product
 
 
 def test_max_pool_matches_reduce_window_including_odd_sizes():
@@ -148,6 +151,46 @@ def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients(cha
     grads = {impl: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, x[0]))))(params)
              for impl, m in models.items()}
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), grads["im2col"], grads["xla"])
+
+
+def test_channel_major_product_derivatives_match_finite_differences_to_third_order():
+    keys = jax.random.split(jax.random.key(0), 3)
+    patches = jax.random.normal(keys[0], (9, 2, 3, 4, 5))  # taps, channels, a task axis and 4x5 pixels
+    kernel = jax.random.normal(keys[1], (9, 2, 6))
+    out_cotangent = jax.random.normal(keys[2], (3, 4, 5, 6))
+    check_grads(channel_major_product, (patches, kernel), order=3, modes=["rev"], eps=1e-4)
+    # The written-out cotangents equal JAX's own transposes of the plain product, under vmap too.
+    plain = lambda p, k: jnp.tensordot(p, k, axes=((0, 1), (0, 1)))  # noqa: E731
+    vjps = [jax.vjp(f, patches, kernel)[1](out_cotangent) for f in (channel_major_product, plain)]
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12), *vjps)
+    batched = jax.vmap(channel_major_product, in_axes=(2, None))(patches, kernel)
+    np.testing.assert_allclose(batched, plain(patches, kernel), rtol=1e-12)
+
+
+@pytest.mark.long
+def test_im2col_maml_meta_gradient_input_gradient_and_its_derivative_equal_xla():
+    # The conv-4's 1-channel first layer takes the channel-major product under im2col.
+    models = {impl: Conv4(num_classes=3, features=16, blocks=2, conv=impl) for impl in ("xla", "im2col")}
+    rng = np.random.default_rng(0)
+    support = (jnp.asarray(rng.normal(size=(3, 8, 8, 1))), jnp.arange(3))
+    query = (jnp.asarray(rng.normal(size=(6, 8, 8, 1))), jnp.arange(6) % 3)
+    params = jax.tree.map(lambda p: p.astype(jnp.float64), models["xla"].init(jax.random.key(0), support[0])["params"])
+    direction = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape)), params)
+
+    def derivatives(model):
+        loss = lambda p, batch: classification_loss(functional(model))(p, batch, key=None)[0]  # noqa: E731
+
+        def meta_loss(p, support_images):  # exact MAML with one inner step
+            inner_grad = jax.grad(loss)(p, (support_images, support[1]))
+            return loss(jax.tree.map(lambda w, g: w - 0.1 * g, p, inner_grad), query)
+
+        meta_gradient = jax.grad(meta_loss)
+        return (meta_gradient(params, support[0]),
+                jax.grad(meta_loss, argnums=1)(params, support[0]),  # through the inner step's gradient
+                jax.jvp(lambda p: meta_gradient(p, support[0]), (params,), (direction,))[1])
+
+    for a, b in zip(*map(derivatives, models.values())):
+        jax.tree.map(lambda u, v: np.testing.assert_allclose(v, u, rtol=1e-8, atol=1e-11), a, b)
 
 
 def test_an_unknown_convolution_implementation_is_refused():
