@@ -131,7 +131,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="tasks computed at once in a meta step; default: 1 on the CPU, all elsewhere")
     parser.add_argument("--devices", type=int, default=1,
                         help="split each meta-batch over this many devices (jaxmeta.distributed); the meta-batch "
-                             "must be a multiple of it. A run may resume on another device count.")
+                             "must be a multiple of it. A run may resume on another device count. On the CPU this many host "
+                             "devices are made (2 on 2 cores: about 10%% more tasks/s than 1).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--validate-every", type=int, default=500)
@@ -168,6 +169,11 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.meta_batch = 1 if metric_based else 16 if twenty else 32
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
+    if args.devices > 1:  # on the CPU, as many host devices as asked for (ignored by other platforms)
+        try:
+            jax.config.update("jax_num_cpu_devices", args.devices)
+        except RuntimeError:  # JAX already started (a caller's process); task_mesh says if too few
+            pass
     on_cpu = jax.default_backend() == "cpu"
     if args.conv == "auto":  # XLA:CPU runs the kernel gradient of its direct convolution slowly
         args.conv = "im2col" if on_cpu else "xla"

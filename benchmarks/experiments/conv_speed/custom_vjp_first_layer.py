@@ -66,3 +66,27 @@ im2col_recursive = make_im2col(make_product(recursive=True))
 im2col_plain_forward = make_im2col(make_product(recursive=False))
 im2col_one_level = make_im2col(make_product(recursive=None))
 im2col_jax_transpose = make_im2col(_plain_product)  # the channel-major product with JAX's own rules (a09f8d0's)
+
+
+def _channels_last_product(p, k):  # [..., 9C] x [9C, O] -> [..., O]
+    return p @ k
+
+
+def _channels_last_backward(res, g):
+    p, k = res
+    batch = tuple(range(p.ndim - 1))
+    return g @ k.T, jnp.tensordot(p, g, axes=(batch, batch))
+
+
+channels_last_product = jax.custom_vjp(_channels_last_product)
+channels_last_product.defvjp(lambda p, k: (p @ k, (p, k)), _channels_last_backward)
+
+
+def im2col_all_layers(x, kernel):
+    """``library_im2col`` with layers 2-4's product (channels-last patches) as a one-level custom_vjp too."""
+    *batch, height, width, channels = x.shape
+    if 9 * channels < kernel.shape[-1]:
+        return library_im2col(x, kernel)
+    padded = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
+    shifted = [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
+    return channels_last_product(jnp.concatenate(shifted, axis=-1), kernel.reshape(9 * channels, -1))
