@@ -220,7 +220,10 @@ class Conv3x3(nn.Module):
     ``implementation`` chooses how it is computed, with identical results:
     ``"xla"`` (``lax.conv_general_dilated``; the right choice on GPU and TPU)
     or ``"im2col"`` (:func:`conv3x3_im2col`; faster on the CPU, see
-    ``benchmarks/experiments/conv_speed``).
+    ``benchmarks/experiments/conv_speed``). Every order of reverse mode and
+    forward-over-reverse work with both; plain forward mode (``jax.jvp`` of the
+    model's output) needs ``"xla"`` when the first layer's input has fewer than
+    ``features / 9`` channels (:func:`channel_major_product` is a ``custom_vjp``).
     """
 
     features: int
