@@ -2,7 +2,8 @@
 
 ``interleaved_ab.py B WAYS SHOTS Q STEPS LR ROUNDS VARIANT...`` where a variant is ``off`` (the
 library's ``conv3x3_im2col``) or ``FILE.py:FUNCTION`` (a replacement with the same signature, taken
-from a file beside this one); a suffix ``#N`` compiles another copy of the same variant. Each variant's MAML meta step (conv-4, ``task_chunk=1``) is compiled
+from a file beside this one); a suffix ``#N`` compiles another copy of the same variant.
+Each variant's MAML meta step (conv-4, ``task_chunk=1``) is compiled
 once; then every round times one step of each, so that the host's drift (+-10-20% between processes
 on the shared 2-core machine) falls on all of them alike. Prints the median tasks/s, every round's,
 and a fingerprint of each compiled program (to show the variants differ).
