@@ -119,6 +119,23 @@ def random_omniglot_tasks(seed: int, meta_batch: int, *, ways: int, shots: int, 
     return Task(support, (images(queries), labels(queries)))
 
 
+def omniglot_meta_batch(seed: int, meta_batch: int, *, ways: int, shots: int, queries: int, data=None):
+    """One meta-batch of real Omniglot training tasks (MAML split, random rotations), as numpy ``uint8`` images.
+
+    The same ``Task`` layout as :func:`random_omniglot_tasks`; ``data`` (``load_omniglot``'s result) is
+    read from ``$JAXMETA_DATA/omniglot`` (or its cache) when not given.
+    """
+    from jaxmeta.data.episodes import EpisodeSampler
+    from jaxmeta.data.omniglot import load_omniglot, split_characters
+    from jaxmeta.data.paths import data_root
+
+    data = load_omniglot(data_root() / "omniglot") if data is None else data
+    train = data.images[split_characters(data, "maml", seed=0).train]
+    sampler = EpisodeSampler.create(train, meta_batch, ways=ways, shots=shots, queries=queries, rotate=True,
+                                    dtype="uint8")
+    return jax.device_get(sampler(jax.random.key(seed)))
+
+
 def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
     """Compile ``step`` for these arguments, run it ``warmup`` times, then time ``reps`` runs.
 

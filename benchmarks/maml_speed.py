@@ -13,7 +13,9 @@ and the meta step is the same everywhere: adapt to each task with the
 inner steps of SGD on the support loss, keeping the graph (second order),
 average the gradient of the query loss over the meta-batch, and take one
 Adam(1e-3) step. The model is the conv-4 with batch norm on batch
-statistics; the data is random, Omniglot-shaped, drawn once and reused.
+statistics; the data is one meta-batch, drawn once and reused: random
+Omniglot-shaped images, or with ``--data omniglot`` real Omniglot training
+tasks (``$JAXMETA_DATA/omniglot``).
 
 Implementations:
 
@@ -75,6 +77,8 @@ LABELS = {
 CEILING_SHAPE = (58800, 576, 64)  # [M x K] @ [K x N]
 GOAL, TARGET = 1.0, 1.5
 MISSING_EXIT_CODE = 3  # torch_maml.py: the library cannot be imported
+DATA_DESCRIPTIONS = {"random": "random Omniglot-shaped data",
+                     "omniglot": "a meta-batch of real Omniglot training tasks (MAML split, random rotations)"}
 QUICK = {"meta_batch": 2, "reps": 1, "rounds": 1, "warmup": 0, "ceiling_reps": 3}
 DEFAULTS = {"reps": 5, "rounds": 2, "warmup": 1, "ceiling_reps": 20}
 
@@ -99,7 +103,7 @@ def jaxmeta_worker(args) -> dict:
     import jaxmeta
     from jaxmeta.models import Conv4, functional
     # the jaxmeta worker only: the PyTorch workers have no JAX
-    from common import compile_and_time, random_omniglot_tasks
+    from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks
 
     accelerator = args.path == "accelerator"
     conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
@@ -114,7 +118,8 @@ def jaxmeta_worker(args) -> dict:
         state = jaxmeta.init_state(learner, optimizer, params)
         return state, jaxmeta.make_meta_step(learner, optimizer, task_chunk=task_chunk)
 
-    tasks = jax.device_put(random_omniglot_tasks(args.seed, meta_batch, ways=ways, shots=shots, queries=queries))
+    draw = omniglot_meta_batch if args.data == "omniglot" else random_omniglot_tasks
+    tasks = jax.device_put(draw(args.seed, meta_batch, ways=ways, shots=shots, queries=queries))
     key = jax.random.key(args.seed + 1)
 
     state, step = build(conv, task_chunk)
@@ -212,9 +217,10 @@ def setting_arguments(setting: dict) -> list:
             "--inner-steps", str(setting["inner_steps"]), "--inner-lr", str(setting["inner_lr"])]
 
 
-def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = False) -> tuple[str, dict]:
+def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = False,
+            data: str = "random") -> tuple[str, dict]:
     """One process timing ``impl`` on ``setting``: ("ok", record) or ("missing", record)."""
-    common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup)]
+    common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup), "--data", data]
     if impl in JAX_IMPLS:
         path = "accelerator" if impl == "jaxmeta-accelerator" else "cpu"
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--path", path,
@@ -341,8 +347,9 @@ def markdown(summary: dict) -> str:
         f"takes {protocol['warmup']} untimed meta step(s) (after compilation, for jaxmeta) and then "
         f"{protocol['reps']} timed ones, and the median is over all timed steps of all rounds. A meta step is "
         "second-order MAML (inner SGD keeping the graph, the mean query loss over the meta-batch, one "
-        "Adam(1e-3) update) on the conv-4 with batch norm on batch statistics, with random Omniglot-shaped "
-        "data drawn once (uint8 NHWC for jaxmeta, float32 NCHW for PyTorch). GFLOP/s divides the same XLA "
+        "Adam(1e-3) update) on the conv-4 with batch norm on batch statistics, with "
+        f"{DATA_DESCRIPTIONS[protocol.get('data', 'random')]} drawn once (uint8 NHWC for jaxmeta, float32 NCHW "
+        "for PyTorch). GFLOP/s divides the same XLA "
         "FLOP count by each implementation's median: the step with `task_chunk=1` is a while loop whose body "
         "XLA's cost analysis counts once, so the count comes from the same step compiled with the tasks under "
         "vmap (compiled only, never run).",
@@ -386,7 +393,7 @@ def run_benchmark(args) -> dict:
                 start = time.perf_counter()
                 try:
                     status, record = measure(impl, setting, args.reps, args.warmup,
-                                             flops=impl == "jaxmeta" and name not in flops)
+                                             flops=impl == "jaxmeta" and name not in flops, data=args.data)
                 except WorkerFailed as error:
                     if impl in JAX_IMPLS:
                         raise
@@ -416,7 +423,7 @@ def run_benchmark(args) -> dict:
         "environment": common.environment(),
         "protocol": {"rounds": args.rounds, "reps": args.reps, "warmup": args.warmup,
                      "ceiling_reps_per_round": args.ceiling_reps, "meta_optimizer": f"Adam({META_LR})",
-                     "second_order": True, "implementations": impls},
+                     "second_order": True, "implementations": impls, "data": args.data},
         "ceiling": ceiling,
         "comparisons": {"ran": versions, "missing": missing, "failed": failed},
         "accelerator_path": ("measured" if args.with_accelerator_path
@@ -451,6 +458,9 @@ def parse_args(argv=None):
                         f"{DEFAULTS['warmup']})")
     parser.add_argument("--ceiling-reps", type=int, default=None, help=f"timed matrix products per round (default "
                         f"{DEFAULTS['ceiling_reps']})")
+    parser.add_argument("--data", choices=tuple(DATA_DESCRIPTIONS), default="random",
+                        help="the timed meta-batch: random images, or real Omniglot training tasks "
+                             "($JAXMETA_DATA/omniglot)")
     parser.add_argument("--meta-batch", type=int, default=None,
                         help="override the meta-batch of every setting (smoke tests; not the protocol)")
     parser.add_argument("--out", type=Path, default=None,

@@ -77,6 +77,7 @@ from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
+from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.training.loop import train  # noqa: E402
 
@@ -125,6 +126,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=60_000)
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--width", type=int, default=64, help="filters per conv layer")
+    parser.add_argument("--init", choices=sorted(INITIALISATIONS), default=None,
+                        help="the gradient-based learners' conv-4 initialisation (jaxmeta.models.conv.INITIALISATIONS);"
+                             " default pytorch, which learns faster per meta-step than lecun (README)")
     parser.add_argument("--conv", choices=("auto", "xla", "im2col"), default="auto",
                         help="convolution implementation; auto: im2col on the CPU, xla elsewhere")
     parser.add_argument("--task-chunk", type=int, default=None,
@@ -169,6 +173,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.meta_batch = 1 if metric_based else 16 if twenty else 32
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
+    if args.init is None and not metric_based:
+        args.init = "pytorch"
     if args.devices > 1:  # on the CPU, as many host devices as asked for (ignored by other platforms)
         try:
             jax.config.update("jax_num_cpu_devices", args.devices)
@@ -205,6 +211,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.extra_test_ways and args.algorithm not in METRIC_BASED:
         parser.error("--extra-test-ways needs a metric learner: the output layer of a gradient-based learner or "
                      "of MetaNet has --ways units; train a separate run for each number of ways.")
+    if args.init is not None and args.algorithm in NO_INNER_LOOP:
+        parser.error("--init sets the conv-4 of the gradient-based learners; the metric learners and MetaNet keep "
+                     "their modules' initialisation.")
     if args.algorithm == "metanet" and args.train_ways != args.ways:
         parser.error("MetaNet's output layer has --ways units: --train-ways must equal --ways.")
     if any(ways < 2 for ways in args.extra_test_ways):
@@ -255,7 +264,7 @@ def build_optimizer(args):
 def run_config(args) -> dict:
     """What must match for ``--resume`` (everything that changes the training trajectory)."""
     keys = ("algorithm", "ways", "train_ways", "shots", "queries", "inner_steps", "inner_lr", "meta_batch", "meta_lr",
-            "iterations", "width", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
+            "iterations", "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     return {key: getattr(args, key) for key in keys}
 
 
@@ -306,7 +315,7 @@ def main(argv=None) -> dict:
         example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
         params = model.init(init_key, example.support[0], example.support[1], example.query[0])["params"]
     else:
-        model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv)
+        model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv, init_scheme=args.init)
         loss_fn = jaxmeta.classification_loss(functional(model))
         learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1))
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
@@ -400,7 +409,7 @@ def record_result(results_dir: Path, summary: dict) -> None:
         "",
         "Gradient-based learners are scored after their training number of inner steps and after "
         "more; metric learners (no inner loop) once. Training episodes: ways-shots, queries per class, "
-        "tasks per meta-step.",
+        "tasks per meta-step, and the conv-4's initialisation (`--init`) for the gradient-based learners.",
         "",
         "| algorithm | setting | ours, after training steps | ours, after more steps | training episodes | "
         "meta-steps | budget | hardware | published | source |",
@@ -419,6 +428,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config['shots']}s, {config['queries']} q, "
                     f"{config['meta_batch']}")
+        if not metric_based:  # rows recorded before --init existed used Flax's defaults
+            episodes += f", init {config.get('init', 'lecun')}"
         lines.append(
             f"| {config['algorithm']} | {config['ways']}-way {config['shots']}-shot | {first} | {second} | "
             f"{episodes} | {row['meta_steps']:,} | "

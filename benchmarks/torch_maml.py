@@ -101,6 +101,16 @@ def random_tasks(torch, meta_batch, ways, shots, queries, dtype, generator):
     return tasks
 
 
+def omniglot_tasks(torch, meta_batch, ways, shots, queries, seed):
+    """A meta-batch of real Omniglot tasks (``common.omniglot_meta_batch``) as ``random_tasks`` gives them."""
+    from common import omniglot_meta_batch
+
+    batch = omniglot_meta_batch(seed, meta_batch, ways=ways, shots=shots, queries=queries)
+    as_nchw = lambda x: torch.from_numpy(x.astype("float32") / 255).permute(0, 3, 1, 2)  # noqa: E731
+    return [(as_nchw(batch.support[0][t]), torch.from_numpy(batch.support[1][t]).long(),
+             as_nchw(batch.query[0][t]), torch.from_numpy(batch.query[1][t]).long()) for t in range(meta_batch)]
+
+
 def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr, first_order=False):
     """A function of a meta-batch that adds the gradient of the mean query loss to ``model``'s ``.grad``.
 
@@ -157,7 +167,10 @@ def time_meta_steps(impl, args):
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     model = conv4(args.ways, args.width)
-    tasks = random_tasks(torch, args.meta_batch, args.ways, args.shots, args.queries, torch.float32, generator)
+    if args.data == "omniglot":
+        tasks = omniglot_tasks(torch, args.meta_batch, args.ways, args.shots, args.queries, args.seed)
+    else:
+        tasks = random_tasks(torch, args.meta_batch, args.ways, args.shots, args.queries, torch.float32, generator)
     accumulate, parameters = meta_gradient_fn(impl, torch, library, model, args.inner_steps, args.inner_lr,
                                               first_order=args.first_order)
     optimizer = torch.optim.Adam(parameters, lr=META_LR)
@@ -191,6 +204,7 @@ def time_meta_steps(impl, args):
             "width": args.width,
             "meta_optimizer": f"Adam({META_LR})",
             "dtype": "float32",
+            "data": args.data,
             "device": "cpu",
             "warmup": args.warmup,
             "reps": args.reps,
@@ -278,6 +292,9 @@ def parse_args(argv=None):
     parser.add_argument("--warmup", type=int, default=2, help="untimed meta steps first")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", choices=("random", "omniglot"), default="random",
+                        help="random Omniglot-shaped images, or one meta-batch of real Omniglot training tasks "
+                             "($JAXMETA_DATA/omniglot; needs JAX for the sampler)")
     parser.add_argument("--check", action="store_true", help="compare the meta-gradients of the three")
     args = parser.parse_args(argv)
     if min(args.meta_batch, args.ways, args.shots, args.queries, args.inner_steps, args.reps, args.threads,

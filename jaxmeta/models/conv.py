@@ -22,7 +22,7 @@ with its own statistics.
 [0, 1] inside the model, which lets the sampler move a quarter of the bytes.
 """
 
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import flax.linen as nn
 import jax
@@ -106,10 +106,11 @@ class TaskBatchNorm(nn.Module):
     """
 
     epsilon: float = 1e-5
+    scale_init: Callable = nn.initializers.ones
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+        scale = self.param("scale", self.scale_init, (x.shape[-1],))
         bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes)
@@ -228,34 +229,72 @@ class Conv3x3(nn.Module):
 
     features: int
     implementation: str = "xla"
+    kernel_init: Callable = nn.initializers.lecun_normal()
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         if self.implementation not in CONV_IMPLEMENTATIONS:
             raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {self.implementation!r}.")
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features))
+        kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
         return conv3x3(x, kernel, self.implementation) + bias
 
 
+class Initialisation(NamedTuple):
+    """Initialisers of the conv-4's parameters: conv kernels, batch-norm scales, the linear head's kernel.
+
+    Biases start at zero in every scheme (a conv bias is cancelled by the batch norm after it).
+    """
+
+    conv_kernel: Callable
+    norm_scale: Callable
+    head_kernel: Callable
+
+
+_PYTORCH_DEFAULT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
+
+INITIALISATIONS = {
+    # Flax's defaults: Var W = 1 / fan_in for every kernel, unit scales.
+    "lecun": Initialisation(nn.initializers.lecun_normal(), nn.initializers.ones, nn.initializers.lecun_normal()),
+    # PyTorch's defaults for Conv2d, BatchNorm2d and Linear (kaiming_uniform_ with a = sqrt(5)): Var W = 1 / (3 fan_in).
+    "pytorch": Initialisation(_PYTORCH_DEFAULT, nn.initializers.ones, _PYTORCH_DEFAULT),
+    # learn2learn's conv-4 (vision/models/cnn4.py): Glorot-uniform convs, U(0, 1) norm scales and a
+    # standard-normal head, as Finn et al.'s TensorFlow code (Xavier convs, N(0, 1) output weights).
+    "learn2learn": Initialisation(nn.initializers.glorot_uniform(), nn.initializers.uniform(1.0),
+                                  nn.initializers.normal(1.0)),
+}
+
+
+def initialisation(name: str) -> Initialisation:
+    """The :class:`Initialisation` called ``name`` in :data:`INITIALISATIONS`, or a clear error."""
+    if name not in INITIALISATIONS:
+        raise ValueError(f"init_scheme must be one of {sorted(INITIALISATIONS)}, got {name!r}.")
+    return INITIALISATIONS[name]
+
+
 class ConvBlock(nn.Module):
-    """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2` (unless ``pool=False``)."""
+    """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2` (unless ``pool=False``).
+
+    ``init_scheme`` names the initialisation of the kernel and the norm's scale (see :data:`INITIALISATIONS`).
+    """
 
     features: int = 64
     activation: Callable[[jax.Array], jax.Array] = nn.relu
     conv: str = "xla"
     pool: bool = True
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = Conv3x3(self.features, self.conv, name="conv")(x)
-        x = self.activation(TaskBatchNorm(name="norm")(x))
+        scheme = initialisation(self.init_scheme)
+        x = Conv3x3(self.features, self.conv, kernel_init=scheme.conv_kernel, name="conv")(x)
+        x = self.activation(TaskBatchNorm(scale_init=scheme.norm_scale, name="norm")(x))
         return max_pool_2x2(x) if self.pool else x
 
 
 def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: Optional[int] = None,
-                last_features: Optional[int] = None) -> jax.Array:
+                last_features: Optional[int] = None, init_scheme: str = "lecun") -> jax.Array:
     """``blocks`` :class:`ConvBlock` s named ``block_i`` (call inside a compact method); scales ``uint8`` input."""
     if x.ndim < 4:
         raise ValueError(
@@ -266,7 +305,7 @@ def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_b
     pooled_blocks = blocks if pooled_blocks is None else pooled_blocks
     for i in range(blocks):
         width = last_features if (i == blocks - 1 and last_features is not None) else features
-        x = ConvBlock(width, conv=conv, pool=i < pooled_blocks, name=f"block_{i}")(x)
+        x = ConvBlock(width, conv=conv, pool=i < pooled_blocks, init_scheme=init_scheme, name=f"block_{i}")(x)
     return x
 
 
@@ -276,7 +315,9 @@ class Conv4(nn.Module):
     The linear layer is named ``head``, so ANIL's ``head`` predicate can pick it.
     ``conv`` picks the convolution's implementation (see :class:`Conv3x3`):
     ``"im2col"`` on the CPU, ``"xla"`` on accelerators; the parameters and
-    the function computed are the same.
+    the function computed are the same. ``init_scheme`` names the initialisation
+    (:data:`INITIALISATIONS`: ``"lecun"``, Flax's defaults; ``"pytorch"``;
+    ``"learn2learn"``, the reference MAML implementations').
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -292,11 +333,13 @@ class Conv4(nn.Module):
     features: int = 64
     blocks: int = 4
     conv: str = "xla"
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv)
-        return nn.Dense(self.num_classes, name="head")(x.reshape(*x.shape[:-3], -1))
+        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv, init_scheme=self.init_scheme)
+        head = nn.Dense(self.num_classes, kernel_init=initialisation(self.init_scheme).head_kernel, name="head")
+        return head(x.reshape(*x.shape[:-3], -1))
 
 
 class ConvEmbedding(nn.Module):

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -50,8 +52,9 @@ def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_mis
 
     real_measure = maml_speed.measure
 
-    def measure(impl, setting, reps, warmup, flops=False):  # the jaxmeta side from the fixture: one compile only
-        return ("ok", worker_record) if impl == "jaxmeta" else real_measure(impl, setting, reps, warmup, flops)
+    def measure(impl, setting, reps, warmup, flops=False, data="random"):  # jaxmeta from the fixture: one compile
+        assert data == "random"
+        return ("ok", worker_record) if impl == "jaxmeta" else real_measure(impl, setting, reps, warmup, flops, data)
 
     monkeypatch.setattr(maml_speed, "measure", measure)
     out = tmp_path / "out"
@@ -88,3 +91,17 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit):
         maml_speed.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_the_omniglot_meta_batch_has_the_random_batch_layout_with_real_drawings(omniglot):
+    import common
+
+    real = common.omniglot_meta_batch(0, 3, ways=5, shots=1, queries=2, data=omniglot)
+    fake = common.random_omniglot_tasks(0, 3, ways=5, shots=1, queries=2)
+    for ours, theirs in zip(jax.tree.leaves(real), jax.tree.leaves(fake)):
+        assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
+    np.testing.assert_array_equal(np.sort(real.query[1], axis=1), np.sort(fake.query[1], axis=1))  # 0..4, twice
+    images = np.concatenate([real.support[0].ravel(), real.query[0].ravel()])
+    assert 0.5 < np.mean(images == 0) < 0.98 and images.max() == 255  # strokes on an empty background
+    again = common.omniglot_meta_batch(0, 3, ways=5, shots=1, queries=2, data=omniglot)
+    np.testing.assert_array_equal(again.query[0], real.query[0])

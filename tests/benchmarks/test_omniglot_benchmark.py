@@ -78,6 +78,8 @@ def test_the_lstm_meta_learner_trains_and_its_checkpoint_scores_the_same(omniglo
     (["--extra-test-ways", "20"], "--extra-test-ways needs a metric learner"),
     (["--algorithm", "metanet", "--extra-test-ways", "20"], "train a separate run for each number of ways"),
     (["--algorithm", "metanet", "--train-ways", "10"], "--train-ways must equal --ways"),
+    (["--algorithm", "protonet", "--init", "lecun"], "--init sets the conv-4 of the gradient-based learners"),
+    (["--init", "he"], "invalid choice: 'he'"),
 ])
 def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys):
     with pytest.raises(SystemExit):

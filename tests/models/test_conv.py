@@ -87,6 +87,38 @@ def test_conv4_architecture_and_parameter_count():
     assert sum(p.size for p in jax.tree.leaves(params)) == conv + 4 * 2 * 64 + (64 * 5 + 5)
 
 
+@pytest.mark.parametrize("scheme", ["lecun", "pytorch", "learn2learn"])
+def test_conv4_initialisation_schemes_draw_each_parameter_from_their_stated_distribution(scheme):
+    model = Conv4(num_classes=512, init_scheme=scheme)  # a wide head: enough draws for its statistics
+    params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    layer_2, first, head = params["block_1"]["conv"]["kernel"], params["block_0"]["conv"]["kernel"], params["head"]
+    scale = params["block_2"]["norm"]["scale"]
+    fan_in, first_fans = 9 * 64, (9 * 1, 9 * 64)
+    if scheme == "lecun":  # truncated normal with Var = 1 / fan_in
+        np.testing.assert_allclose(layer_2.std(), fan_in ** -0.5, rtol=0.03)
+        np.testing.assert_allclose(head["kernel"].std(), 64 ** -0.5, rtol=0.03)
+        np.testing.assert_array_equal(scale, 1.0)
+    elif scheme == "pytorch":  # U(+-1 / sqrt(fan_in)), as torch.nn.Conv2d and Linear
+        bound = fan_in ** -0.5
+        assert float(jnp.abs(layer_2).max()) <= bound and float(jnp.abs(layer_2).max()) > 0.99 * bound
+        np.testing.assert_allclose(layer_2.std(), bound / 3 ** 0.5, rtol=0.03)
+        np.testing.assert_allclose(head["kernel"].std(), 64 ** -0.5 / 3 ** 0.5, rtol=0.03)
+        np.testing.assert_array_equal(scale, 1.0)
+    else:  # Glorot-uniform convs (the 1-channel first layer: fan_in 9, fan_out 576), U(0, 1) scales, N(0, 1) head
+        bound = (6 / sum(first_fans)) ** 0.5
+        assert float(jnp.abs(first).max()) <= bound and float(jnp.abs(first).max()) > 0.95 * bound
+        np.testing.assert_allclose(head["kernel"].std(), 1.0, rtol=0.03)
+        assert float(scale.min()) >= 0 and float(scale.max()) < 1 and abs(float(scale.mean()) - 0.5) < 0.1
+    for block in range(4):
+        np.testing.assert_array_equal(params[f"block_{block}"]["conv"]["bias"], 0.0)
+    np.testing.assert_array_equal(head["bias"], 0.0)
+
+
+def test_an_unknown_initialisation_scheme_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"init_scheme must be one of \['learn2learn', 'lecun', 'pytorch'\]"):
+        Conv4(num_classes=2, init_scheme="he").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+
+
 def test_conv4_scales_uint8_input_to_unit_range():
     model = Conv4(num_classes=3, features=4)
     images = np.random.default_rng(1).integers(0, 256, size=(6, 28, 28, 1), dtype=np.uint8)
