@@ -61,7 +61,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TORCH_SCRIPT = HERE / "torch_maml.py"
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
-JAX_IMPLS = ("jaxmeta", "jaxmeta-accelerator")
+JAX_IMPLS = ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-accelerator")
 META_LR = 1e-3
 SETTINGS = {
     "5-way": {"ways": 5, "shots": 1, "queries": 15, "meta_batch": 32, "inner_steps": 1, "inner_lr": 0.4},
@@ -69,6 +69,7 @@ SETTINGS = {
 }
 LABELS = {
     "jaxmeta": "jaxmeta, CPU path (im2col, task_chunk=1)",
+    "jaxmeta-host-devices": "jaxmeta, CPU path, meta-batch split over 2 host devices",
     "jaxmeta-accelerator": "jaxmeta, accelerator path (xla conv, vmap)",
     "learn2learn": "learn2learn",
     "higher": "higher",
@@ -76,6 +77,7 @@ LABELS = {
 }
 CEILING_SHAPE = (58800, 576, 64)  # [M x K] @ [K x N]
 GOAL, TARGET = 1.0, 1.5
+HOST_DEVICES = 2
 MISSING_EXIT_CODE = 3  # torch_maml.py: the library cannot be imported
 DATA_DESCRIPTIONS = {"random": "random Omniglot-shaped data",
                      "omniglot": "a meta-batch of real Omniglot training tasks (MAML split, random rotations)"}
@@ -101,12 +103,15 @@ def jaxmeta_worker(args) -> dict:
     import optax
 
     import jaxmeta
+    from jaxmeta import distributed
     from jaxmeta.models import Conv4, functional
     # the jaxmeta worker only: the PyTorch workers have no JAX
     from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks
 
     accelerator = args.path == "accelerator"
     conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
+    if args.devices > 1:  # host devices on the CPU: set before JAX starts its backend
+        jax.config.update("jax_num_cpu_devices", args.devices)
     ways, shots, queries, meta_batch = args.ways, args.shots, args.queries, args.meta_batch
 
     def build(conv, task_chunk):
@@ -116,6 +121,10 @@ def jaxmeta_worker(args) -> dict:
         optimizer = optax.adam(META_LR)
         params = model.init(jax.random.key(args.seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
         state = jaxmeta.init_state(learner, optimizer, params)
+        if args.devices > 1 and task_chunk is not None:  # jaxmeta.distributed: each device takes a share of tasks
+            mesh = distributed.task_mesh(num_devices=args.devices)
+            step = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=task_chunk)
+            return distributed.replicate(state, mesh), step
         return state, jaxmeta.make_meta_step(learner, optimizer, task_chunk=task_chunk)
 
     draw = omniglot_meta_batch if args.data == "omniglot" else random_omniglot_tasks
@@ -127,7 +136,8 @@ def jaxmeta_worker(args) -> dict:
         step, state, tasks, key, reps=args.reps, warmup=args.warmup)
     median = statistics.median(seconds)
     record = {
-        "impl": "jaxmeta-accelerator" if accelerator else "jaxmeta",
+        "impl": "jaxmeta-accelerator" if accelerator else "jaxmeta-host-devices" if args.devices > 1 else "jaxmeta",
+        "devices": args.devices,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
         "conv": conv,
@@ -223,8 +233,9 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
     common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup), "--data", data]
     if impl in JAX_IMPLS:
         path = "accelerator" if impl == "jaxmeta-accelerator" else "cpu"
+        devices = HOST_DEVICES if impl == "jaxmeta-host-devices" else 1
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--path", path,
-                   *common_args] + (["--flops"] if flops else [])
+                   "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
     else:
         command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
     code, record = _run_json(command, f"{impl} on {setting}")
@@ -258,10 +269,13 @@ def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling
             "seconds_per_step": seconds,
             "rounds": records,
         }
-    ratios = {}
+    ratios, host_device_ratios = {}, {}
     if "jaxmeta" in results:
         ratios = {other: results["jaxmeta"]["tasks_per_second"] / results[other]["tasks_per_second"]
                   for other in results if other in TORCH_IMPLS}
+    if "jaxmeta-host-devices" in results:
+        host_device_ratios = {other: results["jaxmeta-host-devices"]["tasks_per_second"]
+                              / results[other]["tasks_per_second"] for other in results if other in TORCH_IMPLS}
     headline = "learn2learn" if "learn2learn" in ratios else None
     return {
         "name": name,
@@ -269,6 +283,7 @@ def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling
         "flops": flops,
         "results": results,
         "ratios_jaxmeta_over": ratios,
+        "ratios_host_devices_over": host_device_ratios,
         "headline_against": headline,
         "goal_met": None if headline is None else ratios[headline] >= GOAL,
         "target_met": None if headline is None else ratios[headline] >= TARGET,
@@ -317,6 +332,9 @@ def markdown(summary: dict) -> str:
                 verdict = "no verdict from a quick run"
             text += (f" jaxmeta's CPU path runs **{ratio:.2f}x** learn2learn's tasks/s (goal >= {GOAL}, target "
                      f"{TARGET}: {verdict}).")
+            if entry.get("ratios_host_devices_over", {}).get(entry["headline_against"]):
+                text += (f" Split over {HOST_DEVICES} host devices (`jaxmeta.distributed`, the same 2 cores): "
+                         f"**{entry['ratios_host_devices_over'][entry['headline_against']]:.2f}x**.")
         elif entry["ratios_jaxmeta_over"]:
             listed = ", ".join(f"{v:.2f}x {k}" for k, v in entry["ratios_jaxmeta_over"].items())
             text += f" learn2learn did not run; jaxmeta's CPU path against the others: {listed}."
@@ -365,7 +383,8 @@ def print_table(summary: dict) -> None:
 def run_benchmark(args) -> dict:
     import common  # the driver only; the workers stay free of it
 
-    impls = ["jaxmeta"] + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls)
+    impls = (["jaxmeta"] + (["jaxmeta-host-devices"] if args.with_host_devices else [])
+             + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls))
     settings = {}
     for name in args.settings:
         setting = dict(SETTINGS[name])
@@ -448,6 +467,9 @@ def parse_args(argv=None):
                         help="which settings to measure (default: both)")
     parser.add_argument("--impls", nargs="*", choices=TORCH_IMPLS, default=list(TORCH_IMPLS),
                         help="PyTorch implementations to compare with (default: all three; jaxmeta always runs)")
+    parser.add_argument("--with-host-devices", action="store_true",
+                        help=f"also time jaxmeta's CPU path with the meta-batch split over {HOST_DEVICES} host "
+                             "devices (make_sharded_meta_step), as omniglot.py --devices 2 trains")
     parser.add_argument("--with-accelerator-path", action="store_true",
                         help="also time jaxmeta's accelerator path (conv='xla', vmap over tasks): ~1 task/s here")
     parser.add_argument("--rounds", type=int, default=None, help=f"rounds over the implementations (default "
@@ -458,9 +480,10 @@ def parse_args(argv=None):
                         f"{DEFAULTS['warmup']})")
     parser.add_argument("--ceiling-reps", type=int, default=None, help=f"timed matrix products per round (default "
                         f"{DEFAULTS['ceiling_reps']})")
-    parser.add_argument("--data", choices=tuple(DATA_DESCRIPTIONS), default="random",
-                        help="the timed meta-batch: random images, or real Omniglot training tasks "
-                             "($JAXMETA_DATA/omniglot)")
+    parser.add_argument("--data", choices=tuple(DATA_DESCRIPTIONS), default="omniglot",
+                        help="the timed meta-batch: real Omniglot training tasks ($JAXMETA_DATA/omniglot; the "
+                             "default, since PyTorch's CPU kernels run faster on them than on random images) "
+                             "or random images")
     parser.add_argument("--meta-batch", type=int, default=None,
                         help="override the meta-batch of every setting (smoke tests; not the protocol)")
     parser.add_argument("--out", type=Path, default=None,
@@ -476,6 +499,7 @@ def parse_args(argv=None):
     worker.add_argument("--queries", type=int, default=None, help="query examples per class")
     worker.add_argument("--inner-steps", type=int, default=None)
     worker.add_argument("--inner-lr", type=float, default=None)
+    worker.add_argument("--devices", type=int, default=1, help="jaxmeta worker: host devices (CPU path only)")
     worker.add_argument("--flops", action="store_true", help="jaxmeta worker: also count the step's FLOPs")
     worker.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -21,7 +21,7 @@ def run_worker():
     """One jaxmeta worker process on the tiny setting, with its FLOP count (two compilations)."""
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / "maml_speed.py"), "--worker", "jaxmeta", "--flops", "--reps", "1",
-         "--warmup", "0", *maml_speed.setting_arguments(TINY)],
+         "--warmup", "0", "--data", "random", *maml_speed.setting_arguments(TINY)],
         capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -53,7 +53,7 @@ def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_mis
     real_measure = maml_speed.measure
 
     def measure(impl, setting, reps, warmup, flops=False, data="random"):  # jaxmeta from the fixture: one compile
-        assert data == "random"
+        assert data == "omniglot"  # the default
         return ("ok", worker_record) if impl == "jaxmeta" else real_measure(impl, setting, reps, warmup, flops, data)
 
     monkeypatch.setattr(maml_speed, "measure", measure)
@@ -91,6 +91,17 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit):
         maml_speed.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_each_jaxmeta_variant_runs_its_worker_with_its_device_count(monkeypatch):
+    commands = []
+    monkeypatch.setattr(maml_speed, "_run_json", lambda command, what: commands.append(command) or (0, {}))
+    for impl in ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-accelerator"):
+        maml_speed.measure(impl, TINY, reps=1, warmup=0, data="random")
+    devices = [command[command.index("--devices") + 1] for command in commands]
+    paths = [command[command.index("--path") + 1] for command in commands]
+    assert devices == ["1", str(maml_speed.HOST_DEVICES), "1"] and paths == ["cpu", "cpu", "accelerator"]
+    assert all(command[command.index("--data") + 1] == "random" for command in commands)
 
 
 def test_the_omniglot_meta_batch_has_the_random_batch_layout_with_real_drawings(omniglot):
