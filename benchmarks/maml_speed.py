@@ -22,6 +22,8 @@ Implementations:
     jaxmeta              the CPU path: Conv4(conv="im2col"), make_meta_step(..., task_chunk=1)
                          (tasks one after the other in a lax.map), uint8 [B, n, 28, 28, 1]
                          inputs as the Omniglot sampler gives them
+    jaxmeta-host-devices the CPU path with each meta-batch split over 2 host devices
+                         (jaxmeta.distributed.make_sharded_meta_step); only with --with-host-devices
     jaxmeta-accelerator  the library defaults for GPU and TPU: conv="xla", every task at
                          once under vmap; ~1 task/s on a CPU, so only with --with-accelerator-path
     learn2learn, higher, torchfunc
