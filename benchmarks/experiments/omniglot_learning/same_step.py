@@ -20,7 +20,6 @@ from pathlib import Path
 import jax
 import numpy as np
 
-jax.config.update("jax_enable_x64", True)
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/: torch_maml's conv-4
 
 import jaxmeta  # noqa: E402
@@ -53,6 +52,8 @@ def layer_arrays(model, gradient=False):
 def main():
     import learn2learn
     import torch
+
+    jax.config.update("jax_enable_x64", True)  # here, not at import: learn2learn_curve.py imports this module
 
     torch.manual_seed(0)
     model = torch_maml.conv4(5).double()
