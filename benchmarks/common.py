@@ -119,11 +119,10 @@ def random_omniglot_tasks(seed: int, meta_batch: int, *, ways: int, shots: int, 
     return Task(support, (images(queries), labels(queries)))
 
 
-def omniglot_meta_batch(seed: int, meta_batch: int, *, ways: int, shots: int, queries: int, data=None):
-    """One meta-batch of real Omniglot training tasks (MAML split, random rotations), as numpy ``uint8`` images.
+def omniglot_training_sampler(meta_batch: int, *, ways: int, shots: int, queries: int, data=None):
+    """The ``EpisodeSampler`` of ``omniglot.py``'s training tasks: MAML split, random rotations, ``uint8`` images.
 
-    The same ``Task`` layout as :func:`random_omniglot_tasks`; ``data`` (``load_omniglot``'s result) is
-    read from ``$JAXMETA_DATA/omniglot`` (or its cache) when not given.
+    ``data`` (``load_omniglot``'s result) is read from ``$JAXMETA_DATA/omniglot`` (or its cache) when not given.
     """
     from jaxmeta.data.episodes import EpisodeSampler
     from jaxmeta.data.omniglot import load_omniglot, split_characters
@@ -131,9 +130,30 @@ def omniglot_meta_batch(seed: int, meta_batch: int, *, ways: int, shots: int, qu
 
     data = load_omniglot(data_root() / "omniglot") if data is None else data
     train = data.images[split_characters(data, "maml", seed=0).train]
-    sampler = EpisodeSampler.create(train, meta_batch, ways=ways, shots=shots, queries=queries, rotate=True,
-                                    dtype="uint8")
+    return EpisodeSampler.create(train, meta_batch, ways=ways, shots=shots, queries=queries, rotate=True,
+                                 dtype="uint8")
+
+
+def omniglot_meta_batch(seed: int, meta_batch: int, *, ways: int, shots: int, queries: int, data=None):
+    """One meta-batch of real Omniglot training tasks (:func:`omniglot_training_sampler`) as numpy arrays.
+
+    The same ``Task`` layout as :func:`random_omniglot_tasks`.
+    """
+    sampler = omniglot_training_sampler(meta_batch, ways=ways, shots=shots, queries=queries, data=data)
     return jax.device_get(sampler(jax.random.key(seed)))
+
+
+def use_host_devices(count: int) -> None:
+    """Ask JAX for ``count`` CPU devices (``jax_num_cpu_devices``; other platforms ignore it).
+
+    It takes effect only before JAX starts its backend; called later (a caller's process), it changes
+    nothing, and ``jaxmeta.distributed.task_mesh`` says if there are too few devices.
+    """
+    if count > 1:
+        try:
+            jax.config.update("jax_num_cpu_devices", count)
+        except RuntimeError:
+            pass
 
 
 def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):

@@ -108,12 +108,11 @@ def jaxmeta_worker(args) -> dict:
     from jaxmeta import distributed
     from jaxmeta.models import Conv4, functional
     # the jaxmeta worker only: the PyTorch workers have no JAX
-    from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks
+    from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks, use_host_devices
 
     accelerator = args.path == "accelerator"
     conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
-    if args.devices > 1:  # host devices on the CPU: set before JAX starts its backend
-        jax.config.update("jax_num_cpu_devices", args.devices)
+    use_host_devices(args.devices)  # before JAX starts its backend
     ways, shots, queries, meta_batch = args.ways, args.shots, args.queries, args.meta_batch
 
     def build(conv, task_chunk):
@@ -271,13 +270,14 @@ def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling
             "seconds_per_step": seconds,
             "rounds": records,
         }
-    ratios, host_device_ratios = {}, {}
-    if "jaxmeta" in results:
-        ratios = {other: results["jaxmeta"]["tasks_per_second"] / results[other]["tasks_per_second"]
-                  for other in results if other in TORCH_IMPLS}
-    if "jaxmeta-host-devices" in results:
-        host_device_ratios = {other: results["jaxmeta-host-devices"]["tasks_per_second"]
-                              / results[other]["tasks_per_second"] for other in results if other in TORCH_IMPLS}
+
+    def over_torch(impl):  # impl's tasks/s over each PyTorch implementation's
+        if impl not in results:
+            return {}
+        return {other: results[impl]["tasks_per_second"] / results[other]["tasks_per_second"]
+                for other in results if other in TORCH_IMPLS}
+
+    ratios, host_device_ratios = over_torch("jaxmeta"), over_torch("jaxmeta-host-devices")
     headline = "learn2learn" if "learn2learn" in ratios else None
     return {
         "name": name,

@@ -175,11 +175,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
     if args.init is None and not metric_based:
         args.init = "pytorch"
-    if args.devices > 1:  # on the CPU, as many host devices as asked for (ignored by other platforms)
-        try:
-            jax.config.update("jax_num_cpu_devices", args.devices)
-        except RuntimeError:  # JAX already started (a caller's process); task_mesh says if too few
-            pass
+    common.use_host_devices(args.devices)  # on the CPU, as many host devices as asked for
     on_cpu = jax.default_backend() == "cpu"
     if args.conv == "auto":  # XLA:CPU runs the kernel gradient of its direct convolution slowly
         args.conv = "im2col" if on_cpu else "xla"

@@ -49,6 +49,8 @@ import statistics
 import sys
 import time
 
+import numpy as np
+
 IMPLS = ("learn2learn", "higher", "torchfunc")
 META_LR = 1e-3
 CHECK_TOLERANCE = 1e-6
@@ -101,14 +103,24 @@ def random_tasks(torch, meta_batch, ways, shots, queries, dtype, generator):
     return tasks
 
 
+def as_torch_tasks(torch, batch, dtype=None):
+    """A numpy ``Task`` meta-batch (``uint8 [B, n, H, W, C]`` images) as ``random_tasks`` gives tasks.
+
+    Images become NCHW in [0, 1] (``dtype``, default float32), labels int64.
+    """
+    dtype = torch.float32 if dtype is None else dtype
+    images = lambda x: torch.from_numpy(np.asarray(x)).to(dtype).div(255).permute(0, 3, 1, 2)  # noqa: E731
+    labels = lambda y: torch.from_numpy(np.asarray(y)).long()  # noqa: E731
+    (x_support, y_support), (x_query, y_query) = batch.support, batch.query
+    return [(images(x_support[t]), labels(y_support[t]), images(x_query[t]), labels(y_query[t]))
+            for t in range(len(x_support))]
+
+
 def omniglot_tasks(torch, meta_batch, ways, shots, queries, seed):
     """A meta-batch of real Omniglot tasks (``common.omniglot_meta_batch``) as ``random_tasks`` gives them."""
     from common import omniglot_meta_batch
 
-    batch = omniglot_meta_batch(seed, meta_batch, ways=ways, shots=shots, queries=queries)
-    as_nchw = lambda x: torch.from_numpy(x.astype("float32") / 255).permute(0, 3, 1, 2)  # noqa: E731
-    return [(as_nchw(batch.support[0][t]), torch.from_numpy(batch.support[1][t]).long(),
-             as_nchw(batch.query[0][t]), torch.from_numpy(batch.query[1][t]).long()) for t in range(meta_batch)]
+    return as_torch_tasks(torch, omniglot_meta_batch(seed, meta_batch, ways=ways, shots=shots, queries=queries))
 
 
 def meta_gradient_fn(impl, torch, library, model, inner_steps, inner_lr, first_order=False):

@@ -30,10 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/: torch_maml's conv-4
 
+import common  # noqa: E402
 import torch_maml  # noqa: E402
-from jaxmeta.data.episodes import EpisodeSampler  # noqa: E402
-from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
-from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta.training.fit import step_keys  # noqa: E402
 
 
@@ -46,18 +44,13 @@ def learn2learn_meta_step(model):
     optimizer = torch.optim.Adam(maml.parameters(), lr=1e-3)
     cross_entropy = torch.nn.functional.cross_entropy
 
-    def as_torch(x, y):
-        x = torch.from_numpy(np.asarray(x, dtype=np.float32) / 255).permute(0, 3, 1, 2)
-        return x, torch.from_numpy(np.asarray(y, dtype=np.int64))
-
     def meta_step(tasks, key):
         del key  # MAML's step is deterministic
         optimizer.zero_grad()
         accuracy = loss_sum = 0.0
-        batch = len(tasks.support[0])
-        for t in range(batch):
-            x_s, y_s = as_torch(tasks.support[0][t], tasks.support[1][t])
-            x_q, y_q = as_torch(tasks.query[0][t], tasks.query[1][t])
+        tasks = torch_maml.as_torch_tasks(torch, jax.device_get(tasks))
+        batch = len(tasks)
+        for x_s, y_s, x_q, y_q in tasks:
             learner = maml.clone()
             learner.adapt(cross_entropy(learner(x_s), y_s))
             logits = learner(x_q)
@@ -106,10 +99,7 @@ def main(argv=None):
 
     torch.set_num_threads(2)
     torch.manual_seed(args.seed)
-    data = load_omniglot(data_root() / "omniglot")
-    split = split_characters(data, "maml", seed=0)
-    sampler = EpisodeSampler.create(data.images[split.train], 32, ways=5, shots=1, queries=15, rotate=True,
-                                    dtype="uint8")
+    sampler = common.omniglot_training_sampler(32, ways=5, shots=1, queries=15)
     train_key = jax.random.split(jax.random.key(args.seed), 4)[1]  # as omniglot.py: init, train, val, test
 
     model = torch_maml.conv4(5)

@@ -23,11 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # benchmarks/: torch_maml's conv-4
 
 import jaxmeta  # noqa: E402
+import common  # noqa: E402
 import torch_maml  # noqa: E402
 from jaxmeta import Task  # noqa: E402
-from jaxmeta.data.episodes import EpisodeSampler  # noqa: E402
-from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
-from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta.models import Conv4, functional  # noqa: E402
 from jaxmeta.training.fit import step_keys  # noqa: E402
 
@@ -57,11 +55,9 @@ def main():
 
     torch.manual_seed(0)
     model = torch_maml.conv4(5).double()
-    data = load_omniglot(data_root() / "omniglot")
-    split = split_characters(data, "maml", seed=0)
-    sampler = EpisodeSampler.create(data.images[split.train], 4, ways=5, shots=1, queries=15, rotate=True,
-                                    dtype="uint8")
-    tasks = sampler(step_keys(jax.random.split(jax.random.key(0), 4)[1], 0)[0])
+    sampler = common.omniglot_training_sampler(4, ways=5, shots=1, queries=15)
+    tasks = jax.device_get(sampler(step_keys(jax.random.split(jax.random.key(0), 4)[1], 0)[0]))
+    torch_tasks = torch_maml.as_torch_tasks(torch, tasks, torch.float64)
     as_float = lambda x: np.asarray(x, np.float64) / 255  # noqa: E731
 
     maml = learn2learn.algorithms.MAML(model, lr=0.4)
@@ -74,14 +70,13 @@ def main():
         x_q, y_q = as_float(tasks.query[0][t]), np.asarray(tasks.query[1][t])
         model.zero_grad()
         learner_t = maml.clone()
-        nchw = lambda x: torch.from_numpy(x).permute(0, 3, 1, 2)  # noqa: E731
-        learner_t.adapt(torch.nn.functional.cross_entropy(learner_t(nchw(x_s)), torch.from_numpy(y_s).long()))
-        torch_loss = torch.nn.functional.cross_entropy(learner_t(nchw(x_q)), torch.from_numpy(y_q).long())
+        torch_x_s, torch_y_s, torch_x_q, torch_y_q = torch_tasks[t]
+        learner_t.adapt(torch.nn.functional.cross_entropy(learner_t(torch_x_s), torch_y_s))
+        torch_loss = torch.nn.functional.cross_entropy(learner_t(torch_x_q), torch_y_q)
         torch_loss.backward()
         reference = flax_tree(layer_arrays(model, gradient=True))
         task = Task(support=(x_s, y_s), query=(x_q, y_q))
         grad, metrics = learner.task_grad(learner.init(params), task, jax.random.key(0))
-        grad = grad.params if hasattr(grad, "params") else grad
         print(f"task {t}: query loss torch {torch_loss.item():.12f} jaxmeta {float(metrics['loss']):.12f}")
         scale = max(float(np.abs(g).max()) for g in jax.tree.leaves(reference))
         for path, ours in jax.tree_util.tree_leaves_with_path(grad):
