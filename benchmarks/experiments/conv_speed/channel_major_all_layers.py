@@ -8,14 +8,18 @@ the patch gradient ``K G^T`` are canonical products with the channel-major patch
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.models.conv import channel_major_product, conv3x3_im2col
+from jaxmeta.models.conv import _product_backward, channel_major_product, conv3x3_im2col
+
+
+def _shifted(x):
+    """The 9 shifted copies of ``x [..., H, W, C]`` (zero-padded by one pixel), as in ``conv3x3_im2col``."""
+    *batch, height, width, _ = x.shape
+    padded = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
+    return [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
 
 
 def _patches(x):
-    *batch, height, width, channels = x.shape
-    padded = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
-    shifted = [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
-    return jnp.stack([jnp.moveaxis(s, -1, 0) for s in shifted])  # [9, C, ..., H, W]
+    return jnp.stack([jnp.moveaxis(s, -1, 0) for s in _shifted(x)])  # [9, C, ..., H, W]
 
 
 def as_library(x, kernel):
@@ -31,14 +35,8 @@ def output_major_product(p, k):
     return _output_major(p, k)
 
 
-def _backward(res, g):
-    p, k = res
-    pixels = tuple(range(2, p.ndim))
-    return (jnp.tensordot(k, g, axes=((2,), (g.ndim - 1,))),
-            jnp.tensordot(p, g, axes=(pixels, tuple(range(len(pixels))))))
-
-
-output_major_product.defvjp(lambda p, k: (_output_major(p, k), (p, k)), _backward)
+# The cotangents are the library product's (K G^T and P G); only the forward's layout differs.
+output_major_product.defvjp(lambda p, k: (_output_major(p, k), (p, k)), _product_backward)
 
 
 def output_major(x, kernel):
@@ -50,7 +48,5 @@ def stacked_patches(x, kernel):
     *batch, height, width, channels = x.shape
     if 9 * channels < kernel.shape[-1]:
         return conv3x3_im2col(x, kernel)
-    padded = jnp.pad(x, [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)])
-    shifted = [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
-    patches = jnp.stack(shifted, axis=-2).reshape(*batch, height, width, 9 * channels)
+    patches = jnp.stack(_shifted(x), axis=-2).reshape(*batch, height, width, 9 * channels)
     return patches @ kernel.reshape(9 * channels, -1)
