@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test sinusoid-benchmark notebooks compare-env maml-speed clean
+.PHONY: run test sinusoid-benchmark notebooks compare-env maml-speed onednn clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,12 +13,25 @@ $(VENV)/installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# conv="onednn" (jaxmeta/models/onednn_conv.py): oneDNN's direct convolutions as XLA FFI custom calls, the
+# fastest CPU path for the conv-4. onednn-cpu-gomp is oneDNN 3.2's CPU-only build (GNU OpenMP threads, 39 MB);
+# onednn-devel-cpu-gomp adds the headers. The extension is compiled against them and jaxlib's FFI headers, with
+# an RPATH into the venv's lib/ (where the wheel puts libdnnl.so). A few seconds with the wheels cached.
+ONEDNN_EXTENSION := jaxmeta/models/native/libjaxmeta_onednn.so
+onednn: $(ONEDNN_EXTENSION)
+$(ONEDNN_EXTENSION): jaxmeta/models/native/onednn_conv.cc $(VENV)/installed
+	$(PY) -m pip install --quiet onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
+	prefix=$$($(PY) -c 'import sys; print(sys.prefix)') && \
+	  g++ -O2 -std=c++17 -shared -fPIC -Wno-attributes -Wno-return-type $< -o $@ \
+	    -I$$prefix/include -I$$($(PY) -c 'import jax; print(jax.ffi.include_dir())') \
+	    -L$$prefix/lib -ldnnl -Wl,-rpath,$$prefix/lib
+
 run: $(VENV)/installed
 	$(PY) benchmarks/sinusoid.py --quick
 
 # Two worker processes: much of a test's time is XLA compiling, which uses one core, so two
 # workers keep both cores busy. Tests go out one at a time, the long ones first (tests/conftest.py).
-test: $(VENV)/installed
+test: $(VENV)/installed $(ONEDNN_EXTENSION)
 	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1
 
 # The full protocol (70,000 meta-iterations per learner and K); writes benchmarks/results/.

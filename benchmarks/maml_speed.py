@@ -63,7 +63,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TORCH_SCRIPT = HERE / "torch_maml.py"
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
-JAX_IMPLS = ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-accelerator")
+JAX_IMPLS = ("jaxmeta", "jaxmeta-onednn", "jaxmeta-host-devices", "jaxmeta-accelerator")
 META_LR = 1e-3
 SETTINGS = {
     "5-way": {"ways": 5, "shots": 1, "queries": 15, "meta_batch": 32, "inner_steps": 1, "inner_lr": 0.4},
@@ -71,6 +71,7 @@ SETTINGS = {
 }
 LABELS = {
     "jaxmeta": "jaxmeta, CPU path (im2col, task_chunk=1)",
+    "jaxmeta-onednn": "jaxmeta, CPU path with oneDNN convolutions (conv='onednn', task_chunk=1)",
     "jaxmeta-host-devices": "jaxmeta, CPU path, meta-batch split over 2 host devices",
     "jaxmeta-accelerator": "jaxmeta, accelerator path (xla conv, vmap)",
     "learn2learn": "learn2learn",
@@ -111,7 +112,7 @@ def jaxmeta_worker(args) -> dict:
     from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks, use_host_devices
 
     accelerator = args.path == "accelerator"
-    conv, task_chunk = ("xla", None) if accelerator else ("im2col", 1)
+    conv, task_chunk = {"accelerator": ("xla", None), "onednn": ("onednn", 1), "cpu": ("im2col", 1)}[args.path]
     use_host_devices(args.devices)  # before JAX starts its backend
     ways, shots, queries, meta_batch = args.ways, args.shots, args.queries, args.meta_batch
 
@@ -137,7 +138,8 @@ def jaxmeta_worker(args) -> dict:
         step, state, tasks, key, reps=args.reps, warmup=args.warmup)
     median = statistics.median(seconds)
     record = {
-        "impl": "jaxmeta-accelerator" if accelerator else "jaxmeta-host-devices" if args.devices > 1 else "jaxmeta",
+        "impl": ("jaxmeta-accelerator" if accelerator else "jaxmeta-onednn" if args.path == "onednn"
+                 else "jaxmeta-host-devices" if args.devices > 1 else "jaxmeta"),
         "devices": args.devices,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
@@ -233,7 +235,7 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
     """One process timing ``impl`` on ``setting``: ("ok", record) or ("missing", record)."""
     common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup), "--data", data]
     if impl in JAX_IMPLS:
-        path = "accelerator" if impl == "jaxmeta-accelerator" else "cpu"
+        path = {"jaxmeta-accelerator": "accelerator", "jaxmeta-onednn": "onednn"}.get(impl, "cpu")
         devices = HOST_DEVICES if impl == "jaxmeta-host-devices" else 1
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--path", path,
                    "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
@@ -385,7 +387,8 @@ def print_table(summary: dict) -> None:
 def run_benchmark(args) -> dict:
     import common  # the driver only; the workers stay free of it
 
-    impls = (["jaxmeta"] + (["jaxmeta-host-devices"] if args.with_host_devices else [])
+    impls = (["jaxmeta"] + (["jaxmeta-onednn"] if args.with_onednn else [])
+             + (["jaxmeta-host-devices"] if args.with_host_devices else [])
              + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls))
     settings = {}
     for name in args.settings:
@@ -472,6 +475,8 @@ def parse_args(argv=None):
     parser.add_argument("--with-host-devices", action="store_true",
                         help=f"also time jaxmeta's CPU path with the meta-batch split over {HOST_DEVICES} host "
                              "devices (make_sharded_meta_step), as omniglot.py --devices 2 trains")
+    parser.add_argument("--with-onednn", action="store_true",
+                        help="also time jaxmeta's CPU path with conv='onednn' (oneDNN's direct convolutions through XLA's FFI; needs `make onednn`)")
     parser.add_argument("--with-accelerator-path", action="store_true",
                         help="also time jaxmeta's accelerator path (conv='xla', vmap over tasks): ~1 task/s here")
     parser.add_argument("--rounds", type=int, default=None, help=f"rounds over the implementations (default "
@@ -494,8 +499,9 @@ def parse_args(argv=None):
                         help="smoke test: meta-batch 2, 1 round of 1 timed step, no warm-up")
     worker = parser.add_argument_group("worker mode (one measurement in this process; used by the driver)")
     worker.add_argument("--worker", choices=("jaxmeta", "ceiling"), default=None)
-    worker.add_argument("--path", choices=("cpu", "accelerator"), default="cpu",
-                        help="jaxmeta worker: the CPU path (im2col, task_chunk=1) or the library defaults")
+    worker.add_argument("--path", choices=("cpu", "onednn", "accelerator"), default="cpu",
+                        help="jaxmeta worker: the CPU path (im2col, task_chunk=1), the CPU path with oneDNN "
+                             "convolutions, or the library defaults")
     worker.add_argument("--ways", type=int, default=None)
     worker.add_argument("--shots", type=int, default=None)
     worker.add_argument("--queries", type=int, default=None, help="query examples per class")

@@ -46,11 +46,13 @@ after the training number of inner steps and after ``--eval-steps`` (10).
     python benchmarks/omniglot.py --algorithm maml --ways 5 --shots 1 --budget-minutes 30
     python benchmarks/omniglot.py ... --resume      # continue a stopped or killed run
 
-On the CPU the defaults switch to the faster CPU path: ``--conv im2col``
-(convolutions as matrix products of image patches; same function and
-parameters) and ``--task-chunk 1`` (the tasks of a meta-batch one after the
-other, so that activations stay in the cache). Both compute the same meta
-step; the measurements behind them are in ``benchmarks/experiments/conv_speed``.
+On the CPU the defaults switch to the faster CPU path: ``--conv onednn``
+(oneDNN's direct convolutions through XLA's FFI, when ``make onednn`` has
+built them), else ``--conv im2col`` (convolutions as matrix products of image
+patches); same function and parameters. And ``--task-chunk 1`` (the tasks of a
+meta-batch one after the other, so that activations stay in the cache). All
+compute the same meta step; the measurements behind them are in
+``benchmarks/experiments/conv_speed``.
 
 Each run lives in ``--run-dir`` (default ``runs/omniglot/<algorithm>-<ways>w<shots>s``):
 config, orbax checkpoints, ``metrics.jsonl``, ``learning_curve.png`` and
@@ -77,6 +79,7 @@ from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
+from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.training.loop import train  # noqa: E402
@@ -129,8 +132,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--init", choices=sorted(INITIALISATIONS), default=None,
                         help="the gradient-based learners' conv-4 initialisation (jaxmeta.models.conv.INITIALISATIONS);"
                              " default pytorch, which learns faster per meta-step than lecun (README)")
-    parser.add_argument("--conv", choices=("auto", "xla", "im2col"), default="auto",
-                        help="convolution implementation; auto: im2col on the CPU, xla elsewhere")
+    parser.add_argument("--conv", choices=("auto", "xla", "im2col", "onednn"), default="auto",
+                        help="convolution implementation; auto: onednn on the CPU when built (make onednn) and "
+                             "computing in float32, else im2col; xla elsewhere")
     parser.add_argument("--task-chunk", type=int, default=None,
                         help="tasks computed at once in a meta step; default: 1 on the CPU, all elsewhere")
     parser.add_argument("--devices", type=int, default=1,
@@ -178,7 +182,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.use_host_devices(args.devices)  # on the CPU, as many host devices as asked for
     on_cpu = jax.default_backend() == "cpu"
     if args.conv == "auto":  # XLA:CPU runs the kernel gradient of its direct convolution slowly
-        args.conv = "im2col" if on_cpu else "xla"
+        onednn = onednn_conv.available() and not jax.config.jax_enable_x64  # oneDNN computes in float32
+        args.conv = ("onednn" if onednn else "im2col") if on_cpu else "xla"
     if args.task_chunk is None and on_cpu:  # a whole meta-batch's activations overflow the CPU's cache
         args.task_chunk = 1
     if args.run_dir is None:

@@ -118,7 +118,7 @@ class TaskBatchNorm(nn.Module):
         return (x - mean) * (jax.lax.rsqrt(variance + self.epsilon) * scale) + bias
 
 
-CONV_IMPLEMENTATIONS = ("xla", "im2col")
+CONV_IMPLEMENTATIONS = ("xla", "im2col", "onednn")
 
 
 def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -198,11 +198,19 @@ channel_major_product.defvjp(lambda patches, kernel: (_product(patches, kernel),
 
 
 def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla") -> jax.Array:
-    """A 3x3 "SAME" convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``."""
+    """A 3x3 "SAME" convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``.
+
+    ``"onednn"`` computes with :func:`conv3x3_im2col` when ``9 C < O`` (the conv-4's 1-channel first
+    layer), where its channel-major product beats oneDNN's kernels for that shape.
+    """
     if implementation not in CONV_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}.")
-    if implementation == "im2col":
+    if implementation == "im2col" or (implementation == "onednn" and 9 * x.shape[-1] < kernel.shape[-1]):
         return conv3x3_im2col(x, kernel)
+    if implementation == "onednn":
+        from jaxmeta.models.onednn_conv import conv3x3_onednn  # loads the extension on first use
+
+        return conv3x3_onednn(x, kernel)
     y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y.reshape(*x.shape[:-1], kernel.shape[-1])
@@ -218,11 +226,16 @@ def images_as_float(x: jax.Array) -> jax.Array:
 class Conv3x3(nn.Module):
     """A 3x3 "SAME" convolution with bias; parameters named and shaped as ``nn.Conv``'s.
 
-    ``implementation`` chooses how it is computed, with identical results:
-    ``"xla"`` (``lax.conv_general_dilated``; the right choice on GPU and TPU)
-    or ``"im2col"`` (:func:`conv3x3_im2col`; faster on the CPU, see
-    ``benchmarks/experiments/conv_speed``). Every order of reverse mode and
-    forward-over-reverse work with both; plain forward mode (``jax.jvp`` of the
+    ``implementation`` chooses how it is computed, with identical results (up
+    to rounding): ``"xla"`` (``lax.conv_general_dilated``; the right choice on
+    GPU and TPU), ``"im2col"`` (:func:`conv3x3_im2col`; faster on the CPU, see
+    ``benchmarks/experiments/conv_speed``) or ``"onednn"`` (oneDNN's direct
+    convolutions through XLA's FFI, :mod:`jaxmeta.models.onednn_conv`; the
+    fastest on the CPU, float32 only, built by ``make onednn``; a first layer
+    with fewer than ``features / 9`` input channels stays im2col). Every order
+    of reverse mode works with all three. Forward-over-reverse (``jax.jvp`` of a
+    gradient: :func:`jaxmeta.core.hessian.hvp`, iMAML) works with ``"xla"`` and
+    ``"im2col"``, not ``"onednn"``; plain forward mode (``jax.jvp`` of the
     model's output) needs ``"xla"`` when the first layer's input has fewer than
     ``features / 9`` channels (:func:`channel_major_product` is a ``custom_vjp``).
     """
@@ -314,8 +327,8 @@ class Conv4(nn.Module):
 
     The linear layer is named ``head``, so ANIL's ``head`` predicate can pick it.
     ``conv`` picks the convolution's implementation (see :class:`Conv3x3`):
-    ``"im2col"`` on the CPU, ``"xla"`` on accelerators; the parameters and
-    the function computed are the same. ``init_scheme`` names the initialisation
+    ``"onednn"`` (when built) or ``"im2col"`` on the CPU, ``"xla"`` on
+    accelerators; the parameters and the function computed are the same. ``init_scheme`` names the initialisation
     (:data:`INITIALISATIONS`: ``"lecun"``, Flax's defaults; ``"pytorch"``;
     ``"learn2learn"``, the reference MAML implementations').
 

@@ -226,5 +226,5 @@ def test_im2col_maml_meta_gradient_input_gradient_and_its_derivative_equal_xla()
 
 
 def test_an_unknown_convolution_implementation_is_refused():
-    with pytest.raises(ValueError, match=r"implementation must be one of \('xla', 'im2col'\)"):
+    with pytest.raises(ValueError, match=r"implementation must be one of \('xla', 'im2col', 'onednn'\)"):
         Conv4(num_classes=2, conv="fft").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))

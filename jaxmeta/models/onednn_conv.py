@@ -1,0 +1,116 @@
+r"""3x3 "SAME" convolutions by oneDNN's direct kernels, an opt-in CPU path (``conv="onednn"``).
+
+XLA:CPU has no fast direct convolution for the conv-4's 64-channel layers, so
+the library's CPU default builds image patches and multiplies them
+(:func:`jaxmeta.models.conv.conv3x3_im2col`). oneDNN, the kernel library
+behind PyTorch's CPU convolutions, runs these layers two to three times
+faster without the patches. This module calls it through XLA's FFI: three
+custom calls, each a bilinear map of two arrays,
+
+.. math::
+    y = x \star K, \qquad
+    \bar x = \partial_x \langle x \star K, \bar y \rangle, \qquad
+    \bar K = \partial_K \langle x \star K, \bar y \rangle,
+
+and each one's vector-Jacobian product is again one of the three:
+
+.. math::
+    \operatorname{vjp}_{\star}(\bar y) = (\bar x(\bar y, K),\ \bar K(x, \bar y)), \quad
+    \operatorname{vjp}_{\bar x}(g) = (g \star K,\ \bar K(g, \bar y)), \quad
+    \operatorname{vjp}_{\bar K}(G) = (\bar x(\bar y, G),\ x \star G),
+
+so reverse mode of any order (second-order MAML differentiates the inner
+loop's gradient) runs on oneDNN throughout. Forward mode (``jax.jvp``) is
+refused, as for any ``jax.custom_vjp``.
+
+The extension is built by ``make onednn`` (``make test`` builds it too): the
+``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels (oneDNN 3.2, CPU only,
+GNU OpenMP threads) and a C++ compiler. It is float32 and CPU only, which is why
+it is a switch and not the default: on GPU and TPU, ``conv="xla"`` is the right
+choice. ``benchmarks/omniglot.py`` picks it on the CPU when it is built.
+"""
+
+import ctypes
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+_TARGETS = {
+    "forward": "JaxmetaOnednnConvForward",
+    "backward_data": "JaxmetaOnednnConvBackwardData",
+    "backward_weights": "JaxmetaOnednnConvBackwardWeights",
+}
+EXTENSION = Path(__file__).parent / "native" / "libjaxmeta_onednn.so"
+
+
+def available() -> bool:
+    """Whether the extension is built (``make onednn``); :func:`load` says what to do when it is not."""
+    return EXTENSION.exists()
+
+
+@functools.cache
+def load() -> None:
+    """Loads the extension and registers its custom calls with XLA (once); a clear error if it is not built."""
+    if not EXTENSION.exists():
+        raise RuntimeError(f"conv='onednn' needs the oneDNN extension {EXTENSION}, which is not built: run "
+                           "`make onednn` (installs the onednn-cpu-gomp wheels and compiles it), or use "
+                           "conv='im2col'.")
+    library = ctypes.CDLL(str(EXTENSION))
+    for symbol in _TARGETS.values():
+        jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+
+
+def _call(name: str, a: jax.Array, b: jax.Array, shape) -> jax.Array:
+    load()
+    result = jax.ShapeDtypeStruct(shape, jnp.float32)
+    return jax.ffi.ffi_call(_TARGETS[name], result, vmap_method="sequential")(a, b)
+
+
+@jax.custom_vjp
+def forward(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``x [N, H, W, C] x K [3, 3, C, O] -> y [N, H, W, O]``: the convolution."""
+    return _call("forward", x, kernel, x.shape[:3] + kernel.shape[3:])
+
+
+@jax.custom_vjp
+def backward_data(out_cotangent: jax.Array, kernel: jax.Array) -> jax.Array:
+    """``dy [N, H, W, O] x K [3, 3, C, O] -> dx [N, H, W, C]``: the convolution's transpose in ``x``."""
+    transposed = jnp.swapaxes(kernel, 2, 3)  # HWOI, which oneDNN's direct kernel reads without a reorder
+    return _call("backward_data", out_cotangent, transposed, out_cotangent.shape[:3] + kernel.shape[2:3])
+
+
+@jax.custom_vjp
+def backward_weights(x: jax.Array, out_cotangent: jax.Array) -> jax.Array:
+    """``x [N, H, W, C] x dy [N, H, W, O] -> dK [3, 3, C, O]``: the convolution's transpose in the kernel."""
+    return _call("backward_weights", x, out_cotangent, (3, 3, x.shape[3], out_cotangent.shape[3]))
+
+
+forward.defvjp(lambda x, k: (forward(x, k), (x, k)),
+               lambda res, g: (backward_data(g, res[1]), backward_weights(res[0], g)))
+backward_data.defvjp(lambda dy, k: (backward_data(dy, k), (dy, k)),
+                     lambda res, g: (forward(g, res[1]), backward_weights(g, res[0])))
+backward_weights.defvjp(lambda x, dy: (backward_weights(x, dy), (x, dy)),
+                        lambda res, g: (backward_data(res[1], g), forward(res[0], g)))
+
+
+def conv3x3_onednn(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """A 3x3 "SAME" convolution of ``[..., H, W, C]`` float32 with ``[3, 3, C, O]`` by oneDNN (no bias).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x, k = jnp.ones((2, 5, 5, 16), jnp.float32), jnp.ones((3, 3, 16, 8), jnp.float32)
+      >>> y = conv3x3_onednn(x, k)
+      >>> y.shape, y[0, 2, 2, 0].item(), y[0, 0, 0, 0].item()  # 9 taps x 16 channels inside, 4 x 16 at a corner
+      ((2, 5, 5, 8), 144.0, 64.0)
+      >>> jax.grad(lambda k: conv3x3_onednn(x, k).sum())(k)[1, 1, 0, 0].item()  # the centre tap sees every pixel
+      50.0
+    """
+    if x.dtype != jnp.float32 or kernel.dtype != jnp.float32:
+        raise TypeError(f"conv='onednn' computes in float32 only, got {x.dtype} images and a {kernel.dtype} kernel; "
+                        "use conv='im2col' or conv='xla' for other types.")
+    if kernel.shape[:2] != (3, 3) or kernel.shape[2] != x.shape[-1]:
+        raise ValueError(f"expected a [3, 3, {x.shape[-1]}, O] kernel for images {x.shape}, got {kernel.shape}.")
+    y = forward(x.reshape(-1, *x.shape[-3:]), kernel)
+    return y.reshape(*x.shape[:-1], kernel.shape[-1])
