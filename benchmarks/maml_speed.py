@@ -19,9 +19,12 @@ tasks (``$JAXMETA_DATA/omniglot``).
 
 Implementations:
 
-    jaxmeta              the CPU path: Conv4(conv="im2col"), make_meta_step(..., task_chunk=1)
-                         (tasks one after the other in a lax.map), uint8 [B, n, 28, 28, 1]
-                         inputs as the Omniglot sampler gives them
+    jaxmeta              the CPU path, as benchmarks/omniglot.py trains: Conv4(conv="onednn")
+                         (oneDNN's direct convolutions, when `make onednn` has built them; else
+                         conv="im2col"), make_meta_step(..., task_chunk=1) (tasks one after the
+                         other in a lax.map), uint8 [B, n, 28, 28, 1] inputs as the sampler gives them
+    jaxmeta-im2col       the CPU path on XLA alone (conv="im2col": convolutions as matrix products
+                         of image patches); only with --with-im2col, when jaxmeta runs oneDNN
     jaxmeta-host-devices the CPU path with each meta-batch split over 2 host devices
                          (jaxmeta.distributed.make_sharded_meta_step); only with --with-host-devices
     jaxmeta-accelerator  the library defaults for GPU and TPU: conv="xla", every task at
@@ -63,16 +66,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TORCH_SCRIPT = HERE / "torch_maml.py"
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
-JAX_IMPLS = ("jaxmeta", "jaxmeta-onednn", "jaxmeta-host-devices", "jaxmeta-accelerator")
+JAX_IMPLS = ("jaxmeta", "jaxmeta-im2col", "jaxmeta-host-devices", "jaxmeta-accelerator")
 META_LR = 1e-3
 SETTINGS = {
     "5-way": {"ways": 5, "shots": 1, "queries": 15, "meta_batch": 32, "inner_steps": 1, "inner_lr": 0.4},
     "20-way": {"ways": 20, "shots": 1, "queries": 5, "meta_batch": 16, "inner_steps": 5, "inner_lr": 0.1},
 }
 LABELS = {
-    "jaxmeta": "jaxmeta, CPU path (im2col, task_chunk=1)",
-    "jaxmeta-onednn": "jaxmeta, CPU path with oneDNN convolutions (conv='onednn', task_chunk=1)",
-    "jaxmeta-host-devices": "jaxmeta, CPU path, meta-batch split over 2 host devices",
+    "jaxmeta": "jaxmeta, CPU path ({conv}, task_chunk=1)",
+    "jaxmeta-im2col": "jaxmeta, CPU path on XLA alone (im2col, task_chunk=1)",
+    "jaxmeta-host-devices": "jaxmeta, CPU path ({conv}), meta-batch split over 2 host devices",
     "jaxmeta-accelerator": "jaxmeta, accelerator path (xla conv, vmap)",
     "learn2learn": "learn2learn",
     "higher": "higher",
@@ -112,7 +115,7 @@ def jaxmeta_worker(args) -> dict:
     from common import compile_and_time, omniglot_meta_batch, random_omniglot_tasks, use_host_devices
 
     accelerator = args.path == "accelerator"
-    conv, task_chunk = {"accelerator": ("xla", None), "onednn": ("onednn", 1), "cpu": ("im2col", 1)}[args.path]
+    conv, task_chunk = ("xla", None) if accelerator else (args.path, 1)
     use_host_devices(args.devices)  # before JAX starts its backend
     ways, shots, queries, meta_batch = args.ways, args.shots, args.queries, args.meta_batch
 
@@ -138,8 +141,7 @@ def jaxmeta_worker(args) -> dict:
         step, state, tasks, key, reps=args.reps, warmup=args.warmup)
     median = statistics.median(seconds)
     record = {
-        "impl": ("jaxmeta-accelerator" if accelerator else "jaxmeta-onednn" if args.path == "onednn"
-                 else "jaxmeta-host-devices" if args.devices > 1 else "jaxmeta"),
+        "impl": args.impl,
         "devices": args.devices,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
@@ -158,19 +160,24 @@ def jaxmeta_worker(args) -> dict:
         "last_loss": float(metrics["loss"]),
     }
     if args.flops:
-        # The step as timed; for task_chunk=1 this is the body of the lax.map loop, counted once.
+        # The step as timed; for task_chunk=1 this is the body of the lax.map loop, counted once. XLA does not
+        # see inside oneDNN's custom calls, so their FLOPs come from the same step with conv="im2col".
+        counted_conv = "im2col" if conv == "onednn" else conv
         as_timed = _cost_flops(compiled)
+        if counted_conv != conv:
+            fresh_state, loop_step = build(counted_conv, task_chunk)
+            as_timed = _cost_flops(loop_step.lower(fresh_state, tasks, key).compile())
         if task_chunk is None:
             vmapped = as_timed
         else:  # the same computation with the tasks under vmap: compiled for its cost analysis only
-            fresh_state, vmap_step = build(conv, None)
+            fresh_state, vmap_step = build(counted_conv, None)
             vmapped = _cost_flops(vmap_step.lower(fresh_state, tasks, key).compile())
         record["flops"] = {
             "step": vmapped,
             "per_task": vmapped / meta_batch,
             "as_timed": as_timed,
             "loop_body": None if task_chunk is None else as_timed,
-            "source": "XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks)",
+            "source": f"XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks), conv={counted_conv!r}",
         }
         if jax.default_backend() != "cpu":  # seen on an H100: 8.6 GFLOP counted for the CPU's 176.2
             record["flops"]["warning"] = (f"on {jax.default_backend()} the cost analysis misses the convolutions "
@@ -230,15 +237,22 @@ def setting_arguments(setting: dict) -> list:
             "--inner-steps", str(setting["inner_steps"]), "--inner-lr", str(setting["inner_lr"])]
 
 
+def cpu_conv() -> str:
+    """The CPU path's convolution, as ``benchmarks/omniglot.py`` picks it: oneDNN when built, else im2col."""
+    from jaxmeta.models import onednn_conv
+
+    return "onednn" if onednn_conv.available() else "im2col"
+
+
 def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = False,
             data: str = "random") -> tuple[str, dict]:
     """One process timing ``impl`` on ``setting``: ("ok", record) or ("missing", record)."""
     common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup), "--data", data]
     if impl in JAX_IMPLS:
-        path = {"jaxmeta-accelerator": "accelerator", "jaxmeta-onednn": "onednn"}.get(impl, "cpu")
+        path = {"jaxmeta-accelerator": "accelerator", "jaxmeta-im2col": "im2col"}.get(impl, cpu_conv())
         devices = HOST_DEVICES if impl == "jaxmeta-host-devices" else 1
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--path", path,
-                   "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--impl", impl,
+                   "--path", path, "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
     else:
         command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
     code, record = _run_json(command, f"{impl} on {setting}")
@@ -263,7 +277,7 @@ def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling
         median = statistics.median(seconds)
         gflops = flops["step"] / median / 1e9 if flops else float("nan")
         results[impl] = {
-            "label": LABELS[impl],
+            "label": LABELS[impl].format(conv=records[0].get("conv")),
             "steps_timed": len(seconds),
             "median_seconds": median,
             "tasks_per_second": setting["meta_batch"] / median,
@@ -387,7 +401,7 @@ def print_table(summary: dict) -> None:
 def run_benchmark(args) -> dict:
     import common  # the driver only; the workers stay free of it
 
-    impls = (["jaxmeta"] + (["jaxmeta-onednn"] if args.with_onednn else [])
+    impls = (["jaxmeta"] + (["jaxmeta-im2col"] if args.with_im2col and cpu_conv() != "im2col" else [])
              + (["jaxmeta-host-devices"] if args.with_host_devices else [])
              + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls))
     settings = {}
@@ -475,8 +489,8 @@ def parse_args(argv=None):
     parser.add_argument("--with-host-devices", action="store_true",
                         help=f"also time jaxmeta's CPU path with the meta-batch split over {HOST_DEVICES} host "
                              "devices (make_sharded_meta_step), as omniglot.py --devices 2 trains")
-    parser.add_argument("--with-onednn", action="store_true",
-                        help="also time jaxmeta's CPU path with conv='onednn' (oneDNN's direct convolutions through XLA's FFI; needs `make onednn`)")
+    parser.add_argument("--with-im2col", action="store_true",
+                        help="also time jaxmeta's CPU path on XLA alone (conv='im2col'), when the CPU path runs oneDNN")
     parser.add_argument("--with-accelerator-path", action="store_true",
                         help="also time jaxmeta's accelerator path (conv='xla', vmap over tasks): ~1 task/s here")
     parser.add_argument("--rounds", type=int, default=None, help=f"rounds over the implementations (default "
@@ -499,9 +513,10 @@ def parse_args(argv=None):
                         help="smoke test: meta-batch 2, 1 round of 1 timed step, no warm-up")
     worker = parser.add_argument_group("worker mode (one measurement in this process; used by the driver)")
     worker.add_argument("--worker", choices=("jaxmeta", "ceiling"), default=None)
-    worker.add_argument("--path", choices=("cpu", "onednn", "accelerator"), default="cpu",
-                        help="jaxmeta worker: the CPU path (im2col, task_chunk=1), the CPU path with oneDNN "
-                             "convolutions, or the library defaults")
+    worker.add_argument("--path", choices=("onednn", "im2col", "accelerator"), default="im2col",
+                        help="jaxmeta worker: the CPU path (task_chunk=1) with oneDNN's or im2col convolutions, "
+                             "or the library defaults for accelerators")
+    worker.add_argument("--impl", choices=JAX_IMPLS, default="jaxmeta", help="jaxmeta worker: the name it records")
     worker.add_argument("--ways", type=int, default=None)
     worker.add_argument("--shots", type=int, default=None)
     worker.add_argument("--queries", type=int, default=None, help="query examples per class")

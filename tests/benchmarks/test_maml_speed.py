@@ -18,9 +18,11 @@ TINY = {"meta_batch": 2, "ways": 5, "shots": 1, "queries": 1, "inner_steps": 1, 
 
 
 def run_worker():
-    """One jaxmeta worker process on the tiny setting, with its FLOP count (two compilations)."""
+    """One jaxmeta worker process on the tiny setting with oneDNN's convolutions, with its FLOP count (three
+    compilations: the timed step, and for XLA's cost analysis the im2col step as timed and under vmap)."""
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "maml_speed.py"), "--worker", "jaxmeta", "--flops", "--reps", "1",
+        [sys.executable, str(BENCHMARKS / "maml_speed.py"), "--worker", "jaxmeta", "--path", "onednn", "--flops",
+         "--reps", "1",
          "--warmup", "0", "--data", "random", *maml_speed.setting_arguments(TINY)],
         capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -31,14 +33,17 @@ def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_mis
     """One test, so that the worker's two compilations run once (xdist spreads a module's tests
     over processes, where a module fixture would run once per process)."""
     record = worker_record = run_worker()
-    assert record["impl"] == "jaxmeta" and record["conv"] == "im2col" and record["task_chunk"] == 1
+    assert record["impl"] == "jaxmeta" and record["conv"] == "onednn" and record["task_chunk"] == 1
     assert {k: record["setting"][k] for k in TINY} == TINY and record["setting"]["first_order"] is False
     assert len(record["seconds_per_step"]) == 1 and record["median_seconds"] > 0
     assert record["tasks_per_second"] == pytest.approx(2 / record["median_seconds"])
     assert record["compile_seconds"] > 0 and record["last_loss"] > 0
     flops = record["flops"]
-    # The lax.map body is counted once by XLA; the step under vmap counts every task.
-    assert flops["loop_body"] == flops["as_timed"] > 0
+    # The lax.map body is counted once by XLA; the step under vmap counts every task. XLA cannot see into
+    # oneDNN's custom calls, so both counts come from the im2col step: the convolutions are most of them.
+    assert flops["loop_body"] == flops["as_timed"] > 0 and "conv='im2col'" in flops["source"]
+    conv_flops = 2 * 9 * 64 * (64 * (14 * 14 + 7 * 7 + 3 * 3)) * (5 + 5)  # layers 2-4 forward, 10 images
+    assert flops["loop_body"] > 3 * conv_flops  # forward, two backward products, and the inner step's
     assert flops["step"] == pytest.approx(TINY["meta_batch"] * flops["loop_body"], rel=0.3)
     assert flops["per_task"] == pytest.approx(flops["step"] / TINY["meta_batch"])
 
@@ -72,7 +77,7 @@ def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_mis
     assert summary["comparisons"] == data["comparisons"]
     table = (out / "maml_speed.md").read_text()
     assert "Comparisons that ran: none" in table and "Not installed, so not compared: learn2learn" in table
-    assert "| 5-way | jaxmeta, CPU path (im2col, task_chunk=1) |" in table
+    assert "| 5-way | jaxmeta, CPU path (onednn, task_chunk=1) |" in table
     assert "--with-accelerator-path" in table and "Quick smoke run" in table
 
 
@@ -96,11 +101,14 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
 def test_each_jaxmeta_variant_runs_its_worker_with_its_device_count(monkeypatch):
     commands = []
     monkeypatch.setattr(maml_speed, "_run_json", lambda command, what: commands.append(command) or (0, {}))
-    for impl in ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-accelerator"):
+    for impl in ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-im2col", "jaxmeta-accelerator"):
         maml_speed.measure(impl, TINY, reps=1, warmup=0, data="random")
     devices = [command[command.index("--devices") + 1] for command in commands]
     paths = [command[command.index("--path") + 1] for command in commands]
-    assert devices == ["1", str(maml_speed.HOST_DEVICES), "1"] and paths == ["cpu", "cpu", "accelerator"]
+    names = [command[command.index("--impl") + 1] for command in commands]
+    assert devices == ["1", str(maml_speed.HOST_DEVICES), "1", "1"] and names == list(maml_speed.JAX_IMPLS[:1]) + [
+        "jaxmeta-host-devices", "jaxmeta-im2col", "jaxmeta-accelerator"]
+    assert paths == ["onednn", "onednn", "im2col", "accelerator"]  # make test builds the oneDNN extension
     assert all(command[command.index("--data") + 1] == "random" for command in commands)
 
 
