@@ -177,7 +177,8 @@ def jaxmeta_worker(args) -> dict:
             "per_task": vmapped / meta_batch,
             "as_timed": as_timed,
             "loop_body": None if task_chunk is None else as_timed,
-            "source": f"XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks), conv={counted_conv!r}",
+            "source": ("XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks), "
+                       f"conv={counted_conv!r}"),
         }
         if jax.default_backend() != "cpu":  # seen on an H100: 8.6 GFLOP counted for the CPU's 176.2
             record["flops"]["warning"] = (f"on {jax.default_backend()} the cost analysis misses the convolutions "

@@ -62,10 +62,20 @@ def load() -> None:
         jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
 
 
+def _varying_axes(x) -> frozenset:
+    """The mesh axes along which ``x`` varies inside ``jax.shard_map`` (none outside it)."""
+    manual = getattr(jax.typeof(x), "manual_axis_type", None)
+    return frozenset() if manual is None else frozenset(manual.varying)
+
+
 def _call(name: str, a: jax.Array, b: jax.Array, shape) -> jax.Array:
     load()
     result = jax.ShapeDtypeStruct(shape, jnp.float32)
-    return jax.ffi.ffi_call(_TARGETS[name], result, vmap_method="sequential")(a, b)
+    y = jax.ffi.ffi_call(_TARGETS[name], result, vmap_method="sequential")(a, b)
+    # Inside shard_map, JAX types an FFI result as the same on every device; it varies as its inputs do
+    # (jaxmeta.distributed gives each device its own tasks), and a custom_vjp's cotangents must say so.
+    axes = (_varying_axes(a) | _varying_axes(b)) - _varying_axes(y)
+    return jax.lax.pcast(y, tuple(sorted(axes)), to="varying") if axes else y
 
 
 @jax.custom_vjp

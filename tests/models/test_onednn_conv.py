@@ -82,6 +82,28 @@ def test_vmap_over_per_task_kernels_and_jit():
     _close(batched, jax.vmap(_xla)(x, kernels))
 
 
+def test_a_maml_step_sharded_over_host_devices_equals_the_unsharded_one():
+    # jaxmeta.distributed runs the step in shard_map, where the custom calls' results vary with the device's tasks.
+    from jaxmeta import distributed
+
+    model = Conv4(num_classes=2, features=16, blocks=2, conv="onednn")
+    rng = np.random.default_rng(1)
+    images = lambda n: jnp.asarray(rng.integers(0, 256, (4, n, 8, 8, 1)), jnp.uint8)  # noqa: E731
+    labels = lambda n: jnp.tile(jnp.arange(2), (4, n // 2))  # noqa: E731
+    tasks = jaxmeta.Task((images(2), labels(2)), (images(4), labels(4)))
+    params = jax.tree.map(lambda p: p.astype(jnp.float32),
+                          model.clone(conv="im2col").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))["params"])
+    learner = jaxmeta.maml(jaxmeta.classification_loss(functional(model)), inner_lr=0.4, inner_steps=1)
+    optimizer = optax.sgd(1.0)
+    state = jaxmeta.init_state(learner, optimizer, params)
+    mesh = distributed.task_mesh(num_devices=2)
+    sharded = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=1)
+    sharded_state, _ = sharded(distributed.replicate(state, mesh), tasks, jax.random.key(1))
+    single_state, _ = jaxmeta.make_meta_step(learner, optimizer, task_chunk=1)(state, tasks, jax.random.key(1))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, **F32), sharded_state.meta_params,
+                 single_state.meta_params)
+
+
 def test_results_are_bitwise_reproducible():
     x, kernel = _normal(0, (8, 14, 14, 64)), _normal(1, (3, 3, 64, 64), 0.1)
     grad = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.sin(onednn_conv.conv3x3_onednn(x, k))), (0, 1)))

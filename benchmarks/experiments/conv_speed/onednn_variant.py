@@ -1,4 +1,5 @@
-"""The ``conv="onednn"`` path as an ``interleaved_ab.py`` variant: oneDNN for the 64-channel layers, im2col for the first."""
+"""The ``conv="onednn"`` path as an ``interleaved_ab.py`` variant: oneDNN for the 64-channel layers, im2col
+for the first."""
 import jaxmeta.models.conv as conv
 from jaxmeta.models.onednn_conv import conv3x3_onednn
 
@@ -10,10 +11,3 @@ def onednn(x, kernel):
         return library_im2col(x, kernel)
     return conv3x3_onednn(x, kernel)
 
-
-def onednn_nhwc(x, kernel):
-    """oneDNN with NHWC activations: it reorders them into its blocked layout and back inside each call."""
-    from jaxmeta.models.onednn_conv import forward
-    if 9 * x.shape[-1] < kernel.shape[-1]:
-        return library_im2col(x, kernel)
-    return forward(x.reshape(-1, *x.shape[-3:]), kernel).reshape(*x.shape[:-1], kernel.shape[-1])
