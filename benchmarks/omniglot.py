@@ -220,6 +220,15 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("MetaNet's output layer has --ways units: --train-ways must equal --ways.")
     if any(ways < 2 for ways in args.extra_test_ways):
         parser.error(f"--extra-test-ways must be at least 2, got {args.extra_test_ways}.")
+    if args.conv == "onednn":
+        if jax.default_backend() != "cpu":
+            parser.error(f"--conv onednn runs oneDNN's CPU kernels; on {jax.default_backend()} use --conv xla.")
+        if not onednn_conv.available():
+            parser.error(f"--conv onednn needs the oneDNN extension {onednn_conv.EXTENSION}, which is not built: "
+                         "run `make onednn`, or use --conv im2col.")
+        if jax.config.jax_enable_x64:
+            parser.error("--conv onednn computes in float32 only, and float64 is switched on (JAX_ENABLE_X64): "
+                         "use --conv im2col, or switch float64 off.")
 
 
 def build_learner(args, loss_fn, key):

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import jax
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -85,6 +86,18 @@ def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys
     with pytest.raises(SystemExit):
         omniglot.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_a_onednn_convolution_that_cannot_run_is_refused_with_the_fix(monkeypatch, capsys):
+    assert jax.config.jax_enable_x64  # tests/conftest.py: the suite runs in float64, which oneDNN does not compute
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--conv", "onednn"])
+    assert "--conv onednn computes in float32 only" in capsys.readouterr().err
+    monkeypatch.setattr(omniglot.onednn_conv, "available", lambda: False)
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(["--conv", "onednn"])
+    assert "which is not built: run `make onednn`, or use --conv im2col" in capsys.readouterr().err
+    assert omniglot.parse_args([]).conv == "im2col"  # auto: oneDNN neither built nor float32 here
 
 
 def test_more_ways_than_classes_is_refused_before_training(omniglot_root, tmp_path):
