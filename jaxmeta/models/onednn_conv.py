@@ -57,7 +57,11 @@ def load() -> None:
         raise RuntimeError(f"conv='onednn' needs the oneDNN extension {EXTENSION}, which is not built: run "
                            "`make onednn` (installs the onednn-cpu-gomp wheels and compiles it), or use "
                            "conv='im2col'.")
-    library = ctypes.CDLL(str(EXTENSION))
+    try:
+        library = ctypes.CDLL(str(EXTENSION))
+    except OSError as error:  # built for another venv or interpreter, or damaged
+        raise RuntimeError(f"conv='onednn': the oneDNN extension {EXTENSION} does not load ({error}); rebuild it "
+                           "with `make -B onednn`, or use conv='im2col'.") from error
     for symbol in _TARGETS.values():
         jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
 

@@ -141,8 +141,13 @@ def test_other_dtypes_and_kernel_shapes_are_refused_with_the_fix():
         onednn_conv.conv3x3_onednn(jnp.zeros((1, 4, 4, 16), jnp.float32), jnp.zeros((3, 3, 8, 16), jnp.float32))
 
 
-def test_a_missing_extension_is_reported_with_the_command_that_builds_it(monkeypatch, tmp_path):
+def test_a_missing_or_damaged_extension_is_reported_with_the_command_that_builds_it(monkeypatch, tmp_path):
     monkeypatch.setattr(onednn_conv, "EXTENSION", tmp_path / "absent.so")
     monkeypatch.setattr(onednn_conv, "load", onednn_conv.load.__wrapped__)  # skip the cache of the real load
     with pytest.raises(RuntimeError, match="not built: run `make onednn`"):
+        onednn_conv.load()
+    damaged = tmp_path / "damaged.so"
+    damaged.write_bytes(b"not a shared library")
+    monkeypatch.setattr(onednn_conv, "EXTENSION", damaged)
+    with pytest.raises(RuntimeError, match="does not load .*rebuild it with `make -B onednn`"):
         onednn_conv.load()
