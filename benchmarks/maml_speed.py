@@ -163,8 +163,9 @@ def jaxmeta_worker(args) -> dict:
         # The step as timed; for task_chunk=1 this is the body of the lax.map loop, counted once. XLA does not
         # see inside oneDNN's custom calls, so their FLOPs come from the same step with conv="im2col".
         counted_conv = "im2col" if conv == "onednn" else conv
-        as_timed = _cost_flops(compiled)
-        if counted_conv != conv:
+        if counted_conv == conv:
+            as_timed = _cost_flops(compiled)
+        else:
             fresh_state, loop_step = build(counted_conv, task_chunk)
             as_timed = _cost_flops(loop_step.lower(fresh_state, tasks, key).compile())
         if task_chunk is None:

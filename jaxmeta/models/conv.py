@@ -328,8 +328,8 @@ class Conv4(nn.Module):
     The linear layer is named ``head``, so ANIL's ``head`` predicate can pick it.
     ``conv`` picks the convolution's implementation (see :class:`Conv3x3`):
     ``"onednn"`` (when built) or ``"im2col"`` on the CPU, ``"xla"`` on
-    accelerators; the parameters and the function computed are the same. ``init_scheme`` names the initialisation
-    (:data:`INITIALISATIONS`: ``"lecun"``, Flax's defaults; ``"pytorch"``;
+    accelerators; the parameters and the function computed are the same.
+    ``init_scheme`` names the initialisation (:data:`INITIALISATIONS`: ``"lecun"``, Flax's defaults; ``"pytorch"``;
     ``"learn2learn"``, the reference MAML implementations').
 
     Example:
