@@ -14,11 +14,13 @@ The functional API in one screen::
     state, metrics = step(state, tasks, jax.random.key(2))
 """
 
+from jaxmeta import inner
 from jaxmeta import models
 from jaxmeta.algorithms.anil import anil
 from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml
 from jaxmeta.algorithms.maml import maml
+from jaxmeta.algorithms.maml_plus_plus import maml_plus_plus
 from jaxmeta.algorithms.metasgd import MetaSGDParams
 from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import reptile
@@ -46,7 +48,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Adaptation", "Evaluation", "MetaLearner", "MetaSGDParams", "MetaTrainState",
     "NonFiniteLossError", "Task", "adapt", "anil", "classification_loss", "confidence_interval",
-    "evaluate", "fit", "fomaml", "gradient_step", "imaml", "init_state", "make_meta_step", "maml",
+    "evaluate", "fit", "fomaml", "gradient_step", "imaml", "init_state", "inner", "make_meta_step", "maml",
+    "maml_plus_plus",
     "meta_gradient", "metasgd", "models", "regression_loss", "reptile", "sinusoid_task",
     "sinusoid_tasks",
 ]

@@ -20,8 +20,9 @@ def anil(
     loss_fn: LossFn,
     *,
     head: Mask,
-    inner_lr: Any,
+    inner_lr: Any = None,
     inner_steps: int = 1,
+    inner_optimizer: Any = None,
     first_order: bool = False,
     remat: bool = False,
 ) -> MetaLearner:
@@ -33,6 +34,8 @@ def anil(
         (e.g. ``lambda path: "Dense_2" in path``) or a pytree of bools.
       inner_lr: the inner learning rate.
       inner_steps: inner steps in meta-training.
+      inner_optimizer: an optax optimizer or a learned rule for the head's
+        inner loop (as in :func:`jaxmeta.maml`).
       first_order: drop second-order terms.
       remat: rematerialise each inner step.
 
@@ -52,6 +55,6 @@ def anil(
       the Effectiveness of MAML", ICLR 2020.
     """
     return maml(
-        loss_fn, inner_lr=inner_lr, inner_steps=inner_steps, first_order=first_order,
-        remat=remat, adapt_mask=head,
+        loss_fn, inner_lr=inner_lr, inner_steps=inner_steps, inner_optimizer=inner_optimizer,
+        first_order=first_order, remat=remat, adapt_mask=head,
     )

@@ -25,19 +25,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.core.adapt import adapt, check_learning_rate, check_steps
+from jaxmeta.core.adapt import adapt, check_steps
 from jaxmeta.core.hessian import hvp
-from jaxmeta.core.learner import MetaLearner, query_metrics
+from jaxmeta.core.learner import MetaLearner, check_inner_rule, query_metrics
 from jaxmeta.core.types import LossFn
 
 
 def imaml(
     loss_fn: LossFn,
     *,
-    inner_lr: Any,
+    inner_lr: Any = None,
     inner_steps: int = 10,
     lam: float = 1.0,
     cg_steps: int = 5,
+    inner_optimizer: Any = None,
 ) -> MetaLearner:
     r"""Implicit MAML: the meta-gradient of the proximal inner problem by conjugate gradient.
 
@@ -47,6 +48,10 @@ def imaml(
       inner_steps: gradient steps that approximate :math:`\phi^\star`.
       lam: :math:`\lambda > 0`, the strength of the pull towards :math:`\theta`.
       cg_steps: conjugate-gradient iterations (the error of :math:`g` shrinks with them).
+      inner_optimizer: a fixed optax optimizer for the proximal inner problem
+        (e.g. ``optax.adam(...)``, or SGD with momentum, which reach
+        :math:`\phi^\star` in fewer steps); the implicit gradient needs only
+        :math:`\phi^\star`, not how it was found.
 
     Returns:
       A :class:`~jaxmeta.core.learner.MetaLearner`; ``adapt`` runs the proximal inner loop.
@@ -65,7 +70,9 @@ def imaml(
       Rajeswaran, Finn, Kakade and Levine, "Meta-Learning with Implicit
       Gradients", NeurIPS 2019.
     """
-    inner_lr = check_learning_rate(inner_lr)
+    check_inner_rule(inner_lr, inner_optimizer, learner="imaml",
+                     no_learned_rule="its implicit gradient depends only on the inner solution, not on the path "
+                                     "to it, so the rule's parameters would get no gradient.")
     inner_steps = check_steps(inner_steps, "inner_steps")
     cg_steps = check_steps(cg_steps, "cg_steps")
     if not (isinstance(lam, (int, float)) and lam > 0):
@@ -80,7 +87,7 @@ def imaml(
 
     def adapt_fn(theta, support, *, key, steps=None, observe=None):
         theta = jax.lax.stop_gradient(theta)
-        result = adapt(proximal_loss(theta), theta, support, lr=inner_lr,
+        result = adapt(proximal_loss(theta), theta, support, lr=inner_lr, optimizer=inner_optimizer,
                        steps=inner_steps if steps is None else steps, key=key, first_order=True,
                        observe=observe)
         return result._replace(params=jax.lax.stop_gradient(result.params))

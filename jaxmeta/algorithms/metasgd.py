@@ -6,17 +6,21 @@ The inner step uses a learned vector :math:`\alpha` of the parameters' shape,
     \phi_{j+1} = \phi_j - \alpha \odot \nabla L^s(\phi_j),
 
 and the outer loop minimises :math:`L^q(\phi_k)` over :math:`(\theta, \alpha)`.
+With an inner optimizer the learned rates scale its direction instead of the
+gradient, :math:`\phi_{j+1} = \phi_j + \alpha \odot u_j` (for example
+``optax.scale_by_adam()``, whose :math:`u_j = -\hat m_j / (\sqrt{\hat v_j} + \epsilon)`
+once negated by ``optax.scale(-1.0)``).
 For one step,
 :math:`\nabla_\alpha L^q(\phi_1) = -\nabla L^s(\theta) \odot \nabla L^q(\phi_1)`.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from jaxmeta.core.adapt import Mask
-from jaxmeta.core.learner import MetaLearner, exact_task_grad, sgd_inner_loop
+from jaxmeta.core.learner import MetaLearner, check_inner_rule, exact_task_grad, inner_loop
 from jaxmeta.core.types import LossFn, Params
 
 
@@ -32,6 +36,7 @@ def metasgd(
     *,
     lr_init: float = 0.01,
     inner_steps: int = 1,
+    inner_optimizer: Any = None,
     first_order: bool = False,
     remat: bool = False,
     adapt_mask: Mask = None,
@@ -43,6 +48,10 @@ def metasgd(
       lr_init: every learning rate starts at this value (the rates are free to
         change sign afterwards, as in the paper).
       inner_steps: inner steps in meta-training (the paper uses one).
+      inner_optimizer: an optional fixed optax transformation giving the
+        direction :math:`u_j` that the rates scale (default :math:`-\nabla L^s`);
+        it should not include a learning rate of its own sign, e.g.
+        ``optax.chain(optax.scale_by_adam(b1=0.0), optax.scale(-1.0))``.
       first_order: drop the Hessian terms (the rates still get their gradient).
       remat: rematerialise each inner step.
       adapt_mask: adapt only these parameters.
@@ -63,8 +72,10 @@ def metasgd(
       Li, Zhou, Chen and Li, "Meta-SGD: Learning to Learn Quickly for
       Few-Shot Learning", arXiv:1707.09835, 2017.
     """
-    adapt_fn = sgd_inner_loop(
-        loss_fn, lambda meta: (meta.params, meta.lrs), inner_steps=inner_steps,
+    check_inner_rule(lr_init, inner_optimizer, learner="metasgd",
+                     no_learned_rule="its learned rule is the per-parameter rates already.")
+    adapt_fn = inner_loop(
+        loss_fn, lambda meta: (meta.params, meta.lrs, inner_optimizer), inner_steps=inner_steps,
         first_order=first_order, remat=remat, mask=adapt_mask,
     )
 

@@ -1,6 +1,6 @@
 r"""Reptile (Nichol, Achiam and Schulman, 2018) as a pseudo-gradient for any optax optimizer.
 
-For each task, run :math:`k` steps of SGD on its support set from
+For each task, run :math:`k` inner steps on its support set from
 :math:`\theta` to :math:`\phi_k`, and move :math:`\theta` towards :math:`\phi_k`:
 
 .. math::
@@ -8,29 +8,43 @@ For each task, run :math:`k` steps of SGD on its support set from
 
 jaxmeta returns the pseudo-gradient :math:`g = \theta - \phi_k` from
 ``task_grad``, so that ``optax.sgd(epsilon)`` reproduces the update above
-exactly, and any other optax optimizer (Adam, as in the paper's
-experiments) applies to it. The batched version averages :math:`g` over
-tasks (``make_meta_step``); the serial version updates after every task
-(``make_meta_step(..., serial=True)``).
+exactly, and any other optax optimizer applies to it. The batched version
+averages :math:`g` over tasks (``make_meta_step``); the serial version
+updates after every task (``make_meta_step(..., serial=True)``).
+
+The inner steps are gradient descent (``inner_lr``) or any optax optimizer
+(``inner_optimizer``; the paper's experiments use Adam with
+:math:`\beta_1 = 0`), on the whole support set or, with ``inner_batch``, on
+mini-batches: the support set is shuffled and cut into ``inner_batch``-sized
+batches, one per step, reshuffled when it runs out (the paper trains on 10
+shots per class in 5 steps of 10 examples: one pass over a 5-way task).
 """
 
-from typing import Any
+from typing import Any, Optional
 
 import jax
+import jax.numpy as jnp
 
-from jaxmeta.core.adapt import Mask, check_learning_rate
-from jaxmeta.core.learner import MetaLearner, query_metrics, sgd_inner_loop
-from jaxmeta.core.types import LossFn
+from jaxmeta.core.adapt import Mask, adapt, check_steps
+from jaxmeta.core.learner import MetaLearner, check_inner_rule, inner_loop, query_metrics
+from jaxmeta.core.types import Batch, LossFn, PRNGKey
 
 
-def reptile(loss_fn: LossFn, *, inner_lr: Any, inner_steps: int = 5, adapt_mask: Mask = None) -> MetaLearner:
+def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inner_optimizer: Any = None,
+            inner_batch: Optional[int] = None, adapt_mask: Mask = None) -> MetaLearner:
     r"""Reptile: the meta-"gradient" of a task is :math:`\theta - \phi_k`.
 
     Args:
       loss_fn: ``loss_fn(params, batch, *, key) -> (loss, aux)``.
-      inner_lr: the inner SGD learning rate.
+      inner_lr: the inner SGD learning rate (with ``inner_optimizer``: an
+        optional scale of its update).
       inner_steps: :math:`k`; with :math:`k = 1` Reptile reduces to joint
         training on the expected loss, so use several steps.
+      inner_optimizer: a fixed optax optimizer for the inner loop, e.g.
+        ``optax.adam(1e-3, b1=0.0)`` (the paper's); fresh state for each task.
+      inner_batch: in meta-training, each step uses a mini-batch of this many
+        support examples (see the module docstring); ``None``: all of them.
+        ``adapt`` (evaluation) always uses the whole support set.
       adapt_mask: adapt only these parameters.
 
     Example:
@@ -46,17 +60,54 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any, inner_steps: int = 5, adapt_mask:
       Nichol, Achiam and Schulman, "On First-Order Meta-Learning
       Algorithms", arXiv:1803.02999, 2018.
     """
-    check_learning_rate(inner_lr)
-    adapt_fn = sgd_inner_loop(loss_fn, lambda theta: (theta, inner_lr), inner_steps=inner_steps, mask=adapt_mask)
+    check_inner_rule(inner_lr, inner_optimizer, learner="reptile",
+                     no_learned_rule="its pseudo-gradient theta - phi does not differentiate the inner loop, so the "
+                                     "rule's parameters would get no gradient.")
+    inner_steps = check_steps(inner_steps, "inner_steps")
+    if inner_batch is not None:
+        check_steps(inner_batch, "inner_batch")
+    adapt_fn = inner_loop(loss_fn, lambda theta: (theta, inner_lr, inner_optimizer), inner_steps=inner_steps,
+                          mask=adapt_mask)
 
     def init(params):
         return params
 
     def task_grad(theta, task, key):
-        inner_key, query_key = jax.random.split(key)
-        adaptation = adapt_fn(jax.lax.stop_gradient(theta), task.support, key=inner_key)
+        inner_key, query_key, batch_key = jax.random.split(key, 3)
+        theta_fixed = jax.lax.stop_gradient(theta)
+        if inner_batch is None:
+            adaptation = adapt_fn(theta_fixed, task.support, key=inner_key)
+        else:
+            batches = minibatches(task.support, inner_batch, inner_steps, key=batch_key)
+            adaptation = adapt(loss_fn, theta_fixed, batches, lr=inner_lr, optimizer=inner_optimizer,
+                               steps=inner_steps, key=inner_key, mask=adapt_mask, minibatches=True)
         pseudo_grad = jax.tree.map(lambda t, p: t - p, theta, adaptation.params)
         loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
         return pseudo_grad, query_metrics(loss, aux, adaptation.support_losses)
 
     return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn)
+
+
+def minibatches(batch: Batch, size: int, count: int, *, key: PRNGKey) -> Batch:
+    """``count`` mini-batches of ``size`` examples of ``batch``, stacked: ``[count, size, ...]`` per leaf.
+
+    The examples are shuffled and taken in order, without replacement, and
+    shuffled again whenever they run out (as many passes as ``count * size``
+    needs). Every leaf of ``batch`` has the examples along its first axis.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> x = jnp.arange(4)
+      >>> batches = minibatches((x, x), 2, 3, key=jax.random.key(0))
+      >>> batches[0].shape
+      (3, 2)
+      >>> sorted(batches[0][:2].ravel().tolist())  # the first pass sees every example once
+      [0, 1, 2, 3]
+    """
+    n = jax.tree.leaves(batch)[0].shape[0]
+    if size > n:
+        raise ValueError(f"inner_batch {size} is larger than the support set ({n} examples); use at most {n}.")
+    passes = -(-count * size // n)
+    order = jnp.concatenate([jax.random.permutation(k, n) for k in jax.random.split(key, passes)])
+    index = order[: count * size].reshape(count, size)
+    return jax.tree.map(lambda leaf: leaf[index], batch)

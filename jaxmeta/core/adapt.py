@@ -1,4 +1,4 @@
-r"""Inner-loop adaptation: k gradient steps as one pure, differentiable function.
+r"""Inner-loop adaptation: k update steps as one pure, differentiable function.
 
 Starting from :math:`\phi_0 = \theta`, each inner step is
 
@@ -7,24 +7,42 @@ Starting from :math:`\phi_0 = \theta`, each inner step is
     \qquad j = 0, \dots, k - 1,
 
 where :math:`\alpha` is a scalar or a pytree of per-parameter learning rates
-(Meta-SGD). The loop is a ``jax.lax.scan``, so ``jax.grad`` of any function
-of :math:`\phi_k` with respect to :math:`\theta` (and :math:`\alpha`) is the
-exact second-order meta-gradient:
+(Meta-SGD). With an optax ``optimizer`` the step is the optimizer's,
+
+.. math::
+    (u_j, s_{j+1}) = \operatorname{update}\big(\nabla_\phi L_{\text{support}}(\phi_j), s_j, \phi_j\big),
+    \qquad \phi_{j+1} = \phi_j + \alpha \odot u_j, \qquad s_0 = \operatorname{init}(\theta),
+
+(:math:`\alpha = 1` unless ``lr`` is given too: then ``lr`` scales the
+optimizer's direction, e.g. Meta-SGD's learned rates times Adam's
+:math:`\hat m / (\sqrt{\hat v} + \epsilon)` from ``optax.scale_by_adam()``).
+The optimizer state :math:`s_j` is part of the loop's carry. The loop is a
+``jax.lax.scan``, so ``jax.grad`` of any function of :math:`\phi_k` with
+respect to :math:`\theta` (and :math:`\alpha`, and anything the optimizer
+closes over) is the exact meta-gradient, at every order. For gradient descent
 
 .. math::
     \frac{d\phi_k}{d\theta} = \prod_{j=k-1}^{0}
-        \left(I - \alpha \nabla^2 L_{\text{support}}(\phi_j)\right).
+        \left(I - \alpha \nabla^2 L_{\text{support}}(\phi_j)\right);
+
+for an optimizer with state the Jacobian also runs through :math:`s_j`
+(Adam's moments are functions of every earlier gradient).
 
 Options:
 
 * ``first_order=True`` stops the gradient through :math:`\nabla L`, so that
-  :math:`d\phi_{j+1}/d\phi_j = I` (FOMAML); gradients with respect to
-  :math:`\alpha` still flow.
+  :math:`d\phi_{j+1}/d\phi_j = I` (FOMAML); the optimizer state is then a
+  constant too. Gradients with respect to :math:`\alpha` still flow.
 * ``remat=True`` wraps each step in ``jax.checkpoint``: the backward pass
   recomputes the step's activations instead of storing them.
 * ``mask`` selects the parameters that adapt (ANIL: the head only); the
   others keep their value :math:`\theta` and no inner gradient is computed
-  for them.
+  for them (an optimizer sees a zero gradient there, and its update of them
+  is discarded).
+* ``per_step`` marks parameters that hold one value per inner step (MAML++'s
+  per-step batch-norm weights and biases): each such leaf has a leading axis
+  of size :math:`k + 1`, the loss at step :math:`j` sees its slice :math:`j`,
+  and it does not adapt.
 * ``unroll``: loops of at most :data:`UNROLL_STEPS` steps are unrolled by
   default (``lax.scan(..., unroll=True)``); longer ones stay a loop. Unrolled,
   XLA fuses across steps and keeps no stacked per-step residuals (written and
@@ -37,6 +55,7 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxmeta.core.types import Batch, LossFn, Params, PRNGKey
 
@@ -56,11 +75,13 @@ class Adaptation(NamedTuple):
       params: the adapted parameters :math:`\\phi_k`.
       support_losses: ``[k]`` support loss at :math:`\\phi_0, \\dots, \\phi_{k-1}`.
       observed: ``observe(phi_j)`` stacked over ``j = 0..k`` (``None`` without ``observe``).
+      opt_state: the inner optimizer's state after the last step (``None`` without ``optimizer``).
     """
 
     params: Params
     support_losses: jax.Array
     observed: Any = None
+    opt_state: Any = None
 
 
 def check_steps(steps: Any, name: str = "steps") -> int:
@@ -78,8 +99,8 @@ def check_steps(steps: Any, name: str = "steps") -> int:
     return steps
 
 
-def resolve_mask(mask: Mask, params: Params) -> list[bool]:
-    """The adaptation mask as one Python bool per leaf of ``params`` (in leaf order)."""
+def resolve_mask(mask: Mask, params: Params, what: str = "adaptation mask") -> list[bool]:
+    """The adaptation mask (or another selection of leaves) as one Python bool per leaf of ``params``."""
     paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     if mask is None:
         flags = [True] * len(paths_and_leaves)
@@ -90,7 +111,7 @@ def resolve_mask(mask: Mask, params: Params) -> list[bool]:
             flags = [bool(m) for m in treedef.flatten_up_to(mask)]
         except (ValueError, TypeError) as error:
             raise ValueError(
-                "The adaptation mask does not match the parameters: expected a pytree of "
+                f"The {what} does not match the parameters: expected a pytree of "
                 f"bools with structure {treedef}, got {jax.tree.structure(mask)}. Pass a "
                 "tree of the same structure, or a predicate on parameter paths such as "
                 "`lambda path: 'head' in path`."
@@ -98,8 +119,9 @@ def resolve_mask(mask: Mask, params: Params) -> list[bool]:
     if not any(flags):
         names = [jax.tree_util.keystr(path) for path, _ in paths_and_leaves]
         raise ValueError(
-            f"The adaptation mask selects none of the parameters {names}; at least one "
-            "parameter must adapt in the inner loop."
+            f"The {what} selects none of the parameters {names}; "
+            + ("at least one parameter must adapt in the inner loop." if what == "adaptation mask" else
+               "select at least one, or pass None.")
         )
     return flags
 
@@ -141,6 +163,90 @@ def _is_scalar(x: Any) -> bool:
     return isinstance(x, (int, float)) or (hasattr(x, "shape") and jnp.ndim(x) == 0)
 
 
+def check_optimizer(optimizer: Any) -> optax.GradientTransformation:
+    """Return ``optimizer`` if it is an optax ``GradientTransformation``; a clear error otherwise."""
+    if isinstance(optimizer, optax.GradientTransformation):
+        return optimizer
+    name = getattr(optimizer, "__qualname__", type(optimizer).__name__)
+    hint = (f" `{name}` looks like an optimizer factory: call it with its hyper-parameters, e.g. "
+            f"optimizer={name}(1e-3)." if callable(optimizer) else "")
+    raise TypeError(
+        f"The inner optimizer must be an optax.GradientTransformation (init and update functions), got "
+        f"{type(optimizer).__name__} {optimizer!r}.{hint} For example optimizer=optax.adam(1e-3, b1=0.0), or "
+        "optax.chain(...) of transformations."
+    )
+
+
+def init_optimizer_state(optimizer: optax.GradientTransformation, params: Params, opt_state: Any = None) -> Any:
+    """The inner optimizer's initial state for ``params``, checked (or ``opt_state``, checked against it).
+
+    Raises a ``ValueError`` that names the mismatch when the optimizer cannot be
+    initialised for these parameters, when its ``update`` returns a state of
+    another structure than ``init`` (it could not be a loop's carry), or when a
+    given ``opt_state`` does not have the structure, shapes and dtypes of
+    ``optimizer.init(params)``.
+    """
+    try:
+        expected = jax.eval_shape(optimizer.init, params)
+    except Exception as error:  # an optimizer built for other parameters (optax.masked, multi_transform, ...)
+        raise ValueError(
+            f"The inner optimizer cannot initialise its state for these parameters ({type(error).__name__}: "
+            f"{error}). Build the optimizer for this parameter tree (structure {jax.tree.structure(params)}): "
+            "masks and labels of optax.masked / optax.multi_transform must match it."
+        ) from error
+    zeros = jax.tree.map(lambda p: jax.ShapeDtypeStruct(jnp.shape(p), jnp.result_type(p)), params)
+    try:
+        _, after = jax.eval_shape(optimizer.update, zeros, expected, zeros)
+    except Exception as error:
+        raise ValueError(
+            f"The inner optimizer's update fails on these parameters ({type(error).__name__}: {error})."
+        ) from error
+    if not _same_shapes(after, expected):
+        raise ValueError(
+            "The inner optimizer's update returns a state that differs from its init's "
+            f"({_describe(after)} vs {_describe(expected)}); the state is the inner loop's carry, so every "
+            "step must keep its structure, shapes and dtypes."
+        )
+    if opt_state is None:
+        return optimizer.init(params)
+    if not _same_shapes(opt_state, expected):
+        raise ValueError(
+            "The inner optimizer state does not match the parameters: expected "
+            f"{_describe(expected)}, got {_describe(opt_state)}. Pass opt_state=optimizer.init(params) for "
+            "these parameters (the same tree, shapes and dtypes), or leave opt_state out."
+        )
+    return opt_state
+
+
+def _same_shapes(a: Any, b: Any) -> bool:
+    if jax.tree.structure(a) != jax.tree.structure(b):
+        return False
+    return all(jnp.shape(x) == jnp.shape(y) and jnp.result_type(x) == jnp.result_type(y)
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def _describe(tree: Any) -> str:
+    shapes = [f"{jnp.result_type(x)}{list(jnp.shape(x))}" for x in jax.tree.leaves(tree)]
+    return f"{jax.tree.structure(tree)} with leaves {shapes}"
+
+
+def resolve_per_step(per_step: Mask, params: Params, steps: int) -> list[bool]:
+    """One bool per leaf: does it hold one value per inner step (leading axis ``steps + 1``)? Checked."""
+    if per_step is None:
+        return [False] * jax.tree.structure(params).num_leaves
+    paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+    flags = resolve_mask(per_step, params, what="per-step selection")
+    for (path, leaf), flag in zip(paths_and_leaves, flags):
+        if flag and (jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != steps + 1):
+            have = "no leading axis" if jnp.ndim(leaf) == 0 else f"{jnp.shape(leaf)[0]} values"
+            raise ValueError(
+                f"The per-step parameter {jax.tree_util.keystr(path)} has {have}; running {steps} inner steps "
+                f"needs {steps + 1} (one for each of steps 0..{steps}) along its first axis. Run as many inner "
+                "steps as it was built for, or stack it for this many (jaxmeta.algorithms.maml.stack_per_step)."
+            )
+    return flags
+
+
 def gradient_step(
     loss_fn: LossFn,
     params: Params,
@@ -165,26 +271,15 @@ def gradient_step(
     Returns:
       ``(new_params, loss)`` where ``loss`` is :math:`L(\phi)` before the step.
     """
-    leaves, treedef = jax.tree.flatten(params)
-    flags = resolve_mask(mask, params)
-    rates = resolve_learning_rates(lr, params)
-    adapted = [leaf for leaf, flag in zip(leaves, flags) if flag]
-
-    def loss_of_adapted(adapted_leaves):
-        return loss_fn(_merge(adapted_leaves, leaves, flags, treedef), batch, key=key)[0]
-
-    loss, grads = jax.value_and_grad(loss_of_adapted)(adapted)
-    if first_order:
-        grads = jax.lax.stop_gradient(grads)
-    adapted_rates = [a for a, flag in zip(rates, flags) if flag]
-    new_adapted = [p - a * g for p, a, g in zip(adapted, adapted_rates, grads)]
-    return _merge(new_adapted, leaves, flags, treedef), loss
+    result = adapt(loss_fn, params, batch, lr=lr, steps=1, key=key, first_order=first_order, mask=mask,
+                   split_key=False)
+    return result.params, result.support_losses[0]
 
 
-def _merge(adapted: list, leaves: list, flags: list[bool], treedef) -> Params:
-    """Rebuild the parameter tree from the adapted leaves and the frozen ones."""
+def _merge(adapted: list, leaves: list, flags: list[bool]) -> list:
+    """The leaves with the adapted ones (in order) in the places ``flags`` marks."""
     it = iter(adapted)
-    return jax.tree.unflatten(treedef, [next(it) if flag else leaf for leaf, flag in zip(leaves, flags)])
+    return [next(it) if flag else leaf for leaf, flag in zip(leaves, flags)]
 
 
 def adapt(
@@ -192,20 +287,27 @@ def adapt(
     params: Params,
     batch: Batch,
     *,
-    lr: Any,
     steps: int,
     key: PRNGKey,
+    lr: Any = None,
+    optimizer: Optional[optax.GradientTransformation] = None,
+    opt_state: Any = None,
     first_order: bool = False,
     remat: bool = False,
     mask: Mask = None,
+    per_step: Mask = None,
     observe: Optional[Callable[[Params], Any]] = None,
     unroll: Optional[Union[bool, int]] = None,
+    split_key: bool = True,
+    minibatches: bool = False,
 ) -> Adaptation:
-    r"""Run ``steps`` inner gradient steps on ``batch`` from ``params``.
+    r"""Run ``steps`` inner update steps on ``batch`` from ``params``.
 
     .. math::
         \phi_0 = \theta, \qquad
         \phi_{j+1} = \phi_j - \alpha \odot \nabla L_{\text{batch}}(\phi_j)
+        \quad\text{or}\quad \phi_{j+1} = \phi_j + \alpha \odot u_j
+        \text{ with } (u_j, s_{j+1}) = \operatorname{optimizer.update}(\nabla L_{\text{batch}}(\phi_j), s_j, \phi_j)
 
     A pure function: differentiate through it with ``jax.grad`` for the exact
     meta-gradient, ``jax.vmap`` it over tasks, ``jax.jit`` it.
@@ -214,46 +316,117 @@ def adapt(
       loss_fn: ``loss_fn(params, batch, *, key) -> (loss, aux)``.
       params: the starting point :math:`\theta`.
       batch: the support examples of one task.
-      lr: a scalar, or a pytree of per-parameter learning rates matching ``params``.
       steps: the number of inner steps ``k >= 1`` (a static Python int).
       key: split into one key per step for ``loss_fn``.
+      lr: :math:`\alpha`, a scalar or a pytree of per-parameter rates matching
+        ``params``. Without ``optimizer`` the step is gradient descent with it
+        (required then); with one, it scales the optimizer's update (default 1).
+      optimizer: any optax ``GradientTransformation`` (``optax.adam(1e-3, b1=0.0)``,
+        ``optax.sgd(0.1, momentum=0.9)``, a chain, or a learned rule's
+        transformation); its state is carried from step to step and
+        differentiated through. ``optax.sgd(a)`` gives the same steps as ``lr=a``.
+      opt_state: the optimizer's initial state (default ``optimizer.init(params)``,
+        fresh for each call); it must match that in structure, shapes and dtypes.
       first_order: treat :math:`\nabla L` as a constant (FOMAML).
       remat: rematerialise each step in the backward pass (``jax.checkpoint``),
         trading compute for memory.
       mask: which parameters adapt (ANIL: the head); see :data:`Mask`.
+      per_step: parameters with one value per step (leading axis ``steps + 1``):
+        step ``j``, its observation and the returned parameters use slice
+        ``j`` (``k`` for the result); they do not adapt. A mask as :data:`Mask`.
       observe: optional function of the parameters evaluated at
         :math:`\phi_0, \dots, \phi_k` (for adaptation curves).
       unroll: passed to ``jax.lax.scan`` (``True``: a straight-line program;
         an int ``u``: ``u`` steps per loop iteration). Default: ``True`` for
         ``steps <= UNROLL_STEPS``, else ``1``. The result is the same.
+      split_key: give step ``j`` the ``j``-th of ``jax.random.split(key, steps)``
+        (default), or ``key`` itself (one step: :func:`gradient_step`).
+      minibatches: ``batch`` holds one batch per step, stacked along a leading
+        axis of size ``steps`` (a stochastic inner loop, as Reptile's); step
+        ``j`` uses ``batch[j]``.
 
     Returns:
-      An :class:`Adaptation` with :math:`\phi_k`, the support losses and the observations.
+      An :class:`Adaptation` with :math:`\phi_k`, the support losses, the
+      observations and the optimizer's final state.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax, jax.numpy as jnp, optax
       >>> from jaxmeta.core.losses import regression_loss
       >>> loss_fn = regression_loss(lambda w, x: x * w)
       >>> batch = (jnp.array([1.0, 2.0]), jnp.array([2.0, 4.0]))
       >>> result = adapt(loss_fn, jnp.array(0.0), batch, lr=0.1, steps=3, key=jax.random.key(0))
       >>> round(float(result.params), 4)  # moves towards w = 2
       1.75
+      >>> adam = adapt(loss_fn, jnp.array(0.0), batch, optimizer=optax.adam(0.5), steps=3, key=jax.random.key(0))
+      >>> round(float(adam.params), 2)  # Adam's steps have a length of about its learning rate
+      1.46
     """
     steps = check_steps(steps)
+    if optimizer is None:
+        if lr is None:
+            raise TypeError("adapt needs lr= (gradient descent) or optimizer= (an optax GradientTransformation).")
+        if opt_state is not None:
+            raise TypeError("opt_state is the state of an inner optimizer: pass optimizer= too, or drop opt_state.")
+    else:
+        optimizer = check_optimizer(optimizer)
+    leaves, treedef = jax.tree.flatten(params)
+    mask_flags = resolve_mask(mask, params)
+    stepwise = resolve_per_step(per_step, params, steps)
+    flags = [m and not s for m, s in zip(mask_flags, stepwise)]
+    if not any(flags):
+        raise ValueError("Every parameter selected by the mask is a per-step parameter, and those do not adapt: "
+                         "at least one parameter must adapt in the inner loop.")
+    rates = None if lr is None else [a for a, flag in zip(resolve_learning_rates(lr, params), flags) if flag]
+    state = None if optimizer is None else init_optimizer_state(optimizer, params, opt_state)
 
-    def step(phi, step_key):
-        new_phi, loss = gradient_step(
-            loss_fn, phi, batch, lr=lr, key=step_key, first_order=first_order, mask=mask
-        )
-        seen = observe(phi) if observe is not None else None
-        return new_phi, (loss, seen)
+    def view(leaves, j):  # what the model sees at step j: slice j of each per-step leaf
+        return [jax.lax.dynamic_index_in_dim(leaf, j, keepdims=False) if s else leaf
+                for leaf, s in zip(leaves, stepwise)]
+
+    if minibatches:
+        for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
+            if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != steps:
+                raise ValueError(
+                    f"With minibatches=True every leaf of the batch needs a leading axis of {steps} (one batch per "
+                    f"step); leaf {jax.tree_util.keystr(path)} has shape {jnp.shape(leaf)}."
+                )
+
+    def step(carry, inputs):
+        leaves, state = carry
+        step_key, j, step_batch = inputs
+        seen_leaves = view(leaves, j)
+        adapted = [leaf for leaf, flag in zip(leaves, flags) if flag]
+
+        def loss_of_adapted(adapted):
+            return loss_fn(treedef.unflatten(_merge(adapted, seen_leaves, flags)), step_batch, key=step_key)[0]
+
+        loss, grads = jax.value_and_grad(loss_of_adapted)(adapted)
+        if first_order:
+            grads = jax.lax.stop_gradient(grads)
+        if optimizer is None:
+            new_adapted = [p - a * g for p, a, g in zip(adapted, rates, grads)]
+        else:
+            full_grads = _merge(grads, [jnp.zeros_like(leaf) for leaf in leaves], flags)
+            updates, state = optimizer.update(treedef.unflatten(full_grads), state, treedef.unflatten(leaves))
+            directions = [u for u, flag in zip(treedef.flatten_up_to(updates), flags) if flag]
+            if rates is not None:
+                directions = [a * u for a, u in zip(rates, directions)]
+            new_adapted = [(p + u).astype(jnp.result_type(p)) for p, u in zip(adapted, directions)]
+        seen = observe(treedef.unflatten(seen_leaves)) if observe is not None else None
+        return (_merge(new_adapted, leaves, flags), state), (loss, seen)
 
     if remat:
         step = jax.checkpoint(step)
     if unroll is None:
         unroll = steps <= UNROLL_STEPS
-    final, (losses, seen) = jax.lax.scan(step, params, jax.random.split(key, steps), unroll=unroll)
+    keys = jax.random.split(key, steps) if split_key else jnp.stack([key] * steps)
+    if not minibatches:  # every step sees the same batch: close over it
+        inner_step = step
+        step = lambda carry, inputs: inner_step(carry, (*inputs, batch))  # noqa: E731
+    xs = (keys, jnp.arange(steps)) + ((batch,) if minibatches else ())
+    (final, state), (losses, seen) = jax.lax.scan(step, (leaves, state), xs, unroll=unroll)
+    final = treedef.unflatten(view(final, steps))
     if observe is not None:
         last = observe(final)
         seen = jax.tree.map(lambda s, x: jnp.concatenate([s, x[None]]), seen, last)
-    return Adaptation(final, losses, seen)
+    return Adaptation(final, losses, seen, state)

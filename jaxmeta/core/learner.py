@@ -12,16 +12,22 @@ factory that closes over the hyper-parameters (``jaxmeta.maml(...)``,
   after adaptation, and ``"support_loss"``, the support loss before it).
 * ``adapt(meta_params, support, *, key, steps=None, observe=None) -> Adaptation``:
   the learner's inner loop on one support set, for evaluation and prediction.
+* ``at_step`` (optional): ``at_step(t) -> MetaLearner``, the learner at
+  meta-step ``t`` (a traced int), for learners whose objective follows a
+  schedule over meta-training (MAML++'s multi-step loss weights and
+  derivative-order annealing). The meta step calls it with its step counter;
+  ``None`` for the rest.
 
 Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Optional
 
 import jax
+import jax.numpy as jnp
 
-from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_steps
+from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_learning_rate, check_optimizer, check_steps
 from jaxmeta.core.types import LossFn, MetaParams, Metrics, Params, PRNGKey, Task
 
 
@@ -31,6 +37,12 @@ class MetaLearner(NamedTuple):
     init: Callable[[Params], MetaParams]
     task_grad: Callable[[MetaParams, Task, PRNGKey], tuple[MetaParams, Metrics]]
     adapt: Callable[..., Adaptation]
+    at_step: Optional[Callable[[jax.Array], "MetaLearner"]] = None
+
+
+def learner_at_step(learner: MetaLearner, step: jax.Array) -> MetaLearner:
+    """The learner as it trains at meta-step ``step``: ``learner.at_step(step)``, or the learner itself."""
+    return learner if learner.at_step is None else learner.at_step(step)
 
 
 def query_metrics(loss: jax.Array, aux: Metrics, support_losses: jax.Array) -> Metrics:
@@ -62,49 +74,96 @@ def direct_learner(task_metrics: Callable[[Params, Task], tuple[jax.Array, Metri
     return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn)
 
 
-def sgd_inner_loop(
+def inner_loop(
     loss_fn: LossFn,
-    split: Callable[[MetaParams], tuple[Params, Any]],
+    split: Callable[[MetaParams], tuple[Params, Any, Any]],
     *,
     inner_steps: int,
     first_order: bool = False,
     remat: bool = False,
     mask: Mask = None,
+    per_step: Mask = None,
+    step_count: Optional[int] = None,
 ) -> Callable[..., Adaptation]:
-    """``learner.adapt`` for learners whose inner loop is gradient descent.
+    """``learner.adapt`` for learners whose inner loop is :func:`jaxmeta.adapt`.
 
-    ``split(meta_params) -> (params, lr)`` says where the inner loop starts and
-    with which learning rate(s); everything else is :func:`jaxmeta.adapt`.
+    ``split(meta_params) -> (params, lr, optimizer)`` says where the inner loop
+    starts, with which learning rate(s) and which optax optimizer (``None``:
+    gradient descent with ``lr``); everything else is :func:`jaxmeta.adapt`.
+    ``step_count``: the only number of steps the inner rule is made for (LSLR's
+    per-step rates); asking for another is an error.
     """
     inner_steps = check_steps(inner_steps, "inner_steps")
 
     def adapt_fn(meta_params, support, *, key, steps=None, observe=None):
-        params, lr = split(meta_params)
+        steps = inner_steps if steps is None else steps
+        if step_count is not None and steps != step_count:
+            raise ValueError(
+                f"This learner's inner rule has learned values for {step_count} inner steps (one per step), so "
+                f"it cannot run {steps}. Evaluate with steps={step_count}, or train a learner for {steps} steps."
+            )
+        params, lr, optimizer = split(meta_params)
         return adapt(
-            loss_fn, params, support, lr=lr, steps=inner_steps if steps is None else steps, key=key,
-            first_order=first_order, remat=remat, mask=mask, observe=observe,
+            loss_fn, params, support, lr=lr, optimizer=optimizer, steps=steps, key=key,
+            first_order=first_order, remat=remat, mask=mask, per_step=per_step, observe=observe,
         )
 
     return adapt_fn
 
 
-def exact_task_grad(loss_fn: LossFn, adapt_fn: Callable[..., Adaptation]):
+def check_inner_rule(inner_lr: Any, inner_optimizer: Any, *, learner: str, no_learned_rule: Optional[str] = None) -> None:
+    """Check a learner's inner-loop settings: ``inner_lr`` and/or ``inner_optimizer`` (a clear error naming the fix).
+
+    Without an optimizer the inner loop is gradient descent and needs a positive
+    ``inner_lr``; with one, ``inner_lr`` (optional) scales its update. ``learned``:
+    whether the learner can meta-learn a :class:`jaxmeta.inner.LearnedTransform`.
+    """
+    from jaxmeta.inner.learned import LearnedTransform  # jaxmeta.inner builds on this module
+
+    if inner_optimizer is None:
+        if inner_lr is None:
+            raise TypeError(f"{learner} needs inner_lr= (gradient descent) or inner_optimizer= (an optax "
+                            "GradientTransformation, e.g. optax.adam(1e-3, b1=0.0)).")
+    elif isinstance(inner_optimizer, LearnedTransform):
+        if no_learned_rule is not None:
+            raise TypeError(
+                f"{learner} cannot meta-learn an inner rule ({type(inner_optimizer).__name__}): {no_learned_rule} "
+                "Use jaxmeta.maml (or fomaml / anil) for learned rules, or pass a fixed optax optimizer here."
+            )
+    else:
+        check_optimizer(inner_optimizer)
+    if inner_lr is not None:
+        check_learning_rate(inner_lr)
+
+
+def exact_task_grad(loss_fn: LossFn, adapt_fn: Callable[..., Adaptation], step_weights: Any = None):
     r"""``task_grad`` that differentiates the query loss after adaptation through the inner loop.
 
     .. math::
         g = \nabla_{\Theta}\, L^q\big(\phi_k(\Theta)\big), \qquad \phi_k = \texttt{adapt\_fn}(\Theta, \text{support})
 
     the exact meta-gradient with respect to every meta-parameter (the
-    initialisation, and Meta-SGD's learning rates).
+    initialisation, Meta-SGD's learning rates, a learned inner rule's
+    parameters). With ``step_weights`` :math:`w_1, \dots, w_k` the objective
+    is the multi-step loss :math:`\sum_{j=1}^{k} w_j L^q(\phi_j)` (MAML++);
+    the reported ``loss`` stays :math:`L^q(\phi_k)`.
     """
 
     def task_grad(meta_params, task, key):
         inner_key, query_key = jax.random.split(key)
 
         def meta_loss(meta_params):
-            adaptation = adapt_fn(meta_params, task.support, key=inner_key)
-            loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
-            return loss, query_metrics(loss, aux, adaptation.support_losses)
+            if step_weights is None:
+                adaptation = adapt_fn(meta_params, task.support, key=inner_key)
+                loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
+                objective = loss
+            else:
+                adaptation = adapt_fn(meta_params, task.support, key=inner_key,
+                                      observe=lambda phi: loss_fn(phi, task.query, key=query_key))
+                losses, auxes = adaptation.observed  # after 0..k steps
+                objective = jnp.dot(jnp.asarray(step_weights, losses.dtype), losses[1:])
+                loss, aux = losses[-1], jax.tree.map(lambda a: a[-1], auxes)
+            return objective, query_metrics(loss, aux, adaptation.support_losses)
 
         return jax.grad(meta_loss, has_aux=True)(meta_params)
 

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.learner import MetaLearner, learner_at_step
 from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
 
 
@@ -180,15 +180,18 @@ def make_meta_step(
     apply_update = update_function(optimizer)
 
     def batched_step(state, tasks, key):
-        grads, metrics = meta_gradient(learner, state.meta_params, tasks, key, task_chunk)
+        now = learner_at_step(learner, state.step)
+        grads, metrics = meta_gradient(now, state.meta_params, tasks, key, task_chunk)
         return apply_update(state, grads), metrics
 
     def serial_step(state, tasks, key):
         keys = jax.random.split(key, task_batch_size(tasks))
 
+        now = learner_at_step(learner, state.step)
+
         def visit(carry, task_and_key):
             task, task_key = task_and_key
-            grads, metrics = learner.task_grad(carry.meta_params, task, task_key)
+            grads, metrics = now.task_grad(carry.meta_params, task, task_key)
             updated = apply_update(carry, grads)
             return updated._replace(step=carry.step), metrics
 

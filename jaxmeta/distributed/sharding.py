@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.learner import MetaLearner, learner_at_step
 from jaxmeta.core.meta_step import MetaTrainState, task_batch_size, task_gradient_mean, update_function
 from jaxmeta.core.types import Metrics, PRNGKey, Task
 
@@ -134,22 +134,22 @@ def make_sharded_meta_step(
         raise ValueError(f"The mesh needs an axis named {TASK_AXIS!r} (see task_mesh), got axes {mesh.axis_names}.")
     apply_update = update_function(optimizer)
 
-    def share_gradient(meta_params, tasks, keys):
+    def share_gradient(meta_params, step, tasks, keys):
         # Device-varying from here on: each device differentiates its own tasks. Left replicated,
         # shard_map would all-reduce every gradient taken with respect to them, inner steps included.
         meta_params = jax.lax.pcast(meta_params, TASK_AXIS, to="varying")
-        grads, metrics = task_gradient_mean(learner, meta_params, tasks, keys, task_chunk)
+        grads, metrics = task_gradient_mean(learner_at_step(learner, step), meta_params, tasks, keys, task_chunk)
         return jax.lax.pmean((grads, metrics), TASK_AXIS)
 
     sharded_gradient = jax.shard_map(
-        share_gradient, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(TASK_AXIS), PartitionSpec(TASK_AXIS)),
+        share_gradient, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(TASK_AXIS), PartitionSpec(TASK_AXIS)),
         out_specs=PartitionSpec())
 
     def step(state: MetaTrainState, tasks: Task, key: PRNGKey):
         size = task_batch_size(tasks)
         check_divides(size, mesh)
         keys = jax.random.split(key, size)
-        grads, metrics = sharded_gradient(state.meta_params, tasks, keys)
+        grads, metrics = sharded_gradient(state.meta_params, state.step, tasks, keys)
         return apply_update(state, grads), metrics
 
     return jax.jit(step, out_shardings=replicated(mesh))

@@ -1,0 +1,45 @@
+r"""A learned inner-loop rule: an optax transformation whose hyper-parameters are meta-parameters.
+
+A :class:`LearnedTransform` is two pure functions, in the style of optax's
+``GradientTransformation``:
+
+* ``init(params) -> rule_params``: the rule's meta-parameters for a model's
+  parameter tree (LSLR's rates, Meta-Curvature's matrices), at values that
+  make the rule plain gradient descent;
+* ``optimizer(rule_params) -> optax.GradientTransformation``: the inner
+  optimizer they define. It closes over ``rule_params``, so ``jax.grad``
+  through :func:`jaxmeta.adapt` differentiates the query loss with respect to
+  them, exactly.
+
+A learner given one (``jaxmeta.maml(..., inner_optimizer=jaxmeta.inner.lslr(...))``)
+meta-learns :class:`LearnedInnerParams`: the initialisation and the rule's
+parameters together.
+"""
+
+from typing import Any, Callable, NamedTuple, Optional
+
+import optax
+
+from jaxmeta.core.types import Params
+
+
+class LearnedTransform(NamedTuple):
+    """An inner update rule with meta-learned parameters (see the module docstring).
+
+    Attributes:
+      init: ``init(params) -> rule_params``.
+      optimizer: ``optimizer(rule_params) -> optax.GradientTransformation``.
+      steps: the number of inner steps the rule is made for when it has one
+        value per step (LSLR), else ``None`` (any number).
+    """
+
+    init: Callable[[Params], Any]
+    optimizer: Callable[[Any], optax.GradientTransformation]
+    steps: Optional[int] = None
+
+
+class LearnedInnerParams(NamedTuple):
+    """Meta-parameters of a learner with a learned inner rule: the initialisation and the rule's parameters."""
+
+    params: Params
+    rule: Any
