@@ -22,6 +22,7 @@ from jaxmeta.core.learner import MetaLearner
 from jaxmeta.core.types import LossFn
 from jaxmeta.inner.lslr import lslr
 
+
 def maml_plus_plus(
     loss_fn: LossFn,
     *,

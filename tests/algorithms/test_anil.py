@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import jaxmeta
 from gradcheck import finite_difference_grad, regression_task, tiny_mlp
@@ -26,3 +27,19 @@ def test_anil_freezes_body_in_inner_loop_and_matches_finite_differences():
 
     chex.assert_trees_all_close(grads, finite_difference_grad(meta_loss, params), rtol=1e-6, atol=1e-9)
     assert float(jnp.abs(grads[0]["w"]).max()) > 0
+
+
+def test_anil_with_an_inner_optimizer_adapts_the_head_only_and_matches_finite_differences():
+    params, apply = tiny_mlp(jax.random.key(2))
+    loss_fn = jaxmeta.regression_loss(apply)
+    task = regression_task(jax.random.key(3))
+    learner = jaxmeta.anil(loss_fn, head=lambda path: path.startswith("[1]"),
+                           inner_optimizer=optax.sgd(0.2, momentum=0.9), inner_steps=3)
+    phi = learner.adapt(params, task.support, key=jax.random.key(0)).params
+    chex.assert_trees_all_equal(phi[0], params[0])
+    grads, _ = learner.task_grad(params, task, jax.random.key(0))
+
+    def meta_loss(theta):
+        return loss_fn(learner.adapt(theta, task.support, key=jax.random.key(0)).params, task.query, key=None)[0]
+
+    chex.assert_trees_all_close(grads, finite_difference_grad(meta_loss, params), rtol=1e-6, atol=1e-9)

@@ -43,6 +43,25 @@ def test_implicit_gradient_equals_the_closed_form_on_a_quadratic():
     np.testing.assert_allclose(metrics["support_loss"], quadratic_loss(theta, task.support, key=None)[0])
 
 
+
+def test_an_inner_optimizer_solves_the_proximal_problem_and_gives_the_implicit_gradient():
+    a, b, c, theta, task = _problem(seed=2)
+    lam = 2.0
+    phi, expected = _closed_form(a, b, c, theta, lam)
+    momentum = optax.sgd(0.1, momentum=0.5)
+    learner = imaml(quadratic_loss, inner_optimizer=momentum, inner_steps=120, lam=lam, cg_steps=4)
+    np.testing.assert_allclose(learner.adapt(theta, task.support, key=jax.random.key(0)).params, phi, rtol=1e-10)
+    np.testing.assert_allclose(learner.task_grad(theta, task, jax.random.key(0))[0], expected, rtol=1e-9,
+                               atol=1e-12)
+    # The first steps are heavy-ball steps on the proximal objective: t = g + 0.5 t, w <- w - 0.1 t.
+    w, trace = theta, np.zeros_like(theta)
+    for _ in range(3):
+        trace = a @ w - b + lam * (w - theta) + 0.5 * trace
+        w = w - 0.1 * trace
+    short = imaml(quadratic_loss, inner_optimizer=momentum, inner_steps=3, lam=lam)
+    np.testing.assert_allclose(short.adapt(theta, task.support, key=jax.random.key(0)).params, w, rtol=1e-12)
+
+
 def test_implicit_gradient_is_the_limit_of_differentiating_through_the_inner_loop():
     a, b, c, theta, task = _problem(seed=1)
     lam = 1.5

@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import jaxmeta
 from gradcheck import finite_difference_grad, regression_task, tiny_mlp
@@ -46,3 +47,26 @@ def test_init_gives_rates_shaped_like_parameters():
     meta = jaxmeta.metasgd(jaxmeta.regression_loss(apply), lr_init=0.03).init(params)
     chex.assert_trees_all_equal_shapes(meta.lrs, params)
     assert all(np.all(np.asarray(a) == 0.03) for a in jax.tree.leaves(meta.lrs))
+
+
+def test_learned_rates_scale_an_inner_optimizers_direction():
+    """phi_{j+1} = phi_j + alpha * u_j with u_j Adam's direction; the meta-gradient matches finite differences."""
+    params, apply = tiny_mlp(jax.random.key(5))
+    loss_fn = jaxmeta.regression_loss(apply)
+    task = regression_task(jax.random.key(6))
+    direction = optax.chain(optax.scale_by_adam(b1=0.0), optax.scale(-1.0))
+    learner = jaxmeta.metasgd(loss_fn, lr_init=0.05, inner_steps=2, inner_optimizer=direction)
+    meta = learner.init(params)
+    phi = learner.adapt(meta, task.support, key=jax.random.key(0)).params
+    expected, v = params, jax.tree.map(jnp.zeros_like, params)
+    for t in (1, 2):
+        g = jax.grad(lambda p: loss_fn(p, task.support, key=None)[0])(expected)
+        v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi**2, v, g)
+        expected = jax.tree.map(lambda p, gi, vi: p - 0.05 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8), expected, g, v)
+    chex.assert_trees_all_close(phi, expected, rtol=1e-10)
+    grads, _ = learner.task_grad(meta, task, jax.random.key(0))
+
+    def meta_loss(meta):
+        return loss_fn(learner.adapt(meta, task.support, key=jax.random.key(0)).params, task.query, key=None)[0]
+
+    chex.assert_trees_all_close(grads, finite_difference_grad(meta_loss, meta), rtol=1e-6, atol=1e-9)
