@@ -35,9 +35,22 @@ The LSTM meta-learner takes 5 updates on the support set (``--inner-steps``)
 and meta-batches like MAML (32 tasks for 5-way, 16 for 20-way), Adam 1e-3:
 these are our choices, since its paper reports miniImageNet only.
 
-Reptile (Nichol et al. 2018) is run through the same loop with SGD in the
-inner loop (5 steps, lr as above) and its outer step as an SGD step of size 1
-annealed linearly to 0.
+Reptile (``reptile``) follows its paper's protocol (Nichol et al. 2018, the
+reference code's Omniglot flags): Adam with beta1 = 0 in the inner loop at
+lr 0.001 (20-way: 0.0005), training tasks of 10 shots per class, 5 inner
+steps (20-way: 10) on mini-batches of 10 (20-way: 20), 5 tasks per meta-step,
+the outer step an SGD step of size 1 annealed linearly to 0 over
+``--iterations``; evaluation after 50 inner steps on the whole support set,
+with 1 query per class, non-transductive (each query predicted beside the
+support set alone; ``--transductive`` for all queries at once, as the other
+learners are scored). ``--inner-optimizer sgd`` gives plain SGD instead.
+
+MAML++ (``maml++``, Antoniou et al. 2019) is MAML with learned per-layer,
+per-step inner learning rates, the multi-step loss annealed over
+``--msl-anneal-steps``, first-order meta-gradients for the first
+``--first-order-steps`` meta-steps, and per-step batch-norm weights and
+biases; 5 inner steps, evaluated after the same 5 (its per-step values exist
+for those only).
 
 Final evaluation: ``--eval-tasks`` (600) test tasks with ``shots`` support and
 ``--eval-queries`` (15) query examples per class; accuracy mean and 95% CI
@@ -78,13 +91,13 @@ from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.memory import MetaNet  # noqa: E402
-from jaxmeta.models import Conv4, ConvEmbedding, functional  # noqa: E402
+from jaxmeta.models import Conv4, ConvEmbedding, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
 from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.training.loop import train  # noqa: E402
 
-GRADIENT_BASED = ("maml", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
+GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
 MODEL_BASED = ("metanet",)
 NO_INNER_LOOP = METRIC_BASED + MODEL_BASED  # trained on the episode loss, scored in one forward pass
@@ -93,8 +106,10 @@ ALGORITHMS = GRADIENT_BASED + NO_INNER_LOOP
 # Published test accuracy (%), 5w1s / 5w5s / 20w1s / 20w5s.
 PUBLISHED = {
     "maml": ((98.7, 99.9, 95.8, 98.9), "Finn et al. 2017, Table 1"),
+    "maml++": ((99.47, 99.93, 97.65, 99.33), "Antoniou et al. 2019, Table 1 (MAML++, not re-checked here)"),
     "fomaml": ((98.3, 99.2, 89.4, 97.9), "Nichol et al. 2018, Table 1 (first-order MAML)"),
-    "reptile": ((97.68, 99.48, 89.43, 97.12), "Nichol et al. 2018, Table 1"),
+    "reptile": ((95.39, 98.90, 88.14, 96.65), "Nichol et al. 2018, Table 2 (non-transductive; transductive "
+                "97.68 / 99.48 / 89.43 / 97.12)"),
     "metasgd": ((99.53, 99.93, 95.93, 98.97), "Li et al. 2017, Table 2"),
     "anil": ((None, None, None, None), "Raghu et al. 2020 report no Omniglot numbers"),
     "meta-lstm": ((None, None, None, None), "Ravi and Larochelle 2017 report miniImageNet only (43.44 / 60.60, "
@@ -120,18 +135,34 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="query examples per class in training; default 15 (ProtoNets 5, Relation 19/15/10/5)")
     parser.add_argument("--train-ways", type=int, default=None,
                         help="classes per training episode; default --ways (ProtoNets 60)")
+    parser.add_argument("--train-shots", type=int, default=None,
+                        help="support examples per class in training tasks; default --shots (Reptile 10)")
     parser.add_argument("--inner-steps", type=int, default=None,
-                        help="default: 1 (5-way), 5 (20-way, Reptile, meta-lstm)")
+                        help="default: 1 (5-way), 5 (20-way, MAML++, meta-lstm), Reptile 5 (20-way: 10)")
     parser.add_argument("--inner-lr", type=float, default=None,
-                        help="default: 0.4 (5-way), 0.1 (20-way); meta-lstm learns its own")
-    parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way)")
+                        help="default: 0.4 (5-way), 0.1 (20-way; MAML++'s initial rates), Reptile's Adam 0.001 "
+                             "(20-way: 0.0005); meta-lstm learns its own")
+    parser.add_argument("--inner-optimizer", choices=("sgd", "adam"), default=None,
+                        help="the inner loop's optimizer; default sgd (Reptile: adam, with --inner-beta1)")
+    parser.add_argument("--inner-beta1", type=float, default=0.0, help="the inner Adam's beta1 (Reptile's paper: 0)")
+    parser.add_argument("--inner-batch", type=int, default=None,
+                        help="Reptile: support examples per inner step in training; default 10 (20-way: 20)")
+    parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
+                        help="gradient-based learners: score all queries of a test task at once (batch-norm "
+                             "statistics over all of them) or each beside the support set alone; default "
+                             "transductive, Reptile not (its paper's default)")
+    parser.add_argument("--msl-anneal-steps", type=int, default=500,
+                        help="MAML++: meta-steps over which the multi-step loss anneals to the last step's loss")
+    parser.add_argument("--first-order-steps", type=int, default=250,
+                        help="MAML++: meta-steps with first-order meta-gradients before the exact ones")
+    parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way), Reptile 5")
     parser.add_argument("--meta-lr", type=float, default=None, help="default: Adam 1e-3; Reptile SGD 1.0 -> 0")
     parser.add_argument("--iterations", type=int, default=60_000)
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--width", type=int, default=64, help="filters per conv layer")
     parser.add_argument("--init", choices=sorted(INITIALISATIONS), default=None,
                         help="the gradient-based learners' conv-4 initialisation (jaxmeta.models.conv.INITIALISATIONS);"
-                             " default pytorch, which learns faster per meta-step than lecun (README)")
+                             " default pytorch, which learns faster per meta-step than lecun (README); Reptile lecun")
     parser.add_argument("--conv", choices=("auto", "xla", "im2col", "onednn"), default="auto",
                         help="convolution implementation; auto: onednn on the CPU when built (make onednn) and "
                              "computing in float32, else im2col; xla elsewhere")
@@ -149,8 +180,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--steps-per-call", type=int, default=10)
     parser.add_argument("--eval-tasks", type=int, default=600)
-    parser.add_argument("--eval-queries", type=int, default=15)
-    parser.add_argument("--eval-steps", type=int, default=10)
+    parser.add_argument("--eval-queries", type=int, default=None, help="default 15 (Reptile 1)")
+    parser.add_argument("--eval-steps", type=int, default=None,
+                        help="inner steps in the final evaluation; default 10 (Reptile 50, MAML++ its training steps)")
     parser.add_argument("--extra-test-ways", type=int, nargs="*", default=[],
                         help="metric learners: also test the trained model on episodes of these many ways "
                              "(ProtoNets train one model on 60-way episodes for 5- and 20-way tests)")
@@ -165,21 +197,37 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     twenty = args.ways >= 20
     metric_based = args.algorithm in NO_INNER_LOOP
+    reptile = args.algorithm == "reptile"
+    if args.train_shots is None:
+        args.train_shots = 10 if reptile else args.shots
+    if args.inner_optimizer is None and not metric_based:
+        args.inner_optimizer = "adam" if reptile else "sgd"
+    if args.inner_batch is None and reptile:
+        args.inner_batch = 20 if twenty else 10
+    if args.transductive is None and not metric_based:
+        args.transductive = not reptile
     if args.train_ways is None:
         args.train_ways = 60 if args.algorithm.endswith("protonet") else args.ways
     if args.queries is None:
         args.queries = {"protonet": 5, "gaussian-protonet": 5}.get(
-            args.algorithm, RELATION_QUERIES.get((args.ways, args.shots), 15) if args.algorithm == "relation" else 15)
+            args.algorithm, RELATION_QUERIES.get((args.ways, args.shots), 15) if args.algorithm == "relation"
+            else 1 if reptile else 15)  # Reptile's training queries only report the post-adaptation loss
     if args.inner_steps is None:
-        args.inner_steps = 5 if twenty or args.algorithm in ("reptile", "meta-lstm") else 1
+        args.inner_steps = (10 if twenty else 5) if reptile else 5 if twenty or args.algorithm in ("maml++",
+                                                                                                  "meta-lstm") else 1
     if args.inner_lr is None:
-        args.inner_lr = 0.1 if twenty else 0.4
+        args.inner_lr = (0.0005 if twenty else 0.001) if reptile else 0.1 if twenty or args.algorithm == "maml++" \
+            else 0.4
     if args.meta_batch is None:
-        args.meta_batch = 1 if metric_based else 16 if twenty else 32
+        args.meta_batch = 1 if metric_based else 5 if reptile else 16 if twenty else 32
+    if args.eval_queries is None:
+        args.eval_queries = 1 if reptile else 15
+    if args.eval_steps is None:
+        args.eval_steps = 50 if reptile else args.inner_steps if args.algorithm == "maml++" else 10
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
-    if args.init is None and not metric_based:
-        args.init = "pytorch"
+    if args.init is None and not metric_based:  # Reptile's TensorFlow code: Glorot-uniform kernels, whose variance
+        args.init = "lecun" if reptile else "pytorch"  # 2 / (fan_in + fan_out) is lecun's 1 / fan_in for 64 -> 64
     common.use_host_devices(args.devices)  # on the CPU, as many host devices as asked for
     on_cpu = jax.default_backend() == "cpu"
     if args.conv == "auto":  # XLA:CPU runs the kernel gradient of its direct convolution slowly
@@ -198,7 +246,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     for name in ("inner_lr", "meta_lr"):
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
-    for name in ("ways", "train_ways", "shots", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
+    for name in ("ways", "train_ways", "shots", "train_shots", "inner_batch", "msl_anneal_steps", "inner_steps", "meta_batch", "iterations", "width", "validate_every",
                  "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
                  "eval_steps", "task_chunk", "devices"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -218,6 +266,23 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                      "their modules' initialisation.")
     if args.algorithm == "metanet" and args.train_ways != args.ways:
         parser.error("MetaNet's output layer has --ways units: --train-ways must equal --ways.")
+    if args.transductive is not None and args.algorithm in NO_INNER_LOOP:
+        parser.error(f"--transductive / --no-transductive choose how a gradient-based learner's batch norm sees the "
+                     f"test queries; {args.algorithm} scores whole episodes: drop the flag.")
+    if args.inner_batch is not None and args.algorithm != "reptile":
+        parser.error("--inner-batch sets Reptile's inner mini-batches; the other learners adapt on the whole support "
+                     "set.")
+    if args.algorithm == "maml++" and args.eval_steps != args.inner_steps:
+        parser.error(f"MAML++ learns per-step rates and batch norms for its {args.inner_steps} inner steps, so it is "
+                     f"evaluated after those only: drop --eval-steps or set it to {args.inner_steps}.")
+    if args.inner_optimizer is not None and args.algorithm in ("maml++", "meta-lstm") and \
+            args.inner_optimizer != "sgd":
+        parser.error(f"{args.algorithm} learns its own inner update rule; --inner-optimizer applies to maml, fomaml, "
+                     "anil, metasgd and reptile.")
+    if not 0 <= args.inner_beta1 < 1:
+        parser.error(f"--inner-beta1 must be in [0, 1), got {args.inner_beta1}.")
+    if args.first_order_steps < 0:
+        parser.error(f"--first-order-steps must be non-negative, got {args.first_order_steps}.")
     if any(ways < 2 for ways in args.extra_test_ways):
         parser.error(f"--extra-test-ways must be at least 2, got {args.extra_test_ways}.")
     if args.conv == "onednn":
@@ -233,18 +298,26 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def build_learner(args, loss_fn, key):
     """The gradient-based learner named by ``--algorithm``; ``key`` initialises meta-lstm's LSTM."""
-    if args.algorithm == "maml":
-        return jaxmeta.maml(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
-    if args.algorithm == "fomaml":
-        return jaxmeta.fomaml(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
-    if args.algorithm == "anil":
-        return jaxmeta.anil(loss_fn, head=lambda path: "head" in path, inner_lr=args.inner_lr,
-                            inner_steps=args.inner_steps)
-    if args.algorithm == "metasgd":
-        return jaxmeta.metasgd(loss_fn, lr_init=args.inner_lr, inner_steps=args.inner_steps)
+    if args.algorithm == "maml++":
+        return jaxmeta.maml_plus_plus(loss_fn, inner_steps=args.inner_steps, lr_init=args.inner_lr,
+                                      anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
     if args.algorithm == "meta-lstm":
         return lstm_meta_learner(loss_fn, key=key, inner_steps=args.inner_steps)
-    return jaxmeta.reptile(loss_fn, inner_lr=args.inner_lr, inner_steps=args.inner_steps)
+    if args.inner_optimizer == "adam":  # the learning rate is Adam's; nothing scales its update
+        inner = dict(inner_optimizer=optax.adam(args.inner_lr, b1=args.inner_beta1), inner_steps=args.inner_steps)
+    else:
+        inner = dict(inner_lr=args.inner_lr, inner_steps=args.inner_steps)
+    if args.algorithm == "maml":
+        return jaxmeta.maml(loss_fn, **inner)
+    if args.algorithm == "fomaml":
+        return jaxmeta.fomaml(loss_fn, **inner)
+    if args.algorithm == "anil":
+        return jaxmeta.anil(loss_fn, head=lambda path: "head" in path, **inner)
+    if args.algorithm == "metasgd":  # the learned rates scale the direction of the inner optimizer, if any
+        direction = optax.chain(optax.scale_by_adam(b1=args.inner_beta1), optax.scale(-1.0)) \
+            if args.inner_optimizer == "adam" else None
+        return jaxmeta.metasgd(loss_fn, lr_init=args.inner_lr, inner_steps=args.inner_steps, inner_optimizer=direction)
+    return jaxmeta.reptile(loss_fn, inner_batch=args.inner_batch, **inner)
 
 
 def build_metric_model(args, ways: int):
@@ -274,18 +347,24 @@ def build_optimizer(args):
 
 def run_config(args) -> dict:
     """What must match for ``--resume`` (everything that changes the training trajectory)."""
-    keys = ("algorithm", "ways", "train_ways", "shots", "queries", "inner_steps", "inner_lr", "meta_batch", "meta_lr",
-            "iterations", "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
-    return {key: getattr(args, key) for key in keys}
+    keys = ("algorithm", "ways", "train_ways", "shots", "train_shots", "queries", "inner_steps", "inner_lr",
+            "inner_optimizer", "inner_beta1", "inner_batch", "meta_batch", "meta_lr", "iterations", "width", "init",
+            "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
+    config = {key: getattr(args, key) for key in keys}
+    if args.algorithm == "maml++":
+        config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
+    return config
 
 
 def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
-                      chunk_size=None, task_chunk=None, progress=False):
+                      chunk_size=None, task_chunk=None, progress=False, one_at_a_time=None):
     """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
 
     For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
     result then has one entry (there are no inner steps). ``task_chunk`` as in training
     (tasks adapted a group at a time; the CPU path), ``progress`` shows a bar.
+    ``one_at_a_time``: the gradient-based learner's Flax module, to score each query
+    beside the support set alone (non-transductive); ``None``: all queries at once.
     """
     if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
         per_task = ways * (shots + queries)
@@ -298,6 +377,9 @@ def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, sho
         scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size, progress=progress)
         mean, ci = jaxmeta.confidence_interval(np.asarray(scores.accuracy))
         return np.atleast_1d(mean), np.atleast_1d(ci)
+    if one_at_a_time is not None:
+        tasks = with_support_inputs(tasks)
+        loss_fn = jaxmeta.classification_loss(one_query_at_a_time(one_at_a_time, tasks.support[0][0]))
     evaluation = jaxmeta.evaluate(learner, loss_fn, meta_params, tasks, key=jax.random.fold_in(key, 1),
                                   steps=steps, chunk_size=chunk_size, task_chunk=task_chunk, progress=progress)
     mean, ci = jaxmeta.confidence_interval(np.asarray(evaluation.metrics["accuracy"]))
@@ -311,7 +393,7 @@ def main(argv=None) -> dict:
     split = split_characters(data, "maml", seed=args.split_seed)
     val_images, test_images = (jax.device_put(data.images[s]) for s in (split.validation, split.test))
     sampler = EpisodeSampler.create(data.images[split.train], args.meta_batch, ways=args.train_ways,
-                                    shots=args.shots, queries=args.queries, rotate=True, dtype="uint8")
+                                    shots=args.train_shots, queries=args.queries, rotate=True, dtype="uint8")
     for images in (val_images, test_images):
         for ways in (args.ways, *args.extra_test_ways):
             jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=ways, shots=args.shots,
@@ -337,11 +419,13 @@ def main(argv=None) -> dict:
         state = distributed.replicate(state, mesh)
     else:
         meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
-    episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk)
+    episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
+                   one_at_a_time=None if args.transductive in (None, True) else model)
+    validation_steps = args.eval_steps if args.algorithm == "reptile" else args.inner_steps
 
     def validate(meta_params):
         mean, _ = evaluate_accuracy(scorer, loss_fn, meta_params, val_images, count=args.validation_tasks,
-                                    steps=args.inner_steps, key=val_key, **episode)
+                                    steps=validation_steps, key=val_key, **episode)
         return {"accuracy": float(mean[-1])}
 
     name = f"{args.algorithm} {args.ways}-way {args.shots}-shot"
@@ -354,24 +438,28 @@ def main(argv=None) -> dict:
                        budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                        progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
-    summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started)]
+    summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started,
+                                 one_at_a_time=episode["one_at_a_time"])]
     for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
         summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
                                          train_seconds, started, ways=ways))
     return summaries[0]
 
 
-def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None) -> dict:
+def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None,
+                    one_at_a_time=None) -> dict:
     """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result."""
     ways = args.ways if ways is None else ways
     mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
                                  steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
                                  shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, one_at_a_time=one_at_a_time)
     metric_based = args.algorithm in NO_INNER_LOOP
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
         "config": {**run_config(args), "ways": ways},
+        "transductive": args.transductive,
+        "eval_queries": args.eval_queries,
         "meta_steps": int(result.state.step),
         "stopped": result.stopped,
         "budget_minutes": args.budget_minutes,
@@ -437,10 +525,14 @@ def record_result(results_dir: Path, summary: dict) -> None:
         metric_based = config["algorithm"] in NO_INNER_LOOP
         first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
         second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
-        episodes = (f"{config.get('train_ways', config['ways'])}w{config['shots']}s, {config['queries']} q, "
-                    f"{config['meta_batch']}")
+        episodes = (f"{config.get('train_ways', config['ways'])}w{config.get('train_shots', config['shots'])}s, "
+                    f"{config['queries']} q, {config['meta_batch']}")
         if not metric_based:  # rows recorded before --init existed used Flax's defaults
             episodes += f", init {config.get('init', 'lecun')}"
+            if config.get("inner_optimizer") == "adam":
+                episodes += f", inner Adam(b1={config['inner_beta1']:g}) {config['inner_lr']:g}"
+            if row.get("transductive") is False:
+                episodes += f", non-transductive test ({row['eval_queries']} q)"
         lines.append(
             f"| {config['algorithm']} | {config['ways']}-way {config['shots']}-shot | {first} | {second} | "
             f"{episodes} | {row['meta_steps']:,} | "
