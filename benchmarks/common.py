@@ -165,6 +165,12 @@ def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
     start = time.perf_counter()
     compiled = step.lower(state, tasks, key).compile()
     compile_seconds = time.perf_counter() - start
+    seconds, state, metrics = time_compiled(compiled, state, tasks, key, reps=reps, warmup=warmup)
+    return compiled, compile_seconds, seconds, state, metrics
+
+
+def time_compiled(compiled, state, tasks, key, *, reps: int, warmup: int = 1):
+    """Run a compiled step ``warmup`` times, then time ``reps`` runs: ``(seconds_per_run, state, metrics)``."""
     metrics = None
     for _ in range(warmup):
         state, metrics = jax.block_until_ready(compiled(state, tasks, key))
@@ -173,7 +179,7 @@ def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
         start = time.perf_counter()
         state, metrics = jax.block_until_ready(compiled(state, tasks, key))
         seconds.append(time.perf_counter() - start)
-    return compiled, compile_seconds, seconds, state, metrics
+    return seconds, state, metrics
 
 
 def restore_run(run_dir: Path, config: dict, template) -> TrainResult:

@@ -1,4 +1,4 @@
-"""Sinusoid regression with MAML's protocol: MAML, FOMAML, Meta-SGD, Reptile and ANIL.
+"""Sinusoid regression with MAML's protocol: MAML, FOMAML, Meta-SGD, Reptile and ANIL, and MAML with inner optimizers.
 
 Protocol (Finn et al. 2017, section 5.1, and the official code): amplitude
 U[0.1, 5], phase U[0, pi], inputs U[-5, 5]; K support and K query points per
@@ -6,11 +6,17 @@ training task; an MLP 1-40-40-1 with ReLU; inner learning rate 0.01 and one
 inner step in meta-training; meta-batch 25; Adam 1e-3; 70,000 meta-iterations.
 One model is trained per learner and per K (as in Meta-SGD's Table 1).
 
+``maml-adam`` and ``maml-momentum`` are second-order MAML whose inner loop is
+an optax optimizer, differentiated through: Adam (lr 0.01, the default betas)
+and SGD with heavy-ball momentum 0.9 (lr 0.01), both with 5 inner steps in
+meta-training (one step of momentum SGD is plain SGD).
+
 Evaluation: 600 held-out tasks, fixed by ``--eval-seed`` and shared by every
 learner; each adapts on its K support points and is scored on 100 query
 points of the same wave after 0, 1 and 10 steps (mean ± 95% CI).
 
     python benchmarks/sinusoid.py            # the full protocol, writes benchmarks/results/
+    python benchmarks/sinusoid.py --algorithms maml-adam maml-momentum   # these rows only, merged into the table
     python benchmarks/sinusoid.py --quick    # < 1 minute, writes runs/sinusoid-quick/
 
 Speed: the tasks/s of second-order MAML at meta-batch 25, K = 10, one inner
@@ -39,7 +45,8 @@ import jaxmeta  # noqa: E402
 from jaxmeta.data.sinusoid import Sinusoid, sinusoid_examples, sinusoid_tasks  # noqa: E402
 from jaxmeta.models import MLP, functional  # noqa: E402
 
-ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil")
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum")
+OPTIMIZER_STEPS = 5  # inner steps of maml-adam and maml-momentum in meta-training
 EVAL_STEPS = (0, 1, 10)
 
 # Published query MSE on this protocol. Meta-SGD, Table 1: one adaptation step, one
@@ -67,6 +74,10 @@ def build_learner(name: str, loss_fn, inner_lr: float):
         return jaxmeta.reptile(loss_fn, inner_lr=2 * inner_lr, inner_steps=5)
     if name == "anil":
         return jaxmeta.anil(loss_fn, head=lambda path: "Dense_2" in path, inner_lr=inner_lr, inner_steps=1)
+    if name == "maml-adam":
+        return jaxmeta.maml(loss_fn, inner_optimizer=optax.adam(inner_lr), inner_steps=OPTIMIZER_STEPS)
+    if name == "maml-momentum":
+        return jaxmeta.maml(loss_fn, inner_optimizer=optax.sgd(inner_lr, momentum=0.9), inner_steps=OPTIMIZER_STEPS)
     raise ValueError(f"Unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}.")
 
 
@@ -154,7 +165,8 @@ def markdown(records, args, environment) -> str:
         f"Query MSE on {args.eval_tasks} held-out tasks ({args.eval_query} query points each) after 0, 1 "
         "and 10 adaptation steps on K support points, mean ± 95% CI. One model per learner and K, "
         f"{args.iterations:,} meta-iterations, meta-batch {args.meta_batch}, inner lr {args.inner_lr} "
-        f"(Reptile: {2 * args.inner_lr}, 5 inner steps), Adam {args.outer_lr}. Machine: "
+        f"(Reptile: {2 * args.inner_lr}, 5 inner steps; maml-adam / maml-momentum: inner Adam / momentum-0.9 SGD "
+        f"at {args.inner_lr}, {OPTIMIZER_STEPS} inner steps), Adam {args.outer_lr}. Machine: "
         f"{environment['cpu_count']} CPU cores, JAX {environment['jax']} on {environment['backend']}.",
         "",
         "| learner | K | MSE, 0 steps | MSE, 1 step | MSE, 10 steps | published (1 step unless noted) | "
@@ -212,6 +224,18 @@ def notes(records) -> list[str]:
         found.append(f"Training-loss spikes near the end of training (inner loop diverging on some "
                      f"training tasks): {', '.join(spikes)}; see sinusoid_training.png.")
     return found
+
+
+def merged(previous: list[dict], new: list[dict]) -> list[dict]:
+    """The records of an earlier run of this folder with this run's replacing those of the same learner and K.
+
+    >>> merged([{"algorithm": "maml", "shots": 5, "v": 1}, {"algorithm": "anil", "shots": 5, "v": 2}],
+    ...        [{"algorithm": "maml", "shots": 5, "v": 3}])
+    [{'algorithm': 'maml', 'shots': 5, 'v': 3}, {'algorithm': 'anil', 'shots': 5, 'v': 2}]
+    """
+    rows = {(r["algorithm"], r["shots"]): r for r in previous}
+    rows.update({(r["algorithm"], r["shots"]): r for r in new})
+    return sorted(rows.values(), key=lambda r: (r["shots"], ALGORITHMS.index(r["algorithm"])))
 
 
 def _compare(ours, published: str) -> str:
@@ -284,9 +308,11 @@ def main(argv=None) -> dict:
         if shots == 10 or len(args.shots) == 1:
             figures[shots] = learners
     args.out.mkdir(parents=True, exist_ok=True)
+    suffix = "" if set(args.algorithms) >= set(ALGORITHMS[:5]) else "_" + "_".join(args.algorithms)
     for shots, learners in figures.items():
-        plot_adaptation(learners, model, shots, args, args.out / "sinusoid.png")
-    plot_training(histories, args.out / "sinusoid_training.png")
+        plot_adaptation(learners, model, shots, args, args.out / f"sinusoid{suffix}.png")
+    plot_training(histories, args.out / f"sinusoid_training{suffix}.png")
+    records = merged(common.read_json(args.out / "sinusoid.json", default={}).get("results", []), records)
     speed = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == 10), None)
     summary = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

@@ -67,3 +67,15 @@ def directional_derivatives(f, params, key, *, directions: int = 3, eps: float =
         autodiff.append(float(grad @ v))
         numeric.append(float((f_flat(flat + eps * v) - f_flat(flat - eps * v)) / (2 * eps)))
     return np.array(autodiff), np.array(numeric)
+
+
+def adapted_query_loss(learner, loss_fn, task, key=None):
+    """``meta_params -> L^q(learner.adapt(meta_params, support).params)``: the meta-loss whose gradient ``task_grad``
+    computes, for finite differences (the inner loop keyed by ``key``, default ``jax.random.key(0)``)."""
+    key = jax.random.key(0) if key is None else key
+
+    def meta_loss(meta_params):
+        phi = learner.adapt(meta_params, task.support, key=key).params
+        return loss_fn(phi, task.query, key=None)[0]
+
+    return meta_loss

@@ -175,7 +175,8 @@ def _step_weights(step_weights: StepWeights, inner_steps: int) -> Callable[[Opti
     return lambda step: step_weights(jnp.asarray(jnp.iinfo(jnp.int32).max if step is None else step))
 
 
-def multi_step_loss_weights(inner_steps: int, anneal_steps: int, floor: float = 0.03) -> Callable[[jax.Array], jax.Array]:
+def multi_step_loss_weights(inner_steps: int, anneal_steps: int,
+                            floor: float = 0.03) -> Callable[[jax.Array], jax.Array]:
     r"""MAML++'s multi-step loss weights at meta-step :math:`t`, annealed from uniform to the last step.
 
     With :math:`k` inner steps and :math:`\tau = \min(t / T, 1)` over ``anneal_steps`` :math:`T`,

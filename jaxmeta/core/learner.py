@@ -111,7 +111,8 @@ def inner_loop(
     return adapt_fn
 
 
-def check_inner_rule(inner_lr: Any, inner_optimizer: Any, *, learner: str, no_learned_rule: Optional[str] = None) -> None:
+def check_inner_rule(inner_lr: Any, inner_optimizer: Any, *, learner: str,
+                     no_learned_rule: Optional[str] = None) -> None:
     """Check a learner's inner-loop settings: ``inner_lr`` and/or ``inner_optimizer`` (a clear error naming the fix).
 
     Without an optimizer the inner loop is gradient descent and needs a positive

@@ -71,8 +71,45 @@ def test_the_lstm_meta_learner_trains_and_its_checkpoint_scores_the_same(omniglo
     assert again["stopped"] == "restored" and again["accuracy_by_steps"] == summary["accuracy_by_steps"]
 
 
+def test_reptile_defaults_to_its_papers_protocol():
+    five = omniglot.parse_args(["--algorithm", "reptile"])
+    assert (five.inner_optimizer, five.inner_beta1, five.inner_lr, five.inner_steps, five.inner_batch) == \
+        ("adam", 0.0, 0.001, 5, 10)
+    assert (five.train_shots, five.meta_batch, five.meta_lr, five.eval_steps, five.eval_queries) == (10, 5, 1.0, 50, 1)
+    assert five.transductive is False and five.init == "lecun"
+    twenty = omniglot.parse_args(["--algorithm", "reptile", "--ways", "20"])
+    assert (twenty.inner_lr, twenty.inner_steps, twenty.inner_batch) == (0.0005, 10, 20)
+    maml = omniglot.parse_args(["--algorithm", "maml"])
+    assert maml.transductive is True and maml.inner_optimizer == "sgd" and maml.train_shots == 1
+
+
+@pytest.mark.long
+def test_reptile_trains_with_inner_adam_and_scores_each_query_beside_the_support_set(omniglot_root, tmp_path):
+    results = tmp_path / "results"
+    summary = omniglot.main(["--algorithm", "reptile", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "r"),
+                             "--record", "--results-dir", str(results), *TINY, "--eval-queries", "1"])
+    assert summary["meta_steps"] == 6 and summary["transductive"] is False
+    assert summary["config"]["inner_optimizer"] == "adam" and summary["config"]["train_shots"] == 10
+    assert len(summary["accuracy_by_steps"]) == 6  # after 0..5 inner steps (--eval-steps 2 < the 5 trained)
+    table = (results / "omniglot.md").read_text()
+    assert "inner Adam(b1=0) 0.001, non-transductive test (1 q)" in table and "95.39" in table
+
+
+@pytest.mark.long
+def test_maml_plus_plus_trains_through_its_schedules(omniglot_root, tmp_path):
+    summary = omniglot.main(["--algorithm", "maml++", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "r"),
+                             *TINY, "--inner-steps", "2", "--msl-anneal-steps", "3", "--first-order-steps", "2"])
+    assert summary["meta_steps"] == 6 and summary["config"]["msl_anneal_steps"] == 3
+    assert len(summary["accuracy_by_steps"]) == 3 and all(0 <= m <= 1 for m, _ in summary["accuracy_by_steps"])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algorithm", "protomaml"], "invalid choice: 'protomaml'"),
+    (["--algorithm", "protonet", "--transductive"], "protonet scores whole episodes: drop the flag"),
+    (["--inner-batch", "5"], "--inner-batch sets Reptile's inner mini-batches"),
+    (["--algorithm", "maml++", "--eval-steps", "10"], "evaluated after those only: drop --eval-steps or set it to 5"),
+    (["--algorithm", "maml++", "--inner-optimizer", "adam"], "maml++ learns its own inner update rule"),
+    (["--algorithm", "reptile", "--inner-beta1", "1"], "--inner-beta1 must be in [0, 1)"),
     (["--inner-lr", "0"], "--inner-lr must be positive"),
     (["--meta-lr", "-1"], "--meta-lr must be positive"),
     (["--shots", "0"], "--shots must be at least 1"),

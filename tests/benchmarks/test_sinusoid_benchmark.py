@@ -27,6 +27,15 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
     assert (tmp_path / "sinusoid_training.png").stat().st_size > 10_000
     assert summary["results"] == data["results"]
 
+    # Rows of another run into the same folder are merged into the table (MAML with an inner optimizer).
+    sinusoid.main(["--algorithms", "maml-momentum", "--shots", "5", "--iterations", "40", "--steps-per-call", "20",
+                   "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path), "--no-progress"])
+    merged = json.loads((tmp_path / "sinusoid.json").read_text())["results"]
+    assert [r["algorithm"] for r in merged] == ["maml", "metasgd", "maml-momentum"]
+    assert merged[0] == data["results"][0]
+    assert "| maml-momentum | 5 |" in (tmp_path / "sinusoid.md").read_text()
+    assert (tmp_path / "sinusoid_maml-momentum.png").exists() and (tmp_path / "sinusoid.png").exists()
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--iterations", "0"], "--iterations must be at least 1"),
