@@ -1,6 +1,6 @@
 """Few-shot Omniglot with the gradient-based and the metric-based learners.
 
-Gradient-based: MAML, FOMAML, ANIL, Meta-SGD, Reptile, and the LSTM
+Gradient-based: MAML, MAML++, FOMAML, ANIL, Meta-SGD, Reptile, and the LSTM
 meta-learner of Ravi and Larochelle (``meta-lstm``: the conv-4's parameters
 are the cell state of a coordinate-wise LSTM that learns the update rule and
 the initialisation). Metric-based (one episode per meta step, no inner
@@ -40,7 +40,9 @@ reference code's Omniglot flags): Adam with beta1 = 0 in the inner loop at
 lr 0.001 (20-way: 0.0005), training tasks of 10 shots per class, 5 inner
 steps (20-way: 10) on mini-batches of 10 (20-way: 20), 5 tasks per meta-step,
 the outer step an SGD step of size 1 annealed linearly to 0 over
-``--iterations``; evaluation after 50 inner steps on the whole support set,
+``--iterations``; the inner Adam's moments carried from task to task, as in
+the paper's code (``--inner-state persistent``; ``fresh`` restarts them for
+every task); evaluation after 50 inner steps on the whole support set,
 with 1 query per class, non-transductive (each query predicted beside the
 support set alone; ``--transductive`` for all queries at once, as the other
 learners are scored). ``--inner-optimizer sgd`` gives plain SGD instead.
@@ -95,6 +97,7 @@ from jaxmeta.models import Conv4, ConvEmbedding, functional, one_query_at_a_time
 from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
+from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer  # noqa: E402
 from jaxmeta.training.loop import train  # noqa: E402
 
 GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
@@ -145,6 +148,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--inner-optimizer", choices=("sgd", "adam"), default=None,
                         help="the inner loop's optimizer; default sgd (Reptile: adam, with --inner-beta1)")
     parser.add_argument("--inner-beta1", type=float, default=0.0, help="the inner Adam's beta1 (Reptile's paper: 0)")
+    parser.add_argument("--inner-state", choices=("fresh", "persistent"), default=None,
+                        help="Reptile: the inner optimizer's state restarts for every task, or runs on across tasks "
+                             "and meta-steps as in the paper's code (default persistent)")
     parser.add_argument("--inner-batch", type=int, default=None,
                         help="Reptile: support examples per inner step in training; default 10 (20-way: 20)")
     parser.add_argument("--transductive", action=argparse.BooleanOptionalAction, default=None,
@@ -204,6 +210,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.inner_optimizer = "adam" if reptile else "sgd"
     if args.inner_batch is None and reptile:
         args.inner_batch = 20 if twenty else 10
+    if args.inner_state is None and reptile:
+        args.inner_state = "persistent" if args.inner_optimizer == "adam" else "fresh"
     if args.transductive is None and not metric_based:
         args.transductive = not reptile
     if args.train_ways is None:
@@ -270,6 +278,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.transductive is not None and args.algorithm in NO_INNER_LOOP:
         parser.error(f"--transductive / --no-transductive choose how a gradient-based learner's batch norm sees the "
                      f"test queries; {args.algorithm} scores whole episodes: drop the flag.")
+    if args.inner_state is not None and args.algorithm != "reptile":
+        parser.error("--inner-state applies to Reptile, whose pseudo-gradient does not differentiate the inner loop; "
+                     "the other learners start every task's inner optimizer afresh.")
+    if args.inner_state == "persistent" and args.inner_optimizer != "adam":
+        parser.error("--inner-state persistent carries an inner optimizer's state, and plain SGD has none: use "
+                     "--inner-optimizer adam, or --inner-state fresh.")
     if args.inner_batch is not None and args.algorithm != "reptile":
         parser.error("--inner-batch sets Reptile's inner mini-batches; the other learners adapt on the whole support "
                      "set.")
@@ -318,7 +332,8 @@ def build_learner(args, loss_fn, key):
         direction = optax.chain(optax.scale_by_adam(b1=args.inner_beta1), optax.scale(-1.0)) \
             if args.inner_optimizer == "adam" else None
         return jaxmeta.metasgd(loss_fn, lr_init=args.inner_lr, inner_steps=args.inner_steps, inner_optimizer=direction)
-    return jaxmeta.reptile(loss_fn, inner_batch=args.inner_batch, **inner)
+    return jaxmeta.reptile(loss_fn, inner_batch=args.inner_batch,
+                           persistent_inner_state=args.inner_state == "persistent", **inner)
 
 
 def build_metric_model(args, ways: int):
@@ -342,15 +357,16 @@ def build_optimizer(args):
     if args.algorithm.endswith("protonet"):  # Snell et al.: Adam, learning rate halved every 2,000 episodes
         return optax.adam(optax.exponential_decay(args.meta_lr, 2000, 0.5, staircase=True))
     if args.algorithm == "reptile":
-        return optax.sgd(optax.linear_schedule(args.meta_lr, 0.0, args.iterations))
+        step_size = optax.linear_schedule(args.meta_lr, 0.0, args.iterations)
+        return reptile_outer_optimizer(step_size) if args.inner_state == "persistent" else optax.sgd(step_size)
     return optax.adam(args.meta_lr)
 
 
 def run_config(args) -> dict:
     """What must match for ``--resume`` (everything that changes the training trajectory)."""
     keys = ("algorithm", "ways", "train_ways", "shots", "train_shots", "queries", "inner_steps", "inner_lr",
-            "inner_optimizer", "inner_beta1", "inner_batch", "meta_batch", "meta_lr", "iterations", "width", "init",
-            "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
+            "inner_optimizer", "inner_beta1", "inner_state", "inner_batch", "meta_batch", "meta_lr", "iterations",
+            "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     config = {key: getattr(args, key) for key in keys}
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
@@ -532,6 +548,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
             episodes += f", init {config.get('init', 'lecun')}"
             if config.get("inner_optimizer") == "adam":
                 episodes += f", inner Adam(b1={config['inner_beta1']:g}) {config['inner_lr']:g}"
+                if config.get("inner_state") == "persistent":
+                    episodes += " (state carried across tasks)"
             if row.get("transductive") is False:
                 episodes += f", non-transductive test ({row['eval_queries']} q)"
         lines.append(

@@ -8,7 +8,8 @@ from jaxmeta.algorithms.maml import multi_step_loss_weights
 from jaxmeta.algorithms.maml_plus_plus import maml_plus_plus
 from jaxmeta.algorithms.metasgd import MetaSGDParams
 from jaxmeta.algorithms.metasgd import metasgd
+from jaxmeta.algorithms.reptile import ReptileParams
 from jaxmeta.algorithms.reptile import reptile
 
 __all__ = ["anil", "fomaml", "imaml", "maml", "maml_plus_plus", "MetaSGDParams", "metasgd", "multi_step_loss_weights",
-           "reptile"]
+           "ReptileParams", "reptile"]

@@ -18,20 +18,43 @@ The inner steps are gradient descent (``inner_lr``) or any optax optimizer
 mini-batches: the support set is shuffled and cut into ``inner_batch``-sized
 batches, one per step, reshuffled when it runs out (the paper trains on 10
 shots per class in 5 steps of 10 examples: one pass over a 5-way task).
+
+The paper's code keeps one inner Adam for the whole of meta-training: its
+moments run on from task to task, so the step
+:math:`\phi \leftarrow \phi - \alpha\, g / (\sqrt{v} + \epsilon)` divides by a
+long-run average of :math:`g^2`, not by the current task's (with fresh state
+the first step of every task is :math:`\alpha\,\mathrm{sign}(g)` for every
+parameter). ``persistent_inner_state=True`` does the same: the inner
+optimizer's state :math:`s` becomes part of the meta-parameters
+(:class:`ReptileParams`), every task of a meta-batch starts from it, and its
+pseudo-gradient :math:`s - \bar s_k` moves it, at step 1, to the mean of the
+tasks' final states (use :func:`outer_optimizer`). The paper runs the tasks of
+a meta-batch one after the other through one state; averaging them instead
+lets them run in parallel, and gives the moments the same kind of long-run
+average over a horizon of meta-steps.
 """
 
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxmeta.core.adapt import Mask, adapt, check_steps
-from jaxmeta.core.learner import MetaLearner, check_inner_rule, inner_loop, query_metrics
-from jaxmeta.core.types import Batch, LossFn, PRNGKey
+from jaxmeta.core.learner import MetaLearner, check_inner_rule, query_metrics
+from jaxmeta.core.types import Batch, LossFn, Params, PRNGKey
+
+
+class ReptileParams(NamedTuple):
+    """Reptile's meta-parameters with a persistent inner optimizer: the initialisation and the optimizer's state."""
+
+    params: Params
+    inner_state: Any
 
 
 def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inner_optimizer: Any = None,
-            inner_batch: Optional[int] = None, adapt_mask: Mask = None) -> MetaLearner:
+            inner_batch: Optional[int] = None, adapt_mask: Mask = None,
+            persistent_inner_state: bool = False) -> MetaLearner:
     r"""Reptile: the meta-"gradient" of a task is :math:`\theta - \phi_k`.
 
     Args:
@@ -46,6 +69,10 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inne
         support examples (see the module docstring); ``None``: all of them.
         ``adapt`` (evaluation) always uses the whole support set.
       adapt_mask: adapt only these parameters.
+      persistent_inner_state: carry the inner optimizer's state across tasks
+        and meta-steps (the paper's code; see the module docstring): the
+        meta-parameters are :class:`ReptileParams`, to be updated with
+        :func:`outer_optimizer`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -66,26 +93,60 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inne
     inner_steps = check_steps(inner_steps, "inner_steps")
     if inner_batch is not None:
         check_steps(inner_batch, "inner_batch")
-    adapt_fn = inner_loop(loss_fn, lambda theta: (theta, inner_lr, inner_optimizer), inner_steps=inner_steps,
-                          mask=adapt_mask)
+    if persistent_inner_state and inner_optimizer is None:
+        raise ValueError("persistent_inner_state carries an inner optimizer's state; pass inner_optimizer= too "
+                         "(e.g. optax.adam(1e-3, b1=0.0)).")
+
+    def run(meta, support, *, key, steps=None, observe=None, batches=False):
+        params, state = (meta.params, meta.inner_state) if persistent_inner_state else (meta, None)
+        return adapt(loss_fn, params, support, lr=inner_lr, optimizer=inner_optimizer, opt_state=state,
+                     steps=inner_steps if steps is None else steps, key=key, mask=adapt_mask, observe=observe,
+                     minibatches=batches)
+
+    def adapt_fn(meta, support, *, key, steps=None, observe=None):
+        return run(meta, support, key=key, steps=steps, observe=observe)
 
     def init(params):
-        return params
+        return ReptileParams(params, inner_optimizer.init(params)) if persistent_inner_state else params
 
-    def task_grad(theta, task, key):
+    def task_grad(meta, task, key):
         inner_key, query_key, batch_key = jax.random.split(key, 3)
-        theta_fixed = jax.lax.stop_gradient(theta)
+        fixed = jax.lax.stop_gradient(meta)
         if inner_batch is None:
-            adaptation = adapt_fn(theta_fixed, task.support, key=inner_key)
+            adaptation = run(fixed, task.support, key=inner_key)
         else:
             batches = minibatches(task.support, inner_batch, inner_steps, key=batch_key)
-            adaptation = adapt(loss_fn, theta_fixed, batches, lr=inner_lr, optimizer=inner_optimizer,
-                               steps=inner_steps, key=inner_key, mask=adapt_mask, minibatches=True)
+            adaptation = run(fixed, batches, key=inner_key, batches=True)
+        theta = meta.params if persistent_inner_state else meta
         pseudo_grad = jax.tree.map(lambda t, p: t - p, theta, adaptation.params)
+        if persistent_inner_state:
+            state_step = jax.tree.map(lambda s, f: s - f, fixed.inner_state, adaptation.opt_state)
+            pseudo_grad = ReptileParams(pseudo_grad, state_step)
         loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
         return pseudo_grad, query_metrics(loss, aux, adaptation.support_losses)
 
     return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn)
+
+
+def outer_optimizer(step_size: optax.ScalarOrSchedule) -> optax.GradientTransformation:
+    r"""Reptile's outer update for :class:`ReptileParams`: SGD with ``step_size`` on the initialisation
+    (:math:`\theta \leftarrow \theta + \epsilon(\bar\phi - \theta)`), step 1 on the inner state
+    (:math:`s \leftarrow \bar s_k`, the tasks' mean final state).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> meta = ReptileParams(jnp.ones(2), optax.adam(1e-3).init(jnp.ones(2)))
+      >>> optimizer = outer_optimizer(0.5)
+      >>> pseudo = ReptileParams(jnp.full(2, 0.2), jax.tree.map(lambda s: s - (s + 1), meta.inner_state))
+      >>> new = optax.apply_updates(meta, optimizer.update(pseudo, optimizer.init(meta), meta)[0])
+      >>> new.params.tolist(), int(new.inner_state[0].count)
+      ([0.9, 0.9], 1)
+    """
+    def labels(meta):
+        return ReptileParams(jax.tree.map(lambda _: "params", meta.params),
+                             jax.tree.map(lambda _: "inner_state", meta.inner_state))
+
+    return optax.multi_transform({"params": optax.sgd(step_size), "inner_state": optax.sgd(1.0)}, labels)
 
 
 def minibatches(batch: Batch, size: int, count: int, *, key: PRNGKey) -> Batch:

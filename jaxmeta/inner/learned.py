@@ -24,13 +24,27 @@ from jaxmeta.core.types import Params
 
 
 class LearnedTransform(NamedTuple):
-    """An inner update rule with meta-learned parameters (see the module docstring).
+    r"""An inner update rule with meta-learned parameters (see the module docstring).
 
     Attributes:
       init: ``init(params) -> rule_params``.
       optimizer: ``optimizer(rule_params) -> optax.GradientTransformation``.
       steps: the number of inner steps the rule is made for when it has one
         value per step (LSLR), else ``None`` (any number).
+
+    Example: a rule of one's own, gradient descent with one learned (log-)rate,
+    :math:`\phi_{j+1} = \phi_j - e^{\rho} \nabla L^s(\phi_j)`:
+
+      >>> import jax, jax.numpy as jnp, optax, jaxmeta
+      >>> log_rate = LearnedTransform(
+      ...     init=lambda params: jnp.log(0.1),
+      ...     optimizer=lambda rho: optax.scale(-jnp.exp(rho)))
+      >>> learner = jaxmeta.maml(jaxmeta.regression_loss(lambda w, x: x * w), inner_optimizer=log_rate)
+      >>> meta = learner.init(jnp.array(0.0))
+      >>> x = jnp.array([1.0, 2.0])
+      >>> grads, _ = learner.task_grad(meta, jaxmeta.Task((x, 2 * x), (x, 2 * x)), jax.random.key(0))
+      >>> bool(grads.rule < 0)  # a larger rate would lower the query loss
+      True
     """
 
     init: Callable[[Params], Any]

@@ -8,7 +8,8 @@ import optax
 import pytest
 
 import jaxmeta
-from jaxmeta.algorithms.reptile import minibatches
+from jaxmeta.algorithms.reptile import ReptileParams, minibatches
+from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer
 from gradcheck import regression_task, tiny_mlp
 
 
@@ -89,3 +90,41 @@ def test_inner_batches_take_the_support_set_in_shuffled_passes():
     chex.assert_trees_all_close(g, jax.tree.map(lambda t, p: t - p, params, phi), rtol=1e-12)
     with pytest.raises(ValueError, match="inner_batch 6 is larger than the support set"):
         jaxmeta.reptile(loss_fn, inner_lr=0.1, inner_steps=3, inner_batch=6).task_grad(params, task, jax.random.key(0))
+
+
+def test_a_persistent_inner_state_starts_each_task_from_the_carried_moments_and_moves_to_their_mean():
+    params, loss_fn, tasks, batch = _setup()
+    adam = optax.adam(0.01, b1=0.0)
+    learner = jaxmeta.reptile(loss_fn, inner_optimizer=adam, inner_steps=2, persistent_inner_state=True)
+    optimizer = reptile_outer_optimizer(0.5)
+    state = jaxmeta.init_state(learner, optimizer, params)
+    assert isinstance(state.meta_params, ReptileParams)
+    step = jaxmeta.make_meta_step(learner, optimizer)
+    state, _ = step(state, batch, jax.random.key(0))  # the moments now hold the first meta-step's gradients
+    carried = state.meta_params.inner_state
+
+    # One task from the carried state: Adam's v_t = b2 v_{t-1} + (1 - b2) g^2, bias-corrected with the running count.
+    count = int(carried[0].count)
+    assert count == 2
+    phi, v = state.meta_params.params, carried[0].nu
+    for t in range(count + 1, count + 3):
+        g = jax.grad(lambda p: loss_fn(p, tasks[0].support, key=None)[0])(phi)
+        v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi**2, v, g)
+        phi = jax.tree.map(lambda p, gi, vi: p - 0.01 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8), phi, g, v)
+    adapted = learner.adapt(state.meta_params, tasks[0].support, key=jax.random.key(0))
+    chex.assert_trees_all_close(adapted.params, phi, rtol=1e-10)
+    chex.assert_trees_all_close(adapted.opt_state[0].nu, v, rtol=1e-10)
+
+    # The meta step: theta moves by 0.5 of the mean pseudo-gradient, the state to the tasks' mean final state.
+    keys = jax.random.split(jax.random.key(1), len(tasks))
+    finals = [learner.task_grad(state.meta_params, t, k)[0] for t, k in zip(tasks, keys)]
+    new, _ = step(state, batch, jax.random.key(1))
+    mean = jax.tree.map(lambda *xs: sum(xs) / len(xs), *finals)
+    chex.assert_trees_all_close(new.meta_params.params,
+                                jax.tree.map(lambda t, g: t - 0.5 * g, state.meta_params.params, mean.params),
+                                rtol=1e-10)
+    chex.assert_trees_all_close(new.meta_params.inner_state[0].nu,
+                                jax.tree.map(lambda s, g: s - g, carried[0].nu, mean.inner_state[0].nu), rtol=1e-10)
+    assert int(new.meta_params.inner_state[0].count) == 4
+    with pytest.raises(ValueError, match="persistent_inner_state carries an inner optimizer's state"):
+        jaxmeta.reptile(loss_fn, inner_lr=0.1, persistent_inner_state=True)

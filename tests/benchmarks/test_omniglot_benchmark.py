@@ -76,7 +76,7 @@ def test_reptile_defaults_to_its_papers_protocol():
     assert (five.inner_optimizer, five.inner_beta1, five.inner_lr, five.inner_steps, five.inner_batch) == \
         ("adam", 0.0, 0.001, 5, 10)
     assert (five.train_shots, five.meta_batch, five.meta_lr, five.eval_steps, five.eval_queries) == (10, 5, 1.0, 50, 1)
-    assert five.transductive is False and five.init == "lecun"
+    assert five.transductive is False and five.init == "lecun" and five.inner_state == "persistent"
     twenty = omniglot.parse_args(["--algorithm", "reptile", "--ways", "20"])
     assert (twenty.inner_lr, twenty.inner_steps, twenty.inner_batch) == (0.0005, 10, 20)
     maml = omniglot.parse_args(["--algorithm", "maml"])
@@ -92,7 +92,8 @@ def test_reptile_trains_with_inner_adam_and_scores_each_query_beside_the_support
     assert summary["config"]["inner_optimizer"] == "adam" and summary["config"]["train_shots"] == 10
     assert len(summary["accuracy_by_steps"]) == 6  # after 0..5 inner steps (--eval-steps 2 < the 5 trained)
     table = (results / "omniglot.md").read_text()
-    assert "inner Adam(b1=0) 0.001, non-transductive test (1 q)" in table and "95.39" in table
+    assert "inner Adam(b1=0) 0.001 (state carried across tasks), non-transductive test (1 q)" in table
+    assert "95.39" in table
 
 
 @pytest.mark.long
@@ -110,6 +111,9 @@ def test_maml_plus_plus_trains_through_its_schedules(omniglot_root, tmp_path):
     (["--algorithm", "maml++", "--eval-steps", "10"], "evaluated after those only: drop --eval-steps or set it to 5"),
     (["--algorithm", "maml++", "--inner-optimizer", "adam"], "maml++ learns its own inner update rule"),
     (["--algorithm", "reptile", "--inner-beta1", "1"], "--inner-beta1 must be in [0, 1)"),
+    (["--algorithm", "maml", "--inner-state", "fresh"], "--inner-state applies to Reptile"),
+    (["--algorithm", "reptile", "--inner-optimizer", "sgd", "--inner-state", "persistent"],
+     "plain SGD has none: use --inner-optimizer adam"),
     (["--inner-lr", "0"], "--inner-lr must be positive"),
     (["--meta-lr", "-1"], "--meta-lr must be positive"),
     (["--shots", "0"], "--shots must be at least 1"),
