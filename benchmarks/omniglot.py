@@ -166,6 +166,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=60_000)
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--width", type=int, default=64, help="filters per conv layer")
+    parser.add_argument("--downsample", choices=("pool", "stride"), default="pool",
+                        help="the gradient-based learners' conv-4: 2x2 max-pooling after stride-1 convolutions (Finn "
+                             "et al.), or stride-2 convolutions without pooling (Nichol et al.'s Reptile network)")
     parser.add_argument("--init", choices=sorted(INITIALISATIONS), default=None,
                         help="the gradient-based learners' conv-4 initialisation (jaxmeta.models.conv.INITIALISATIONS);"
                              " default pytorch, which learns faster per meta-step than lecun (README); Reptile lecun")
@@ -270,6 +273,9 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.extra_test_ways and args.algorithm not in METRIC_BASED:
         parser.error("--extra-test-ways needs a metric learner: the output layer of a gradient-based learner or "
                      "of MetaNet has --ways units; train a separate run for each number of ways.")
+    if args.downsample != "pool" and args.algorithm in NO_INNER_LOOP:
+        parser.error("--downsample sets the conv-4 of the gradient-based learners; the metric learners and MetaNet "
+                     "keep their modules' pooling.")
     if args.init is not None and args.algorithm in NO_INNER_LOOP:
         parser.error("--init sets the conv-4 of the gradient-based learners; the metric learners and MetaNet keep "
                      "their modules' initialisation.")
@@ -368,6 +374,8 @@ def run_config(args) -> dict:
             "inner_optimizer", "inner_beta1", "inner_state", "inner_batch", "meta_batch", "meta_lr", "iterations",
             "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     config = {key: getattr(args, key) for key in keys}
+    if args.downsample != "pool":  # recorded when it differs from the network of every earlier run
+        config["downsample"] = args.downsample
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
     return config
@@ -425,7 +433,8 @@ def main(argv=None) -> dict:
         example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
         params = model.init(init_key, example.support[0], example.support[1], example.query[0])["params"]
     else:
-        model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv, init_scheme=args.init)
+        model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv, init_scheme=args.init,
+                      downsample=args.downsample)
         loss_fn = jaxmeta.classification_loss(functional(model))
         learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1))
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
@@ -550,6 +559,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
                 episodes += f", inner Adam(b1={config['inner_beta1']:g}) {config['inner_lr']:g}"
                 if config.get("inner_state") == "persistent":
                     episodes += " (state carried across tasks)"
+            if config.get("downsample") == "stride":
+                episodes += ", stride-2 conv-4 (no pooling)"
             if row.get("transductive") is False:
                 episodes += f", non-transductive test ({row['eval_queries']} q)"
         lines.append(

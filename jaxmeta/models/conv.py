@@ -121,7 +121,18 @@ class TaskBatchNorm(nn.Module):
 CONV_IMPLEMENTATIONS = ("xla", "im2col", "onednn")
 
 
-def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
+def same_padding(size: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's (and XLA's) "SAME" padding of a 3x3 window: ``ceil(size / stride)`` outputs, the odd pixel
+    of padding at the end.
+
+    >>> same_padding(28, 1), same_padding(28, 2), same_padding(7, 2)
+    ((1, 1), (0, 1), (1, 1))
+    """
+    total = max((-(-size // stride) - 1) * stride + 3 - size, 0)
+    return total // 2, total - total // 2
+
+
+def conv3x3_im2col(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Array:
     r"""A 3x3 "SAME" convolution as one matrix product of image patches (im2col).
 
     .. math::
@@ -139,11 +150,16 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array) -> jax.Array:
     :func:`channel_major_product`, whose cotangents are written out so that no
     order of reverse mode copies the output gradient into a transposed layout
     (``benchmarks/experiments/conv_speed``).
+
+    ``stride`` 2 takes every other patch (the output is ``ceil(H / 2) x ceil(W / 2)``,
+    padded as TensorFlow's "SAME").
     """
     *batch, height, width, channels = x.shape
-    pad = [(0, 0)] * len(batch) + [(1, 1), (1, 1), (0, 0)]
+    pad = [(0, 0)] * len(batch) + [same_padding(height, stride), same_padding(width, stride), (0, 0)]
     padded = jnp.pad(x, pad)
-    shifted = [padded[..., i:i + height, j:j + width, :] for i in range(3) for j in range(3)]
+    rows, cols = -(-height // stride), -(-width // stride)
+    shifted = [padded[..., i:i + (rows - 1) * stride + 1:stride, j:j + (cols - 1) * stride + 1:stride, :]
+               for i in range(3) for j in range(3)]
     if 9 * channels < kernel.shape[-1]:
         patches = jnp.stack([jnp.moveaxis(s, -1, 0) for s in shifted])  # [9, C, ..., H, W]
         return channel_major_product(patches, kernel.reshape(9, channels, -1))
@@ -197,23 +213,27 @@ def _product_backward(residuals, out_cotangent):
 channel_major_product.defvjp(lambda patches, kernel: (_product(patches, kernel), (patches, kernel)), _product_backward)
 
 
-def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla") -> jax.Array:
+def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride: int = 1) -> jax.Array:
     """A 3x3 "SAME" convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``.
 
     ``"onednn"`` computes with :func:`conv3x3_im2col` when ``9 C < O`` (the conv-4's 1-channel first
-    layer), where its channel-major product beats oneDNN's kernels for that shape.
+    layer), where its channel-major product beats oneDNN's kernels for that shape, and for ``stride``
+    2, which the extension does not implement.
     """
     if implementation not in CONV_IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}.")
-    if implementation == "im2col" or (implementation == "onednn" and 9 * x.shape[-1] < kernel.shape[-1]):
-        return conv3x3_im2col(x, kernel)
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {stride!r}.")
+    if implementation == "im2col" or (implementation == "onednn" and (9 * x.shape[-1] < kernel.shape[-1]
+                                                                      or stride != 1)):
+        return conv3x3_im2col(x, kernel, stride)
     if implementation == "onednn":
         from jaxmeta.models.onednn_conv import conv3x3_onednn  # loads the extension on first use
 
         return conv3x3_onednn(x, kernel)
-    y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "SAME",
+    y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (stride, stride), "SAME",
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y.reshape(*x.shape[:-1], kernel.shape[-1])
+    return y.reshape(*x.shape[:-3], *y.shape[-3:])
 
 
 def images_as_float(x: jax.Array) -> jax.Array:
@@ -243,6 +263,7 @@ class Conv3x3(nn.Module):
     features: int
     implementation: str = "xla"
     kernel_init: Callable = nn.initializers.lecun_normal()
+    stride: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -251,7 +272,7 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return conv3x3(x, kernel, self.implementation) + bias
+        return conv3x3(x, kernel, self.implementation, self.stride) + bias
 
 
 class Initialisation(NamedTuple):
@@ -289,7 +310,8 @@ def initialisation(name: str) -> Initialisation:
 class ConvBlock(nn.Module):
     """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2` (unless ``pool=False``).
 
-    ``init_scheme`` names the initialisation of the kernel and the norm's scale (see :data:`INITIALISATIONS`).
+    ``init_scheme`` names the initialisation of the kernel and the norm's scale (see :data:`INITIALISATIONS`);
+    ``stride`` 2 makes the convolution itself halve the image (Nichol et al.'s blocks, with ``pool=False``).
     """
 
     features: int = 64
@@ -297,28 +319,36 @@ class ConvBlock(nn.Module):
     conv: str = "xla"
     pool: bool = True
     init_scheme: str = "lecun"
+    stride: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         scheme = initialisation(self.init_scheme)
-        x = Conv3x3(self.features, self.conv, kernel_init=scheme.conv_kernel, name="conv")(x)
+        x = Conv3x3(self.features, self.conv, kernel_init=scheme.conv_kernel, stride=self.stride, name="conv")(x)
         x = self.activation(TaskBatchNorm(scale_init=scheme.norm_scale, name="norm")(x))
         return max_pool_2x2(x) if self.pool else x
 
 
+DOWNSAMPLING = ("pool", "stride")
+
+
 def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: Optional[int] = None,
-                last_features: Optional[int] = None, init_scheme: str = "lecun") -> jax.Array:
+                last_features: Optional[int] = None, init_scheme: str = "lecun", downsample: str = "pool") -> jax.Array:
     """``blocks`` :class:`ConvBlock` s named ``block_i`` (call inside a compact method); scales ``uint8`` input."""
     if x.ndim < 4:
         raise ValueError(
             f"The conv-4 expects images [N, H, W, C] (channels last), got shape {x.shape}; add a "
             "channel axis with x[..., None]."
         )
+    if downsample not in DOWNSAMPLING:
+        raise ValueError(f"downsample must be one of {DOWNSAMPLING}, got {downsample!r}.")
     x = images_as_float(x)
     pooled_blocks = blocks if pooled_blocks is None else pooled_blocks
     for i in range(blocks):
         width = last_features if (i == blocks - 1 and last_features is not None) else features
-        x = ConvBlock(width, conv=conv, pool=i < pooled_blocks, init_scheme=init_scheme, name=f"block_{i}")(x)
+        halve = i < pooled_blocks
+        x = ConvBlock(width, conv=conv, pool=halve and downsample == "pool", init_scheme=init_scheme,
+                      stride=2 if halve and downsample == "stride" else 1, name=f"block_{i}")(x)
     return x
 
 
@@ -330,7 +360,9 @@ class Conv4(nn.Module):
     ``"onednn"`` (when built) or ``"im2col"`` on the CPU, ``"xla"`` on
     accelerators; the parameters and the function computed are the same.
     ``init_scheme`` names the initialisation (:data:`INITIALISATIONS`: ``"lecun"``, Flax's defaults; ``"pytorch"``;
-    ``"learn2learn"``, the reference MAML implementations').
+    ``"learn2learn"``, the reference MAML implementations'). ``downsample="stride"`` is the network of
+    Nichol et al.'s Reptile code: stride-2 convolutions and no pooling (28x28 -> 14, 7, 4, 2; the head sees
+    2 x 2 x 64 features), a quarter of the pooled network's multiply-adds.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -347,10 +379,12 @@ class Conv4(nn.Module):
     blocks: int = 4
     conv: str = "xla"
     init_scheme: str = "lecun"
+    downsample: str = "pool"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv, init_scheme=self.init_scheme)
+        x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv, init_scheme=self.init_scheme,
+                        downsample=self.downsample)
         head = nn.Dense(self.num_classes, kernel_init=initialisation(self.init_scheme).head_kernel, name="head")
         return head(x.reshape(*x.shape[:-3], -1))
 

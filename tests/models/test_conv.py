@@ -10,7 +10,7 @@ from jaxmeta import Task, classification_loss, init_state, make_meta_step, maml
 from jax.test_util import check_grads
 
 from jaxmeta.models import Conv4, TaskBatchNorm, functional, max_pool_2x2
-from jaxmeta.models.conv import channel_major_product
+from jaxmeta.models.conv import channel_major_product, conv3x3
 
 
 def test_max_pool_matches_reduce_window_including_odd_sizes():
@@ -228,3 +228,29 @@ def test_im2col_maml_meta_gradient_input_gradient_and_its_derivative_equal_xla()
 def test_an_unknown_convolution_implementation_is_refused():
     with pytest.raises(ValueError, match=r"implementation must be one of \('xla', 'im2col', 'onednn'\)"):
         Conv4(num_classes=2, conv="fft").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+
+
+@pytest.mark.parametrize("size", [28, 7, 4])
+def test_stride_two_im2col_is_xlas_strided_convolution(size):
+    """TensorFlow's "SAME" padding at stride 2 (the odd pixel at the end), values and both gradients, float64."""
+    kx, kk = jax.random.split(jax.random.key(5))
+    x = jax.random.normal(kx, (2, size, size, 3), jnp.float64)
+    kernel = jax.random.normal(kk, (3, 3, 3, 4), jnp.float64)
+    expected = conv3x3(x, kernel, "xla", stride=2)
+    assert expected.shape == (2, -(-size // 2), -(-size // 2), 4)
+    np.testing.assert_allclose(conv3x3(x, kernel, "im2col", stride=2), expected, rtol=1e-12)
+    loss = lambda impl: lambda x, k: jnp.sum(jnp.sin(conv3x3(x, k, impl, stride=2)))  # noqa: E731
+    for ours, theirs in zip(jax.grad(loss("im2col"), (0, 1))(x, kernel), jax.grad(loss("xla"), (0, 1))(x, kernel)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+def test_the_reptile_papers_network_halves_by_stride():
+    model = Conv4(num_classes=5, features=8, downsample="stride")
+    params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    assert params["head"]["kernel"].shape == (2 * 2 * 8, 5)  # 28 -> 14 -> 7 -> 4 -> 2
+    x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1), jnp.float64)
+    np.testing.assert_allclose(model.apply({"params": params}, x),
+                               Conv4(num_classes=5, features=8, downsample="stride", conv="im2col").apply(
+                                   {"params": params}, x), rtol=1e-10)
+    with pytest.raises(ValueError, match="downsample must be one of"):
+        Conv4(num_classes=5, downsample="dilate").init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
