@@ -40,7 +40,8 @@ reference code's Omniglot flags): Adam with beta1 = 0 in the inner loop at
 lr 0.001 (20-way: 0.0005), training tasks of 10 shots per class, 5 inner
 steps (20-way: 10) on mini-batches of 10 (20-way: 20), 5 tasks per meta-step,
 the outer step an SGD step of size 1 annealed linearly to 0 over
-``--iterations``; the inner Adam's moments carried from task to task, as in
+``--iterations``; the paper's network (``--downsample stride``: stride-2
+convolutions, no pooling); the inner Adam's moments carried from task to task, as in
 the paper's code (``--inner-state persistent``; ``fresh`` restarts them for
 every task); evaluation after 50 inner steps on the whole support set,
 with 1 query per class, non-transductive (each query predicted beside the
@@ -166,9 +167,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--iterations", type=int, default=60_000)
     parser.add_argument("--budget-minutes", type=float, default=None, help="stop training after this wall time")
     parser.add_argument("--width", type=int, default=64, help="filters per conv layer")
-    parser.add_argument("--downsample", choices=("pool", "stride"), default="pool",
+    parser.add_argument("--downsample", choices=("pool", "stride"), default=None,
                         help="the gradient-based learners' conv-4: 2x2 max-pooling after stride-1 convolutions (Finn "
-                             "et al.), or stride-2 convolutions without pooling (Nichol et al.'s Reptile network)")
+                             "et al.; the default), or stride-2 convolutions without pooling (Nichol et al.'s network, "
+                             "Reptile's default: 2x the meta-steps per second)")
     parser.add_argument("--init", choices=sorted(INITIALISATIONS), default=None,
                         help="the gradient-based learners' conv-4 initialisation (jaxmeta.models.conv.INITIALISATIONS);"
                              " default pytorch, which learns faster per meta-step than lecun (README); Reptile lecun")
@@ -213,6 +215,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.inner_optimizer = "adam" if reptile else "sgd"
     if args.inner_batch is None and reptile:
         args.inner_batch = 20 if twenty else 10
+    if args.downsample is None and not metric_based:
+        args.downsample = "stride" if reptile else "pool"
     if args.inner_state is None and reptile:
         args.inner_state = "persistent" if args.inner_optimizer == "adam" else "fresh"
     if args.transductive is None and not metric_based:
@@ -273,7 +277,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.extra_test_ways and args.algorithm not in METRIC_BASED:
         parser.error("--extra-test-ways needs a metric learner: the output layer of a gradient-based learner or "
                      "of MetaNet has --ways units; train a separate run for each number of ways.")
-    if args.downsample != "pool" and args.algorithm in NO_INNER_LOOP:
+    if args.downsample is not None and args.algorithm in NO_INNER_LOOP:
         parser.error("--downsample sets the conv-4 of the gradient-based learners; the metric learners and MetaNet "
                      "keep their modules' pooling.")
     if args.init is not None and args.algorithm in NO_INNER_LOOP:
@@ -374,7 +378,7 @@ def run_config(args) -> dict:
             "inner_optimizer", "inner_beta1", "inner_state", "inner_batch", "meta_batch", "meta_lr", "iterations",
             "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     config = {key: getattr(args, key) for key in keys}
-    if args.downsample != "pool":  # recorded when it differs from the network of every earlier run
+    if args.downsample == "stride":  # recorded when it differs from the network of every earlier run
         config["downsample"] = args.downsample
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
