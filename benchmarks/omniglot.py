@@ -386,14 +386,14 @@ def run_config(args) -> dict:
 
 
 def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
-                      chunk_size=None, task_chunk=None, progress=False, one_at_a_time=None):
+                      chunk_size=None, task_chunk=None, progress=False, query_by_query=None):
     """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
 
     For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
     result then has one entry (there are no inner steps). ``task_chunk`` as in training
     (tasks adapted a group at a time; the CPU path), ``progress`` shows a bar.
-    ``one_at_a_time``: the gradient-based learner's Flax module, to score each query
-    beside the support set alone (non-transductive); ``None``: all queries at once.
+    ``query_by_query``: the loss that scores each query beside the support set alone
+    (non-transductive, :func:`non_transductive_loss`); ``None``: all queries at once.
     """
     if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
         per_task = ways * (shots + queries)
@@ -406,13 +406,21 @@ def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, sho
         scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size, progress=progress)
         mean, ci = jaxmeta.confidence_interval(np.asarray(scores.accuracy))
         return np.atleast_1d(mean), np.atleast_1d(ci)
-    if one_at_a_time is not None:
-        tasks = with_support_inputs(tasks)
-        loss_fn = jaxmeta.classification_loss(one_query_at_a_time(one_at_a_time, tasks.support[0][0]))
+    if query_by_query is not None:
+        tasks, loss_fn = with_support_inputs(tasks), query_by_query
     evaluation = jaxmeta.evaluate(learner, loss_fn, meta_params, tasks, key=jax.random.fold_in(key, 1),
                                   steps=steps, chunk_size=chunk_size, task_chunk=task_chunk, progress=progress)
     mean, ci = jaxmeta.confidence_interval(np.asarray(evaluation.metrics["accuracy"]))
     return mean, ci
+
+
+def non_transductive_loss(model):
+    """The query loss that scores each query beside the support set alone (``one_query_at_a_time``).
+
+    Built once per run: the evaluation is compiled for its loss function, so a new one at every validation
+    would compile it again.
+    """
+    return jaxmeta.classification_loss(one_query_at_a_time(model, np.zeros((1, 28, 28, 1), np.uint8)))
 
 
 def main(argv=None) -> dict:
@@ -450,7 +458,7 @@ def main(argv=None) -> dict:
     else:
         meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
-                   one_at_a_time=None if args.transductive in (None, True) else model)
+                   query_by_query=None if args.transductive in (None, True) else non_transductive_loss(model))
     validation_steps = args.eval_steps if args.algorithm == "reptile" else args.inner_steps
 
     def validate(meta_params):
@@ -469,7 +477,7 @@ def main(argv=None) -> dict:
                        progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
     summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started,
-                                 one_at_a_time=episode["one_at_a_time"])]
+                                 query_by_query=episode["query_by_query"])]
     for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
         summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
                                          train_seconds, started, ways=ways))
@@ -477,13 +485,13 @@ def main(argv=None) -> dict:
 
 
 def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None,
-                    one_at_a_time=None) -> dict:
+                    query_by_query=None) -> dict:
     """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result."""
     ways = args.ways if ways is None else ways
     mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
                                  steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
                                  shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
-                                 progress=not args.no_progress, one_at_a_time=one_at_a_time)
+                                 progress=not args.no_progress, query_by_query=query_by_query)
     metric_based = args.algorithm in NO_INNER_LOOP
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
