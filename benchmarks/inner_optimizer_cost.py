@@ -40,8 +40,8 @@ from jaxmeta.models import Conv4, functional, onednn_conv  # noqa: E402
 RULES = {
     "sgd": lambda steps: dict(inner_lr=0.4),
     "momentum": lambda steps: dict(inner_optimizer=optax.sgd(0.4, momentum=0.9)),
-    "adam": lambda steps: dict(inner_optimizer=optax.adam(1e-3)),
-    "adam-b1=0": lambda steps: dict(inner_optimizer=optax.adam(1e-3, b1=0.0)),
+    "adam": lambda steps: dict(inner_optimizer=optax.adam(1e-3, eps_root=1e-8)),  # eps_root: jaxmeta.adapt
+    "adam-b1=0": lambda steps: dict(inner_optimizer=optax.adam(1e-3, b1=0.0, eps_root=1e-8)),
     "lslr": lambda steps: dict(inner_optimizer=jaxmeta.inner.lslr(steps, lr_init=0.4)),
     "meta-curvature": lambda steps: dict(inner_optimizer=jaxmeta.inner.meta_curvature(lr=0.4)),
 }

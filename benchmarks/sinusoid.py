@@ -7,7 +7,7 @@ inner step in meta-training; meta-batch 25; Adam 1e-3; 70,000 meta-iterations.
 One model is trained per learner and per K (as in Meta-SGD's Table 1).
 
 ``maml-adam`` and ``maml-momentum`` are second-order MAML whose inner loop is
-an optax optimizer, differentiated through: Adam (lr 0.01, the default betas)
+an optax optimizer, differentiated through: Adam (lr 0.01, the default betas, eps_root 1e-8)
 and SGD with heavy-ball momentum 0.9 (lr 0.01), both with 5 inner steps in
 meta-training (one step of momentum SGD is plain SGD).
 
@@ -75,7 +75,8 @@ def build_learner(name: str, loss_fn, inner_lr: float):
     if name == "anil":
         return jaxmeta.anil(loss_fn, head=lambda path: "Dense_2" in path, inner_lr=inner_lr, inner_steps=1)
     if name == "maml-adam":
-        return jaxmeta.maml(loss_fn, inner_optimizer=optax.adam(inner_lr), inner_steps=OPTIMIZER_STEPS)
+        # eps_root: a ReLU unit's zero gradient would make d sqrt(v) / dv infinite (jaxmeta.adapt)
+        return jaxmeta.maml(loss_fn, inner_optimizer=optax.adam(inner_lr, eps_root=1e-8), inner_steps=OPTIMIZER_STEPS)
     if name == "maml-momentum":
         return jaxmeta.maml(loss_fn, inner_optimizer=optax.sgd(inner_lr, momentum=0.9), inner_steps=OPTIMIZER_STEPS)
     raise ValueError(f"Unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}.")
@@ -308,11 +309,14 @@ def main(argv=None) -> dict:
         if shots == 10 or len(args.shots) == 1:
             figures[shots] = learners
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if set(args.algorithms) >= set(ALGORITHMS[:5]) else "_" + "_".join(args.algorithms)
+    previous = common.read_json(args.out / "sinusoid.json", default={}).get("results", [])
+    # Rows merged into a table of other learners get figures of their own, so that the table's stay.
+    others = {r["algorithm"] for r in previous} - set(args.algorithms)
+    suffix = "_" + "_".join(args.algorithms) if others else ""
     for shots, learners in figures.items():
         plot_adaptation(learners, model, shots, args, args.out / f"sinusoid{suffix}.png")
     plot_training(histories, args.out / f"sinusoid_training{suffix}.png")
-    records = merged(common.read_json(args.out / "sinusoid.json", default={}).get("results", []), records)
+    records = merged(previous, records)
     speed = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == 10), None)
     summary = {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

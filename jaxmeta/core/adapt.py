@@ -28,6 +28,13 @@ closes over) is the exact meta-gradient, at every order. For gradient descent
 for an optimizer with state the Jacobian also runs through :math:`s_j`
 (Adam's moments are functions of every earlier gradient).
 
+Differentiating through Adam (or any optimizer dividing by
+:math:`\sqrt{v}`) needs ``eps_root > 0`` (``optax.adam(lr, eps_root=1e-8)``)
+wherever a gradient entry can be exactly zero, as for the weights of a dead
+ReLU unit: :math:`d\sqrt{v}/dv` is infinite at :math:`v = 0`, and the
+meta-gradient comes out NaN. First-order uses (FOMAML, Reptile) do not
+differentiate through it and need nothing.
+
 Options:
 
 * ``first_order=True`` stops the gradient through :math:`\nabla L`, so that

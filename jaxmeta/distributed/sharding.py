@@ -142,7 +142,8 @@ def make_sharded_meta_step(
         return jax.lax.pmean((grads, metrics), TASK_AXIS)
 
     sharded_gradient = jax.shard_map(
-        share_gradient, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(TASK_AXIS), PartitionSpec(TASK_AXIS)),
+        share_gradient, mesh=mesh,
+        in_specs=(PartitionSpec(), PartitionSpec(), PartitionSpec(TASK_AXIS), PartitionSpec(TASK_AXIS)),
         out_specs=PartitionSpec())
 
     def step(state: MetaTrainState, tasks: Task, key: PRNGKey):

@@ -191,3 +191,18 @@ def test_bad_optimizers_and_states_are_refused_with_the_fix():
         jaxmeta.maml(loss_fn)
     with pytest.raises(TypeError, match="must be an optax.GradientTransformation"):
         jaxmeta.reptile(loss_fn, inner_optimizer="adam")
+
+
+def test_adam_through_a_dead_relu_needs_eps_root():
+    """A gradient entry that is exactly zero makes d sqrt(v) / dv infinite: NaN without eps_root, finite with it."""
+    params = {"w": jnp.array([[1.0, -1.0]]), "v": jnp.array([[1.0], [1.0]])}  # the second unit is dead for x > 0
+    loss_fn = jaxmeta.regression_loss(lambda p, x: jax.nn.relu(x @ p["w"]) @ p["v"])
+    x = jnp.linspace(0.1, 1.0, 4)[:, None]
+    task = jaxmeta.Task((x, 2 * x), (x, 3 * x))
+
+    def meta_gradient(eps_root):
+        learner = jaxmeta.maml(loss_fn, inner_optimizer=optax.adam(0.1, eps_root=eps_root), inner_steps=2)
+        return jax.flatten_util.ravel_pytree(learner.task_grad(params, task, jax.random.key(0))[0])[0]
+
+    assert np.isnan(meta_gradient(0.0)).any()
+    assert np.isfinite(meta_gradient(1e-8)).all()
