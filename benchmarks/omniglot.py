@@ -517,7 +517,9 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     line = (f"{name}: {summary['meta_steps']} meta-steps ({result.stopped}, {train_seconds / 60:.1f} min); "
             f"test accuracy over {args.eval_tasks} tasks: {percent(after)}%")
     if later is not None:
-        line += f" after {args.inner_steps} step(s), {percent(later)}% after {args.eval_steps}"
+        line += f" after {args.inner_steps} step(s)"
+        if args.eval_steps != args.inner_steps:
+            line += f", {percent(later)}% after {args.eval_steps}"
     print(line)
     if args.record:
         record_result(args.results_dir, summary)
@@ -562,7 +564,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
         metric_based = config["algorithm"] in NO_INNER_LOOP
         first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
-        second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
+        more = later is not None and row["eval_steps"] != config["inner_steps"]  # MAML++: its training steps only
+        second = f"{percent(later)} ({row['eval_steps']} steps)" if more else "-"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config.get('train_shots', config['shots'])}s, "
                     f"{config['queries']} q, {config['meta_batch']}")
         if not metric_based:  # rows recorded before --init existed used Flax's defaults

@@ -100,9 +100,13 @@ def test_reptile_trains_with_inner_adam_and_scores_each_query_beside_the_support
 @pytest.mark.long
 def test_maml_plus_plus_trains_through_its_schedules(omniglot_root, tmp_path):
     summary = omniglot.main(["--algorithm", "maml++", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "r"),
-                             *TINY, "--inner-steps", "2", "--msl-anneal-steps", "3", "--first-order-steps", "2"])
+                             *TINY, "--inner-steps", "2", "--msl-anneal-steps", "3", "--first-order-steps", "2",
+                             "--record", "--results-dir", str(tmp_path / "results")])
     assert summary["meta_steps"] == 6 and summary["config"]["msl_anneal_steps"] == 3
     assert len(summary["accuracy_by_steps"]) == 3 and all(0 <= m <= 1 for m, _ in summary["accuracy_by_steps"])
+    row = next(line for line in (tmp_path / "results" / "omniglot.md").read_text().splitlines()
+               if line.startswith("| maml++ |"))
+    assert row.split(" | ")[3] == "-"  # scored after its training steps only: no 'after more steps'
 
 
 @pytest.mark.parametrize("argv, message", [
