@@ -504,7 +504,9 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
         "train_seconds": train_seconds,
         "test_tasks": args.eval_tasks,
         "accuracy_after_training_steps": [float(mean[trained]), float(ci[trained])],
-        "accuracy_after_eval_steps": None if metric_based else [float(mean[args.eval_steps]), float(ci[args.eval_steps])],
+        # None where there is no second number: no inner loop, or scored after the training steps only (MAML++)
+        "accuracy_after_eval_steps": None if metric_based or args.eval_steps == args.inner_steps
+        else [float(mean[args.eval_steps]), float(ci[args.eval_steps])],
         "eval_steps": args.eval_steps,
         "accuracy_by_steps": [[float(m), float(c)] for m, c in zip(mean, ci)],
         "wall_seconds": time.perf_counter() - started,
@@ -517,9 +519,7 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     line = (f"{name}: {summary['meta_steps']} meta-steps ({result.stopped}, {train_seconds / 60:.1f} min); "
             f"test accuracy over {args.eval_tasks} tasks: {percent(after)}%")
     if later is not None:
-        line += f" after {args.inner_steps} step(s)"
-        if args.eval_steps != args.inner_steps:
-            line += f", {percent(later)}% after {args.eval_steps}"
+        line += f" after {args.inner_steps} step(s), {percent(later)}% after {args.eval_steps}"
     print(line)
     if args.record:
         record_result(args.results_dir, summary)
@@ -564,8 +564,7 @@ def record_result(results_dir: Path, summary: dict) -> None:
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
         metric_based = config["algorithm"] in NO_INNER_LOOP
         first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
-        more = later is not None and row["eval_steps"] != config["inner_steps"]  # MAML++: its training steps only
-        second = f"{percent(later)} ({row['eval_steps']} steps)" if more else "-"
+        second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config.get('train_shots', config['shots'])}s, "
                     f"{config['queries']} q, {config['meta_batch']}")
         if not metric_based:  # rows recorded before --init existed used Flax's defaults

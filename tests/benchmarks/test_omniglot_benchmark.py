@@ -103,6 +103,7 @@ def test_maml_plus_plus_trains_through_its_schedules(omniglot_root, tmp_path):
                              *TINY, "--inner-steps", "2", "--msl-anneal-steps", "3", "--first-order-steps", "2",
                              "--record", "--results-dir", str(tmp_path / "results")])
     assert summary["meta_steps"] == 6 and summary["config"]["msl_anneal_steps"] == 3
+    assert summary["accuracy_after_eval_steps"] is None  # scored after its training steps only
     assert len(summary["accuracy_by_steps"]) == 3 and all(0 <= m <= 1 for m, _ in summary["accuracy_by_steps"])
     row = next(line for line in (tmp_path / "results" / "omniglot.md").read_text().splitlines()
                if line.startswith("| maml++ |"))
