@@ -13,7 +13,9 @@ learners (one episode per meta step, 15 queries per class, the test setting).
 
 Protocol (Finn et al. 2017 and its official code, as learn2learn reproduces it):
 the 1,623 characters split 1,100 / 100 / 423 (train / validation / test,
-from ``--split-seed``); every class of a task rotated by a random multiple of
+from ``--split-seed``; ``--split protonet`` trains on 1,200 and ``--split lake``
+on the 964 background characters, testing on the 659 evaluation ones, both
+without validation); every class of a task rotated by a random multiple of
 90 degrees (in all three splits); 28x28 images; the conv-4 with batch norm on
 the task's own statistics; 15 query examples per class in training; Adam 1e-3;
 60,000 meta-iterations. Defaults by task size (Finn et al., appendix A.1):
@@ -128,6 +130,12 @@ PUBLISHED = {
 }
 RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
+SPLIT_PARTS = {  # what each --split trains and tests on, for messages and the results table
+    "maml": "1,100 / 100 / 423 characters (train / validation / test) shuffled from all 1,623",
+    "protonet": "it trains on 1,200 characters and tests on 423, shuffled from all 1,623",
+    "lake": "it trains on the 964 background characters (30 alphabets) and tests on the 659 evaluation "
+            "characters (20 alphabets)",
+}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -158,6 +166,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="gradient-based learners: score all queries of a test task at once (batch-norm "
                              "statistics over all of them) or each beside the support set alone; default "
                              "transductive, Reptile not (its paper's default)")
+    parser.add_argument("--similarity", choices=("euclidean", "cosine"), default=None,
+                        help="Matching networks' attention: negative squared distance (default; reproduces the "
+                             "paper's numbers) or the paper's cosine (jaxmeta.metric.matching)")
     parser.add_argument("--msl-anneal-steps", type=int, default=500,
                         help="MAML++: meta-steps over which the multi-step loss anneals to the last step's loss")
     parser.add_argument("--first-order-steps", type=int, default=250,
@@ -185,8 +196,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "this many host devices are made (2 on 2 cores: about 10%% more tasks/s than 1 with "
                              "--conv im2col, none with onednn, whose threads already use both cores).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=("maml", "protonet", "lake"), default="maml",
+                        help="the character split (jaxmeta.data.omniglot.split_characters): maml 1,100 / 100 / 423 "
+                             "(train / validation / test, shuffled from --split-seed); protonet 1,200 / 0 / 423; "
+                             "lake the 964 background characters (30 alphabets) / 0 / the 659 evaluation ones "
+                             "(20 alphabets). The last two have no validation characters: no validation runs")
     parser.add_argument("--split-seed", type=int, default=0)
-    parser.add_argument("--validate-every", type=int, default=500)
+    parser.add_argument("--validate-every", type=int, default=None,
+                        help="meta-steps between validations; default 500 (none with --split protonet or lake)")
     parser.add_argument("--validation-tasks", type=int, default=200)
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--steps-per-call", type=int, default=10)
@@ -239,6 +256,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.eval_queries = 1 if reptile else 15
     if args.eval_steps is None:
         args.eval_steps = 50 if reptile else args.inner_steps if args.algorithm == "maml++" else 10
+    if args.validate_every is None:
+        args.validate_every = 500 if args.split == "maml" else 0
+    if args.similarity is None and args.algorithm.startswith("matching"):
+        args.similarity = "euclidean"
     if args.meta_lr is None:
         args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
     if args.init is None and not metric_based:  # Reptile's TensorFlow code: Glorot-uniform kernels, whose variance
@@ -262,11 +283,16 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
     for name in ("ways", "train_ways", "shots", "train_shots", "inner_batch", "msl_anneal_steps", "inner_steps",
-                 "meta_batch", "iterations", "width", "validate_every",
-                 "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
+                 "meta_batch", "iterations", "width", "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
                  "eval_steps", "task_chunk", "devices"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
+    if args.validate_every < 0:
+        parser.error(f"--validate-every must be non-negative (0: no validation), got {args.validate_every}.")
+    if args.validate_every and args.split != "maml":
+        parser.error(f"--split {args.split} has no validation characters: {SPLIT_PARTS[args.split]}. Drop "
+                     "--validate-every (or pass 0) to train without validation, or use --split maml, which "
+                     "validates on 100 characters held out of the pooled 1,623.")
     if args.queries < 0:
         parser.error(f"--queries must be non-negative, got {args.queries}.")
     if args.meta_batch % args.devices:
@@ -283,6 +309,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.init is not None and args.algorithm in NO_INNER_LOOP:
         parser.error("--init sets the conv-4 of the gradient-based learners; the metric learners and MetaNet keep "
                      "their modules' initialisation.")
+    if args.similarity is not None and not args.algorithm.startswith("matching"):
+        parser.error(f"--similarity sets the Matching network's attention; {args.algorithm} has none: drop it.")
     if args.algorithm == "metanet" and args.train_ways != args.ways:
         parser.error("MetaNet's output layer has --ways units: --train-ways must equal --ways.")
     if args.transductive is not None and args.algorithm in NO_INNER_LOOP:
@@ -354,7 +382,8 @@ def build_metric_model(args, ways: int):
     if args.algorithm == "gaussian-protonet":  # one extra output channel: the radius of the covariance
         return metric.GaussianPrototypicalNetwork(ConvEmbedding(**conv, last_features=args.width + 1), ways=ways)
     if args.algorithm in ("matching", "matching-fce"):
-        return metric.MatchingNetwork(ConvEmbedding(**conv), ways=ways, full_context=args.algorithm == "matching-fce")
+        return metric.MatchingNetwork(ConvEmbedding(**conv), ways=ways, full_context=args.algorithm == "matching-fce",
+                                      similarity=args.similarity)
     if args.algorithm == "relation":
         return metric.RelationNetwork(ConvEmbedding(**conv, pooled_blocks=2, flatten=False), ways=ways,
                                       relation=metric.relation.RelationModule(args.width, conv=args.conv))
@@ -378,8 +407,12 @@ def run_config(args) -> dict:
             "inner_optimizer", "inner_beta1", "inner_state", "inner_batch", "meta_batch", "meta_lr", "iterations",
             "width", "init", "conv", "task_chunk", "seed", "split_seed", "steps_per_call")
     config = {key: getattr(args, key) for key in keys}
+    if args.split != "maml":  # recorded when it differs from the split of every earlier run
+        config["split"] = args.split
     if args.downsample == "stride":  # recorded when it differs from the network of every earlier run
         config["downsample"] = args.downsample
+    if args.similarity is not None:
+        config["similarity"] = args.similarity
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
     return config
@@ -427,11 +460,11 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     started = time.perf_counter()
     data = load_omniglot(args.root or data_root() / "omniglot")
-    split = split_characters(data, "maml", seed=args.split_seed)
+    split = split_characters(data, args.split, seed=args.split_seed)
     val_images, test_images = (jax.device_put(data.images[s]) for s in (split.validation, split.test))
     sampler = EpisodeSampler.create(data.images[split.train], args.meta_batch, ways=args.train_ways,
                                     shots=args.train_shots, queries=args.queries, rotate=True, dtype="uint8")
-    for images in (val_images, test_images):
+    for images in (val_images, test_images) if args.validate_every else (test_images,):
         for ways in (args.ways, *args.extra_test_ways):
             jaxmeta.data.episodes.check_episode(images.shape[0], images.shape[1], ways=ways, shots=args.shots,
                                                 queries=args.eval_queries)
@@ -472,7 +505,8 @@ def main(argv=None) -> dict:
     else:
         result = train(meta_step, state, sampler, key=train_key, num_steps=args.iterations, run_dir=args.run_dir,
                        config=run_config(args), resume=args.resume, checkpoint_every=args.checkpoint_every,
-                       validate=validate, validate_every=args.validate_every, steps_per_call=args.steps_per_call,
+                       validate=validate if args.validate_every else None,
+                       validate_every=args.validate_every or None, steps_per_call=args.steps_per_call,
                        budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                        progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
@@ -495,7 +529,7 @@ def test_and_report(args, scorer, loss_fn, result, test_images, key, train_secon
     metric_based = args.algorithm in NO_INNER_LOOP
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
-        "config": {**run_config(args), "ways": ways},
+        "config": {**run_config(args), "split": args.split, "ways": ways},
         "transductive": args.transductive,
         "eval_queries": args.eval_queries,
         "meta_steps": int(result.state.step),
@@ -536,12 +570,15 @@ def record_result(results_dir: Path, summary: dict) -> None:
     path = Path(results_dir) / "omniglot.json"
     rows = common.read_json(path, default={})
     config = summary["config"]
-    rows[f"{config['algorithm']}-{config['ways']}w{config['shots']}s"] = summary
+    split = config.get("split", "maml")  # rows recorded before --split existed used the MAML split
+    rows[f"{config['algorithm']}-{config['ways']}w{config['shots']}s" + ("" if split == "maml" else f"-{split}")] = \
+        summary
     common.write_json(path, rows)
     lines = [
         "# Omniglot few-shot classification: test accuracy (%)",
         "",
-        "Ours: mean ± 95% CI over the test tasks, conv-4, MAML split (1,100 / 100 / 423 characters), "
+        "Ours: mean ± 95% CI over the test tasks, conv-4, MAML split (1,100 / 100 / 423 characters) unless the "
+        "row names another (`--split`), "
         "random 90-degree rotation per class, within the stated budget on the hardware named in each row "
         "(sessions ran on different hosts, so budgets buy different numbers of meta-steps). "
         "Published numbers from the cited tables.",
@@ -567,6 +604,10 @@ def record_result(results_dir: Path, summary: dict) -> None:
         second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config.get('train_shots', config['shots'])}s, "
                     f"{config['queries']} q, {config['meta_batch']}")
+        if config.get("split", "maml") != "maml":
+            episodes += f", {config['split']} split"
+        if config["algorithm"].startswith("matching"):  # rows recorded before --similarity used cosine
+            episodes += f", {config.get('similarity', 'cosine')} attention"
         if not metric_based:  # rows recorded before --init existed used Flax's defaults
             episodes += f", init {config.get('init', 'lecun')}"
             if config.get("inner_optimizer") == "adam":

@@ -43,20 +43,26 @@ def test_tiny_run_trains_checkpoints_evaluates_and_records(omniglot_root, tmp_pa
 @pytest.mark.long
 def test_a_metric_learner_trains_and_is_tested_on_several_episode_widths(omniglot_root, tmp_path):
     run_dir, results = tmp_path / "run", tmp_path / "results"
+    lake = ["--split", "lake", "--validate-every", "0"]  # background alphabets train, evaluation alphabets test
     summary = omniglot.main(["--algorithm", "protonet", "--train-ways", "6", "--extra-test-ways", "3",
                              "--root", str(omniglot_root), "--run-dir", str(run_dir), "--record",
-                             "--results-dir", str(results), *TINY, "--meta-batch", "1"])
+                             "--results-dir", str(results), *TINY, "--meta-batch", "1", *lake])
     assert summary["meta_steps"] == 6 and summary["accuracy_after_eval_steps"] is None
+    assert summary["config"]["split"] == "lake"
+    kinds = [json.loads(line)["kind"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert kinds == ["train", "train"]  # no validation characters, so no validation
     assert len(summary["accuracy_by_steps"]) == 1  # no inner loop: one score
     wider = json.loads((run_dir / "result-3way.json").read_text())
     assert wider["config"]["ways"] == 3 and wider["config"]["train_ways"] == 6
     assert wider["accuracy_by_steps"] != summary["accuracy_by_steps"]
     table = (results / "omniglot.md").read_text()
     assert "| protonet | 5-way 1-shot |" in table and "| protonet | 3-way 1-shot |" in table and "98.8" in table
+    assert "60w1s, 5 q, 1, lake split |" not in table and "6w1s, 5 q, 1, lake split |" in table
+    assert set(json.loads((results / "omniglot.json").read_text())) == {"protonet-5w1s-lake", "protonet-3w1s-lake"}
 
     # The newest checkpoint tested again without training gives the same scores.
     again = omniglot.main(["--algorithm", "protonet", "--train-ways", "6", "--evaluate-only", "--root",
-                           str(omniglot_root), "--run-dir", str(run_dir), *TINY, "--meta-batch", "1"])
+                           str(omniglot_root), "--run-dir", str(run_dir), *TINY, "--meta-batch", "1", *lake])
     assert again["stopped"] == "restored" and again["accuracy_by_steps"] == summary["accuracy_by_steps"]
 
 
@@ -82,6 +88,14 @@ def test_reptile_defaults_to_its_papers_protocol():
     assert (twenty.inner_lr, twenty.inner_steps, twenty.inner_batch) == (0.0005, 10, 20)
     maml = omniglot.parse_args(["--algorithm", "maml"])
     assert maml.transductive is True and maml.inner_optimizer == "sgd" and maml.train_shots == 1
+
+
+def test_matching_networks_default_to_euclidean_attention_and_record_it():
+    args = omniglot.parse_args(["--algorithm", "matching"])
+    assert args.similarity == "euclidean" and omniglot.build_metric_model(args, 5).similarity == "euclidean"
+    assert omniglot.run_config(omniglot.parse_args(["--algorithm", "matching", "--similarity", "cosine"]))[
+        "similarity"] == "cosine"
+    assert "similarity" not in omniglot.run_config(omniglot.parse_args(["--algorithm", "protonet"]))
 
 
 @pytest.mark.long
@@ -128,6 +142,11 @@ def test_maml_plus_plus_trains_through_its_schedules(omniglot_root, tmp_path):
     (["--algorithm", "metanet", "--train-ways", "10"], "--train-ways must equal --ways"),
     (["--algorithm", "protonet", "--init", "lecun"], "--init sets the conv-4 of the gradient-based learners"),
     (["--init", "he"], "invalid choice: 'he'"),
+    (["--split", "lake", "--validate-every", "500"],
+     "--split lake has no validation characters: it trains on the 964 background characters"),
+    (["--split", "protonet", "--validate-every", "10"], "or use --split maml, which validates on 100 characters"),
+    (["--validate-every", "-1"], "--validate-every must be non-negative"),
+    (["--algorithm", "protonet", "--similarity", "cosine"], "protonet has none: drop it"),
 ])
 def test_invalid_settings_are_refused_before_anything_runs(argv, message, capsys):
     with pytest.raises(SystemExit):
