@@ -27,9 +27,12 @@ Metric learners, each with its paper's training episodes (the test episodes
 stay ``--ways``-way ``--shots``-shot): ProtoNets train on 60-way episodes with 5
 queries per class and Adam 1e-3 halved every 2,000 episodes (Snell et al.);
 Relation networks train on the test setting with 19 / 15 / 10 / 5 queries per
-class for 5w1s / 5w5s / 20w1s / 20w5s (Sung et al.); Matching and Siamese
-networks on the test setting with 15 queries. The embedding is the conv-4
-(the Relation network's without pooling in its last two blocks). All use the
+class for 5w1s / 5w5s / 20w1s / 20w5s, each module's gradient clipped to norm
+0.5 (Sung et al. and their code); Matching and Siamese networks on the test
+setting with 15 queries, Matching networks attending by negative squared
+distance (``--similarity cosine``: the paper's equation, which trains slowly).
+The embedding is the conv-4 (the Relation network's without padding in its
+first two blocks and without pooling in its last two, as in its code). All use the
 same split, rotations and test tasks as the gradient-based learners, so every
 row of the results table is measured on the same kind of episodes.
 
@@ -385,7 +388,9 @@ def build_metric_model(args, ways: int):
         return metric.MatchingNetwork(ConvEmbedding(**conv), ways=ways, full_context=args.algorithm == "matching-fce",
                                       similarity=args.similarity)
     if args.algorithm == "relation":
-        return metric.RelationNetwork(ConvEmbedding(**conv, pooled_blocks=2, flatten=False), ways=ways,
+        embedding = ConvEmbedding(**conv, pooled_blocks=2, unpadded_blocks=2, init_scheme="relation-net",
+                                  flatten=False)  # Sung et al.'s encoder: 5x5 maps of 28x28 images
+        return metric.RelationNetwork(embedding, ways=ways,
                                       relation=metric.relation.RelationModule(args.width, conv=args.conv))
     if args.algorithm == "metanet":
         return MetaNet(ways=ways, features=args.width, conv=args.conv)
@@ -395,6 +400,8 @@ def build_metric_model(args, ways: int):
 def build_optimizer(args):
     if args.algorithm.endswith("protonet"):  # Snell et al.: Adam, learning rate halved every 2,000 episodes
         return optax.adam(optax.exponential_decay(args.meta_lr, 2000, 0.5, staircase=True))
+    if args.algorithm == "relation":  # Sung et al.: each module's gradient clipped to norm 0.5, Adam
+        return metric.relation_optimizer(args.meta_lr)
     if args.algorithm == "reptile":
         step_size = optax.linear_schedule(args.meta_lr, 0.0, args.iterations)
         return reptile_outer_optimizer(step_size) if args.inner_state == "persistent" else optax.sgd(step_size)

@@ -159,7 +159,8 @@ def format_mse(entry: dict) -> str:
     return common.mean_ci(entry["mean"], entry["ci95"], 3)
 
 
-def markdown(records, args, environment) -> str:
+def markdown(records, args, environment, speed=None) -> str:
+    """The results table, its notes, and the speed of second-order MAML (``speed``: its K=10 record)."""
     lines = [
         "# Sinusoid regression (MAML protocol)",
         "",
@@ -167,12 +168,13 @@ def markdown(records, args, environment) -> str:
         "and 10 adaptation steps on K support points, mean ± 95% CI. One model per learner and K, "
         f"{args.iterations:,} meta-iterations, meta-batch {args.meta_batch}, inner lr {args.inner_lr} "
         f"(Reptile: {2 * args.inner_lr}, 5 inner steps; maml-adam / maml-momentum: inner Adam / momentum-0.9 SGD "
-        f"at {args.inner_lr}, {OPTIMIZER_STEPS} inner steps), Adam {args.outer_lr}. Machine: "
-        f"{environment['cpu_count']} CPU cores, JAX {environment['jax']} on {environment['backend']}.",
+        f"at {args.inner_lr}, {OPTIMIZER_STEPS} inner steps), Adam {args.outer_lr}. JAX {environment['jax']} on "
+        f"{environment['backend']}; each row names the machine it ran on (rows of later runs merge into the table, "
+        "so times compare only between rows of the same machine).",
         "",
         "| learner | K | MSE, 0 steps | MSE, 1 step | MSE, 10 steps | published (1 step unless noted) | "
-        "train time (s) | meta-steps/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "train time (s) | meta-steps/s | hardware |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         published = []
@@ -184,9 +186,15 @@ def markdown(records, args, environment) -> str:
         mse = [format_mse(r["mse"][str(s)]) for s in EVAL_STEPS]
         lines.append(
             f"| {r['algorithm']} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
-            f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} |"
+            f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} | {common.hardware(r['environment'])} |"
         )
     lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(records)]
+    if speed:
+        lines += ["", f"Speed, second-order MAML, meta-batch {args.meta_batch}, K=10, one inner step, on "
+                  f"{common.hardware(speed['environment'])}: **{speed['tasks_per_second']:,.0f} tasks/s** "
+                  f"({speed['meta_steps_per_second']:.0f} meta-steps/s, median over chunks of {args.steps_per_call} "
+                  f"steps after compilation); the whole {args.iterations:,}-iteration run took "
+                  f"{speed['train_seconds']:.0f} s including compilation."]
     return "\n".join(lines) + "\n"
 
 
@@ -223,7 +231,7 @@ def notes(records) -> list[str]:
     spikes = [f"{r['algorithm']} K={r['shots']}" for r in records if r["final_train_loss_last_1000"] > 100]
     if spikes:
         found.append(f"Training-loss spikes near the end of training (inner loop diverging on some "
-                     f"training tasks): {', '.join(spikes)}; see sinusoid_training.png.")
+                     f"training tasks): {', '.join(spikes)}; see sinusoid_training*.png.")
     return found
 
 
@@ -298,7 +306,7 @@ def main(argv=None) -> dict:
         learners = {}
         for name in args.algorithms:
             record, learner, result = run_one(name, shots, args, model, init_params, eval_tasks)
-            records.append(record)
+            records.append({**record, "environment": environment})  # rows of several runs name their hosts
             learners[name] = (learner, result.state.meta_params)
             histories[f"{name} K={shots}"] = result.history["loss"]
             mse = record["mse"]
@@ -309,7 +317,9 @@ def main(argv=None) -> dict:
         if shots == 10 or len(args.shots) == 1:
             figures[shots] = learners
     args.out.mkdir(parents=True, exist_ok=True)
-    previous = common.read_json(args.out / "sinusoid.json", default={}).get("results", [])
+    earlier = common.read_json(args.out / "sinusoid.json", default={})
+    # rows written before each row named its host ran on the host of that file's run
+    previous = [{"environment": earlier.get("environment"), **r} for r in earlier.get("results", [])]
     # Rows merged into a table of other learners get figures of their own, so that the table's stay.
     others = {r["algorithm"] for r in previous} - set(args.algorithms)
     suffix = "_" + "_".join(args.algorithms) if others else ""
@@ -326,13 +336,7 @@ def main(argv=None) -> dict:
         "results": records,
     }
     common.write_json(args.out / "sinusoid.json", summary)
-    table = markdown(records, args, environment)
-    if speed:
-        table += (f"\nSpeed, second-order MAML, meta-batch {args.meta_batch}, K=10, one inner step: "
-                  f"**{speed['tasks_per_second']:,.0f} tasks/s** ({speed['meta_steps_per_second']:.0f} meta-steps/s, "
-                  f"median over chunks of {args.steps_per_call} steps after compilation); the whole "
-                  f"{args.iterations:,}-iteration run took {speed['train_seconds']:.0f} s including compilation.\n")
-    common.write_atomically(args.out / "sinusoid.md", table)
+    common.write_atomically(args.out / "sinusoid.md", markdown(records, args, environment, speed))
     print(f"\nwrote {args.out}/sinusoid.json, sinusoid.md, sinusoid.png, sinusoid_training.png "
           f"in {summary['total_seconds']:.0f} s")
     if speed:

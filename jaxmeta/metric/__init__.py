@@ -18,10 +18,11 @@ from jaxmeta.metric.protonet import GaussianPrototypicalNetwork
 from jaxmeta.metric.protonet import PrototypicalNetwork
 from jaxmeta.metric.protonet import SemiSupervisedPrototypicalNetwork
 from jaxmeta.metric.relation import RelationNetwork
+from jaxmeta.metric.relation import relation_optimizer
 from jaxmeta.metric.siamese import SiameseNetwork
 
 __all__ = [
     "EpisodeScores", "GaussianPrototypicalNetwork", "MatchingNetwork", "MetricClassifier", "PrototypicalNetwork",
     "RelationNetwork", "SemiSupervisedPrototypicalNetwork", "SiameseNetwork", "class_means",
-    "cosine_similarities", "evaluate_episodes", "metric_learner", "squared_distances",
+    "cosine_similarities", "evaluate_episodes", "metric_learner", "relation_optimizer", "squared_distances",
 ]

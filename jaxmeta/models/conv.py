@@ -213,8 +213,13 @@ def _product_backward(residuals, out_cotangent):
 channel_major_product.defvjp(lambda patches, kernel: (_product(patches, kernel), (patches, kernel)), _product_backward)
 
 
-def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride: int = 1) -> jax.Array:
-    """A 3x3 "SAME" convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``.
+def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride: int = 1,
+            padding: str = "SAME") -> jax.Array:
+    """A 3x3 convolution of ``[..., H, W, C]`` with ``[3, 3, C, O]`` (no bias), by ``implementation``.
+
+    ``padding`` "SAME" keeps ``H x W`` (``ceil(H / 2) x ceil(W / 2)`` at ``stride`` 2); "VALID"
+    (stride 1 only) pads nothing and gives ``(H - 2) x (W - 2)``: the "SAME" result without its
+    border, which is how im2col and oneDNN compute it.
 
     ``"onednn"`` computes with :func:`conv3x3_im2col` when ``9 C < O`` (the conv-4's 1-channel first
     layer), where its channel-major product beats oneDNN's kernels for that shape, and for ``stride``
@@ -224,6 +229,16 @@ def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride
         raise ValueError(f"implementation must be one of {CONV_IMPLEMENTATIONS}, got {implementation!r}.")
     if stride not in (1, 2):
         raise ValueError(f"stride must be 1 or 2, got {stride!r}.")
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}.")
+    if padding == "VALID":
+        if stride != 1:
+            raise ValueError("padding 'VALID' is implemented for stride 1 only; use padding 'SAME' with stride 2.")
+        if implementation == "xla":
+            y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "VALID",
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            return y.reshape(*x.shape[:-3], *y.shape[-3:])
+        return conv3x3(x, kernel, implementation)[..., 1:-1, 1:-1, :]
     if implementation == "im2col" or (implementation == "onednn" and (9 * x.shape[-1] < kernel.shape[-1]
                                                                       or stride != 1)):
         return conv3x3_im2col(x, kernel, stride)
@@ -244,7 +259,7 @@ def images_as_float(x: jax.Array) -> jax.Array:
 
 
 class Conv3x3(nn.Module):
-    """A 3x3 "SAME" convolution with bias; parameters named and shaped as ``nn.Conv``'s.
+    """A 3x3 convolution with bias (:func:`conv3x3`); parameters named and shaped as ``nn.Conv``'s.
 
     ``implementation`` chooses how it is computed, with identical results (up
     to rounding): ``"xla"`` (``lax.conv_general_dilated``; the right choice on
@@ -264,6 +279,7 @@ class Conv3x3(nn.Module):
     implementation: str = "xla"
     kernel_init: Callable = nn.initializers.lecun_normal()
     stride: int = 1
+    padding: str = "SAME"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -272,7 +288,7 @@ class Conv3x3(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias)
-        return conv3x3(x, kernel, self.implementation, self.stride) + bias
+        return conv3x3(x, kernel, self.implementation, self.stride, self.padding) + bias
 
 
 class Initialisation(NamedTuple):
@@ -297,6 +313,10 @@ INITIALISATIONS = {
     # standard-normal head, as Finn et al.'s TensorFlow code (Xavier convs, N(0, 1) output weights).
     "learn2learn": Initialisation(nn.initializers.glorot_uniform(), nn.initializers.uniform(1.0),
                                   nn.initializers.normal(1.0)),
+    # Sung et al.'s Relation network code (weights_init): conv kernels N(0, 2 / (9 * out_channels)), unit
+    # norm scales, linear kernels N(0, 0.01^2) (its linear biases start at 1: jaxmeta.metric.relation).
+    "relation-net": Initialisation(nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
+                                   nn.initializers.ones, nn.initializers.normal(0.01)),
 }
 
 
@@ -311,7 +331,8 @@ class ConvBlock(nn.Module):
     """3x3 convolution, :class:`TaskBatchNorm`, ReLU, :func:`max_pool_2x2` (unless ``pool=False``).
 
     ``init_scheme`` names the initialisation of the kernel and the norm's scale (see :data:`INITIALISATIONS`);
-    ``stride`` 2 makes the convolution itself halve the image (Nichol et al.'s blocks, with ``pool=False``).
+    ``stride`` 2 makes the convolution itself halve the image (Nichol et al.'s blocks, with ``pool=False``);
+    ``padding`` "VALID" shrinks it by 2 (Sung et al.'s first two blocks).
     """
 
     features: int = 64
@@ -320,11 +341,13 @@ class ConvBlock(nn.Module):
     pool: bool = True
     init_scheme: str = "lecun"
     stride: int = 1
+    padding: str = "SAME"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         scheme = initialisation(self.init_scheme)
-        x = Conv3x3(self.features, self.conv, kernel_init=scheme.conv_kernel, stride=self.stride, name="conv")(x)
+        x = Conv3x3(self.features, self.conv, kernel_init=scheme.conv_kernel, stride=self.stride,
+                    padding=self.padding, name="conv")(x)
         x = self.activation(TaskBatchNorm(scale_init=scheme.norm_scale, name="norm")(x))
         return max_pool_2x2(x) if self.pool else x
 
@@ -333,7 +356,8 @@ DOWNSAMPLING = ("pool", "stride")
 
 
 def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: Optional[int] = None,
-                last_features: Optional[int] = None, init_scheme: str = "lecun", downsample: str = "pool") -> jax.Array:
+                last_features: Optional[int] = None, init_scheme: str = "lecun", downsample: str = "pool",
+                unpadded_blocks: int = 0) -> jax.Array:
     """``blocks`` :class:`ConvBlock` s named ``block_i`` (call inside a compact method); scales ``uint8`` input."""
     if x.ndim < 4:
         raise ValueError(
@@ -348,7 +372,8 @@ def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_b
         width = last_features if (i == blocks - 1 and last_features is not None) else features
         halve = i < pooled_blocks
         x = ConvBlock(width, conv=conv, pool=halve and downsample == "pool", init_scheme=init_scheme,
-                      stride=2 if halve and downsample == "stride" else 1, name=f"block_{i}")(x)
+                      stride=2 if halve and downsample == "stride" else 1,
+                      padding="VALID" if i < unpadded_blocks else "SAME", name=f"block_{i}")(x)
     return x
 
 
@@ -395,8 +420,11 @@ class ConvEmbedding(nn.Module):
     ``[N, H, W, C]`` images -> ``[N, D]`` features (``flatten=True``; ``D = 64``
     for 28x28 inputs) or ``[N, h, w, features]`` feature maps. ``pooled_blocks``
     keeps the pooling in the first blocks only (the Relation network pools the
-    first two of four, leaving 7x7 maps), and ``last_features`` widens the last
-    block (the Gaussian prototypical network's extra covariance channels).
+    first two of four), ``unpadded_blocks`` convolves the first blocks without
+    padding (the Relation network's first two: 28 -> 26 -> 13 -> 11 -> 5, so
+    5x5 maps), ``last_features`` widens the last block (the Gaussian
+    prototypical network's extra covariance channels), and ``init_scheme``
+    names the initialisation (:data:`INITIALISATIONS`).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -406,6 +434,9 @@ class ConvEmbedding(nn.Module):
       (6, 64)
       >>> ConvEmbedding(pooled_blocks=2, flatten=False).apply({"params": params}, jnp.zeros((6, 28, 28, 1))).shape
       (6, 7, 7, 64)
+      >>> ConvEmbedding(pooled_blocks=2, unpadded_blocks=2, flatten=False).apply(
+      ...     {"params": params}, jnp.zeros((6, 28, 28, 1))).shape
+      (6, 5, 5, 64)
     """
 
     features: int = 64
@@ -414,9 +445,12 @@ class ConvEmbedding(nn.Module):
     pooled_blocks: Optional[int] = None
     last_features: Optional[int] = None
     flatten: bool = True
+    unpadded_blocks: int = 0
+    init_scheme: str = "lecun"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv,
-                        pooled_blocks=self.pooled_blocks, last_features=self.last_features)
+                        pooled_blocks=self.pooled_blocks, last_features=self.last_features,
+                        unpadded_blocks=self.unpadded_blocks, init_scheme=self.init_scheme)
         return x.reshape(*x.shape[:-3], -1) if self.flatten else x

@@ -33,7 +33,10 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
     merged = json.loads((tmp_path / "sinusoid.json").read_text())["results"]
     assert [r["algorithm"] for r in merged] == ["maml", "metasgd", "maml-momentum"]
     assert merged[0] == data["results"][0]
-    assert "| maml-momentum | 5 |" in (tmp_path / "sinusoid.md").read_text()
+    rows = [line for line in (tmp_path / "sinusoid.md").read_text().splitlines() if line.startswith("| maml")]
+    assert rows[-1].startswith("| maml-momentum | 5 |")
+    host = sinusoid.common.hardware(data["environment"])
+    assert all(row.endswith(f"| {host} |") for row in rows)  # every row names the machine it ran on
     assert (tmp_path / "sinusoid_maml-momentum.png").exists() and (tmp_path / "sinusoid.png").exists()
 
 

@@ -115,7 +115,8 @@ def test_conv4_initialisation_schemes_draw_each_parameter_from_their_stated_dist
 
 
 def test_an_unknown_initialisation_scheme_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match=r"init_scheme must be one of \['learn2learn', 'lecun', 'pytorch'\]"):
+    choices = r"\['learn2learn', 'lecun', 'pytorch', 'relation-net'\]"
+    with pytest.raises(ValueError, match=r"init_scheme must be one of " + choices):
         Conv4(num_classes=2, init_scheme="he").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
 
 
@@ -228,6 +229,25 @@ def test_im2col_maml_meta_gradient_input_gradient_and_its_derivative_equal_xla()
 def test_an_unknown_convolution_implementation_is_refused():
     with pytest.raises(ValueError, match=r"implementation must be one of \('xla', 'im2col', 'onednn'\)"):
         Conv4(num_classes=2, conv="fft").init(jax.random.key(0), jnp.zeros((1, 8, 8, 1)))
+
+
+@pytest.mark.parametrize("size", [28, 5])
+def test_unpadded_im2col_is_xlas_valid_convolution(size):
+    """"VALID": the "SAME" result without its border, values and both gradients, float64."""
+    kx, kk = jax.random.split(jax.random.key(6))
+    x = jax.random.normal(kx, (2, size, size, 3), jnp.float64)
+    kernel = jax.random.normal(kk, (3, 3, 3, 4), jnp.float64)
+    expected = jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    assert expected.shape == (2, size - 2, size - 2, 4)
+    np.testing.assert_allclose(conv3x3(x, kernel, "xla", padding="VALID"), expected, rtol=1e-12)
+    np.testing.assert_allclose(conv3x3(x, kernel, "im2col", padding="VALID"), expected, rtol=1e-12)
+    loss = lambda impl: lambda x, k: jnp.sum(jnp.sin(conv3x3(x, k, impl, padding="VALID")))  # noqa: E731
+    for ours, theirs in zip(jax.grad(loss("im2col"), (0, 1))(x, kernel), jax.grad(loss("xla"), (0, 1))(x, kernel)):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+    with pytest.raises(ValueError, match="padding 'VALID' is implemented for stride 1 only"):
+        conv3x3(x, kernel, "xla", stride=2, padding="VALID")
+    with pytest.raises(ValueError, match="padding must be 'SAME' or 'VALID', got 'same'"):
+        conv3x3(x, kernel, "xla", padding="same")
 
 
 @pytest.mark.parametrize("size", [28, 7, 4])

@@ -104,6 +104,13 @@ def test_a_maml_step_sharded_over_host_devices_equals_the_unsharded_one():
                  single_state.meta_params)
 
 
+def test_an_unpadded_convolution_is_im2cols():
+    x, kernel = _normal(0, (2, 11, 11, 64)), _normal(1, (3, 3, 64, 32), 0.1)
+    expected = conv3x3(x, kernel, "im2col", padding="VALID")
+    assert expected.shape == (2, 9, 9, 32)
+    np.testing.assert_allclose(conv3x3(x, kernel, "onednn", padding="VALID"), expected, **F32)
+
+
 def test_results_are_bitwise_reproducible():
     x, kernel = _normal(0, (8, 14, 14, 64)), _normal(1, (3, 3, 64, 64), 0.1)
     grad = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.sin(onednn_conv.conv3x3_onednn(x, k))), (0, 1)))
