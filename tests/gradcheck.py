@@ -59,7 +59,7 @@ def directional_derivatives(f, params, key, *, directions: int = 3, eps: float =
     flat, unravel = ravel_pytree(params)
     assert flat.dtype == jnp.float64, "finite differences need float64 parameters"
     f_flat = jax.jit(lambda v: f(unravel(v)))
-    grad = jax.grad(f_flat)(flat)
+    grad = jax.jit(jax.grad(f_flat))(flat)  # compiled: op by op, a second-order model's gradient runs for minutes
     autodiff, numeric = [], []
     for k in jax.random.split(key, directions):
         v = jax.random.normal(k, flat.shape, jnp.float64)

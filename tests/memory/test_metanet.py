@@ -140,7 +140,7 @@ def test_episode_gradient_matches_finite_differences_and_reaches_every_parameter
 
     autodiff, finite = directional_derivatives(loss, params, jax.random.key(5))
     np.testing.assert_allclose(autodiff, finite, rtol=1e-5, atol=1e-9)
-    grads, metrics = learner.task_grad(params, task, jax.random.key(6))
+    grads, metrics = jax.jit(learner.task_grad)(params, task, jax.random.key(6))
     np.testing.assert_allclose(metrics["loss"], loss(params), rtol=1e-12)
     for path, grad in jax.tree_util.tree_leaves_with_path(grads):
         assert float(jnp.abs(grad).max()) > 0, f"no gradient reaches {jax.tree_util.keystr(path)}"
