@@ -286,8 +286,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         if not getattr(args, name) > 0:
             parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}.")
     for name in ("ways", "train_ways", "shots", "train_shots", "inner_batch", "msl_anneal_steps", "inner_steps",
-                 "meta_batch", "iterations", "width", "validation_tasks", "checkpoint_every", "steps_per_call", "eval_tasks", "eval_queries",
-                 "eval_steps", "task_chunk", "devices"):
+                 "meta_batch", "iterations", "width", "validation_tasks", "checkpoint_every", "steps_per_call",
+                 "eval_tasks", "eval_queries", "eval_steps", "task_chunk", "devices"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}.")
     if args.validate_every < 0:

@@ -125,12 +125,12 @@ class MatchingNetwork(MetricClassifier):
 
     @nn.compact
     def __call__(self, support_inputs, support_labels, query_inputs):
+        if self.similarity not in SIMILARITIES:  # before any embedding is computed
+            raise ValueError(f"Unknown similarity {self.similarity!r}; choose from {', '.join(SIMILARITIES)}.")
         support, query = embed_episode(self.embedding, support_inputs, query_inputs)
         if self.full_context:
             support = SupportContext(name="support_context")(support)
             query = QueryContext(self.read_steps, name="query_context")(query, support)
-        if self.similarity not in SIMILARITIES:
-            raise ValueError(f"Unknown similarity {self.similarity!r}; choose from {', '.join(SIMILARITIES)}.")
         attention = jax.nn.log_softmax(SIMILARITIES[self.similarity](query, support), axis=-1)  # [m, n]
         onehot = jax.nn.one_hot(support_labels, self.ways, dtype=attention.dtype)  # [n, ways]
         return jax.nn.logsumexp(attention[:, :, None], axis=1, b=onehot[None])  # log sum_{i in c} a_i

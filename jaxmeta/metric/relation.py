@@ -54,8 +54,8 @@ class RelationModule(nn.Module):
         x = pairs
         for i in range(2):
             x = ConvBlock(self.features, conv=self.conv, init_scheme=self.init_scheme, name=f"block_{i}")(x)
-        dense = dict(kernel_init=initialisation(self.init_scheme).head_kernel,
-                     bias_init=nn.initializers.ones if self.init_scheme == "relation-net" else nn.initializers.zeros)
+        scheme = initialisation(self.init_scheme)
+        dense = dict(kernel_init=scheme.head_kernel, bias_init=scheme.head_bias)
         x = nn.relu(nn.Dense(self.hidden, name="hidden", **dense)(x.reshape(x.shape[0], -1)))
         return jax.nn.sigmoid(nn.Dense(1, name="score", **dense)(x))[:, 0]
 
@@ -109,18 +109,28 @@ def relation_optimizer(learning_rate: float = 1e-3, *, clip_norm: float = 0.5, h
 
     Example:
       >>> import jax.numpy as jnp
-      >>> grads = {"embedding": {"w": jnp.array([3.0, 4.0])}, "relation": {"w": jnp.array([0.1])}}
-      >>> clip = clip_each_module(0.5, ("embedding", "relation"))
-      >>> clipped, _ = clip.update(grads, clip.init(grads))
-      >>> round(float(jnp.linalg.norm(clipped["embedding"]["w"])), 6), round(float(clipped["relation"]["w"][0]), 6)
-      (0.5, 0.1)
+      >>> params = {"embedding": {"w": jnp.zeros(2)}, "relation": {"w": jnp.zeros(1)}}
+      >>> optimizer = relation_optimizer()
+      >>> updates, _ = optimizer.update(params, optimizer.init(params), params)
+      >>> sorted(updates)
+      ['embedding', 'relation']
     """
     schedule = optax.exponential_decay(learning_rate, halve_every, 0.5, staircase=True)
     return optax.chain(clip_each_module(clip_norm, modules), optax.adam(schedule))
 
 
 def clip_each_module(max_norm: float, modules: tuple[str, ...]) -> optax.GradientTransformation:
-    """``optax.clip_by_global_norm(max_norm)`` on each top-level entry ``modules`` of the gradient, separately."""
+    """``optax.clip_by_global_norm(max_norm)`` on each top-level entry ``modules`` of the gradient, separately.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> grads = {"embedding": {"w": jnp.array([3.0, 4.0])}, "relation": {"w": jnp.array([0.1])}}
+      >>> clip = clip_each_module(0.5, ("embedding", "relation"))
+      >>> clipped, _ = clip.update(grads, clip.init(grads))
+      >>> round(float(jnp.linalg.norm(clipped["embedding"]["w"])), 6), round(float(clipped["relation"]["w"][0]), 6)
+      (0.5, 0.1)
+    """
+
     def labels(params):
         unknown = sorted(set(params) - set(modules))
         if unknown:

@@ -234,11 +234,8 @@ def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride
     if padding == "VALID":
         if stride != 1:
             raise ValueError("padding 'VALID' is implemented for stride 1 only; use padding 'SAME' with stride 2.")
-        if implementation == "xla":
-            y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (1, 1), "VALID",
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
-            return y.reshape(*x.shape[:-3], *y.shape[-3:])
-        return conv3x3(x, kernel, implementation)[..., 1:-1, 1:-1, :]
+        if implementation != "xla":  # XLA pads (or not) itself, below
+            return conv3x3(x, kernel, implementation)[..., 1:-1, 1:-1, :]
     if implementation == "im2col" or (implementation == "onednn" and (9 * x.shape[-1] < kernel.shape[-1]
                                                                       or stride != 1)):
         return conv3x3_im2col(x, kernel, stride)
@@ -246,7 +243,7 @@ def conv3x3(x: jax.Array, kernel: jax.Array, implementation: str = "xla", stride
         from jaxmeta.models.onednn_conv import conv3x3_onednn  # loads the extension on first use
 
         return conv3x3_onednn(x, kernel)
-    y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (stride, stride), "SAME",
+    y = jax.lax.conv_general_dilated(x.reshape(-1, *x.shape[-3:]), kernel, (stride, stride), padding,
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return y.reshape(*x.shape[:-3], *y.shape[-3:])
 
@@ -292,14 +289,16 @@ class Conv3x3(nn.Module):
 
 
 class Initialisation(NamedTuple):
-    """Initialisers of the conv-4's parameters: conv kernels, batch-norm scales, the linear head's kernel.
+    """Initialisers of the conv-4's parameters: conv kernels, batch-norm scales, the linear head's kernel and bias.
 
-    Biases start at zero in every scheme (a conv bias is cancelled by the batch norm after it).
+    Conv biases start at zero in every scheme (a conv bias is cancelled by the batch norm after it); linear
+    biases at zero unless the scheme says otherwise.
     """
 
     conv_kernel: Callable
     norm_scale: Callable
     head_kernel: Callable
+    head_bias: Callable = nn.initializers.zeros
 
 
 _PYTORCH_DEFAULT = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")  # U(+-1/sqrt(fan_in))
@@ -314,9 +313,9 @@ INITIALISATIONS = {
     "learn2learn": Initialisation(nn.initializers.glorot_uniform(), nn.initializers.uniform(1.0),
                                   nn.initializers.normal(1.0)),
     # Sung et al.'s Relation network code (weights_init): conv kernels N(0, 2 / (9 * out_channels)), unit
-    # norm scales, linear kernels N(0, 0.01^2) (its linear biases start at 1: jaxmeta.metric.relation).
+    # norm scales, linear kernels N(0, 0.01^2) with biases 1.
     "relation-net": Initialisation(nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-                                   nn.initializers.ones, nn.initializers.normal(0.01)),
+                                   nn.initializers.ones, nn.initializers.normal(0.01), nn.initializers.ones),
 }
 
 
@@ -410,7 +409,8 @@ class Conv4(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         x = _conv_trunk(x, features=self.features, blocks=self.blocks, conv=self.conv, init_scheme=self.init_scheme,
                         downsample=self.downsample)
-        head = nn.Dense(self.num_classes, kernel_init=initialisation(self.init_scheme).head_kernel, name="head")
+        scheme = initialisation(self.init_scheme)
+        head = nn.Dense(self.num_classes, kernel_init=scheme.head_kernel, bias_init=scheme.head_bias, name="head")
         return head(x.reshape(*x.shape[:-3], -1))
 
 
