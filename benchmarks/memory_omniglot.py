@@ -10,7 +10,10 @@ Protocol here: the MAML split of the characters (1,100 / 100 / 423, train /
 validation / test), every class rotated by a random multiple of 90 degrees,
 28x28 images fed as raw pixels, one-hot labels (the paper used 20x20 images
 and, for 15 classes, labels as strings of five characters). MANN: an LSTM
-controller of 200 units, a 128 x 40 memory, 4 read heads, usage decay 0.99.
+controller of 200 units, a 128 x 40 memory, 4 read heads, usage decay 0.99,
+an add vector written apart from the key (``--write-vector add``; the
+paper's eq. 8 writes the key, ``--write-vector key``: see
+:mod:`jaxmeta.memory.mann`).
 Episodes in batches of ``--batch`` (16); Adam ``--lr`` (1e-3; the paper used
 RMSProp 1e-4 for 100,000 episodes, far beyond a CPU budget).
 
@@ -66,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=128)
     parser.add_argument("--width", type=int, default=40)
     parser.add_argument("--heads", type=int, default=4, help="read heads")
+    parser.add_argument("--write-vector", choices=memory.mann.WRITE_VECTORS, default="add",
+                        help="MANN: what a write stores, an add vector of its own (default) or the key, as the "
+                             "paper's eq. 8 (jaxmeta.memory.mann)")
     parser.add_argument("--iterations", type=int, default=100_000)
     parser.add_argument("--budget-minutes", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -101,7 +107,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_model(args) -> memory.SequenceClassifier:
     if args.model == "mann":
         core = memory.MANNCell(controller_features=args.controller, rows=args.rows, width=args.width,
-                               read_heads=args.heads)
+                               read_heads=args.heads, write_vector=args.write_vector)
     elif args.model == "ntm":
         core = memory.NTMCell(controller_features=args.controller, rows=args.rows, width=args.width)
     else:
@@ -111,7 +117,7 @@ def build_model(args) -> memory.SequenceClassifier:
 
 def run_config(args) -> dict:
     keys = ("model", "ways", "instances", "batch", "lr", "controller", "rows", "width", "heads", "iterations",
-            "seed", "steps_per_call")
+            "seed", "steps_per_call") + (("write_vector",) if args.model == "mann" else ())
     return {key: getattr(args, key) for key in keys}
 
 
@@ -235,8 +241,11 @@ def record_result(results_dir: Path, summary: dict) -> None:
                  if f"presentation_{k}" in row["test"] else "-" for k in memory.PRESENTATIONS]
         published = PUBLISHED.get(config["model"]) if config["ways"] == 5 else None
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
+        model = config["model"]
+        if model == "mann":  # rows before the write_vector option wrote the key
+            model += f" ({config.get('write_vector', 'key')} vector written)"
         lines.append(
-            f"| {config['model']} | {config['ways']} | {' | '.join(cells)} | {row['episodes']:,} | "
+            f"| {model} | {config['ways']} | {' | '.join(cells)} | {row['episodes']:,} | "
             f"{budget} ({row['train_seconds'] / 60:.1f} min used) | {common.hardware(row['environment'])} | "
             f"{' / '.join(map(str, published)) if published else '-'} |"
         )

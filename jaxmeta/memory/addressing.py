@@ -146,6 +146,7 @@ def zero_least_used(memory: jax.Array, usage: jax.Array) -> jax.Array:
     return memory * (1.0 - jax.nn.one_hot(jnp.argmin(usage), memory.shape[0], dtype=memory.dtype))[:, None]
 
 
-def lrua_write(memory: jax.Array, write_weights: jax.Array, keys: jax.Array) -> jax.Array:
-    r""":math:`M_t(i) = M_{t-1}(i) + \sum_h w^w_{t,h}(i)\, k_{t,h}` (Santoro et al. 2016, eq. 8)."""
-    return memory + write_weights.T @ keys
+def lrua_write(memory: jax.Array, write_weights: jax.Array, vectors: jax.Array) -> jax.Array:
+    r""":math:`M_t(i) = M_{t-1}(i) + \sum_h w^w_{t,h}(i)\, a_{t,h}` for vectors ``[H, W]`` (Santoro et al. 2016,
+    eq. 8, write the keys, :math:`a = k`)."""
+    return memory + write_weights.T @ vectors

@@ -28,7 +28,7 @@ def test_tiny_run_trains_evaluates_by_presentation_and_records(omniglot_root, tm
     assert (results / "memory_omniglot_mann_3way_episode.png").stat().st_size > 0
     table = (results / "memory_omniglot.md").read_text()
     assert "trained on the hardware named in each row within the stated budget" in table
-    row = [line for line in table.splitlines() if line.startswith("| mann | 3 |")][0].split(" | ")
+    row = [line for line in table.splitlines() if line.startswith("| mann (add vector written) | 3 |")][0].split(" | ")
     assert row[5:7] == ["-", "-"] and row[-1] == "- |"  # no 5th or 10th presentation, no published 3-way row
     assert row[-2] == common.hardware(common.environment())
 
@@ -50,6 +50,7 @@ def test_result_rows_name_the_hardware_they_ran_on():
 
 @pytest.mark.parametrize("argv, message", [
     (["--model", "dnc"], "invalid choice: 'dnc'"),
+    (["--write-vector", "value"], "invalid choice: 'value'"),
     (["--lr", "0"], "--lr must be positive"),
     (["--instances", "0"], "--instances must be at least 1"),
     (["--heads", "9", "--rows", "8"], "--heads (9) cannot exceed --rows (8)"),
