@@ -49,7 +49,7 @@ from jaxmeta import memory  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta.data.sequences import SequenceSampler, sequence_tasks  # noqa: E402
-from jaxmeta.training.loop import train  # noqa: E402
+from jaxmeta.training import train  # noqa: E402
 
 MODELS = ("mann", "ntm", "lstm")
 PUBLISHED = {  # Santoro et al. 2016, Table 1, 5 classes: accuracy (%) at the 1st, 2nd, 3rd, 5th, 10th presentation

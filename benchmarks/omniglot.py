@@ -104,7 +104,7 @@ from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer  # noqa: E402
-from jaxmeta.training.loop import train  # noqa: E402
+from jaxmeta.training import train  # noqa: E402
 
 GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")

@@ -22,7 +22,7 @@ Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -31,12 +31,24 @@ from jaxmeta.core.adapt import Adaptation, Mask, adapt, check_learning_rate, che
 from jaxmeta.core.types import LossFn, MetaParams, Metrics, Params, PRNGKey, Task
 
 
+class AdaptFn(Protocol):
+    """The signature of ``MetaLearner.adapt``: the inner loop on one support set.
+
+    ``steps`` overrides the learner's number of inner steps (evaluation after
+    more steps than training used); ``observe(params, step)`` is called after
+    each step and its results are stacked in ``Adaptation.observed``.
+    """
+
+    def __call__(self, meta_params: MetaParams, support: Any, *, key: PRNGKey, steps: Optional[int] = None,
+                 observe: Optional[Callable[..., Any]] = None) -> Adaptation: ...
+
+
 class MetaLearner(NamedTuple):
     """A meta-learning algorithm as three pure functions (see the module docstring)."""
 
     init: Callable[[Params], MetaParams]
     task_grad: Callable[[MetaParams, Task, PRNGKey], tuple[MetaParams, Metrics]]
-    adapt: Callable[..., Adaptation]
+    adapt: AdaptFn
     at_step: Optional[Callable[[jax.Array], "MetaLearner"]] = None
 
 
@@ -84,7 +96,7 @@ def inner_loop(
     mask: Mask = None,
     per_step: Mask = None,
     step_count: Optional[int] = None,
-) -> Callable[..., Adaptation]:
+) -> AdaptFn:
     """``learner.adapt`` for learners whose inner loop is :func:`jaxmeta.adapt`.
 
     ``split(meta_params) -> (params, lr, optimizer)`` says where the inner loop
@@ -137,7 +149,7 @@ def check_inner_rule(inner_lr: Any, inner_optimizer: Any, *, learner: str,
         check_learning_rate(inner_lr)
 
 
-def exact_task_grad(loss_fn: LossFn, adapt_fn: Callable[..., Adaptation], step_weights: Any = None):
+def exact_task_grad(loss_fn: LossFn, adapt_fn: AdaptFn, step_weights: Any = None):
     r"""``task_grad`` that differentiates the query loss after adaptation through the inner loop.
 
     .. math::

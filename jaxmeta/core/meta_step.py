@@ -157,7 +157,9 @@ def make_meta_step(
       serial: visit the tasks one after the other with an update each instead
         of averaging their gradients.
       task_chunk: compute the task gradients this many at a time instead of
-        all at once (see :func:`meta_gradient`; batched mode only).
+        all at once (see :func:`meta_gradient`). Batched mode only: with
+        ``serial=True`` the tasks are visited one at a time already, and the
+        combination is refused.
       jit: compile the step with ``jax.jit`` (donating nothing, so the caller's
         state stays valid).
 
@@ -177,6 +179,9 @@ def make_meta_step(
       1
     """
 
+    if serial and task_chunk is not None:
+        raise ValueError(f"task_chunk={task_chunk} has no effect with serial=True, which visits the tasks one at a "
+                         "time already: drop task_chunk, or set serial=False to average chunked task gradients.")
     apply_update = update_function(optimizer)
 
     def batched_step(state, tasks, key):

@@ -68,3 +68,9 @@ def test_a_bad_task_chunk_is_refused():
     learner = jaxmeta.maml(loss_fn, inner_lr=0.1)
     with pytest.raises(ValueError, match="task_chunk must be None or a positive int, got 0"):
         jaxmeta.meta_gradient(learner, jnp.zeros(2), _tasks(2, 2), jax.random.key(0), task_chunk=0)
+
+
+def test_task_chunk_with_serial_visits_is_refused_not_ignored():
+    learner = jaxmeta.maml(loss_fn, inner_lr=0.1)
+    with pytest.raises(ValueError, match="task_chunk=2 has no effect with serial=True"):
+        jaxmeta.make_meta_step(learner, optax.sgd(1.0), serial=True, task_chunk=2)

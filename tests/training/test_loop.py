@@ -154,3 +154,11 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))
     last = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["kind"] == "error" and last["step"] == caught.value.step
+
+
+def test_the_training_package_exports_what_the_readme_names():
+    import jaxmeta.training
+    from jaxmeta.training import checkpoint, loop
+
+    assert jaxmeta.training.train is loop.train and jaxmeta.training.RunDirectory is checkpoint.RunDirectory
+    assert all(getattr(jaxmeta.training, name).__doc__ for name in jaxmeta.training.__all__)
