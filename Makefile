@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test sinusoid-benchmark notebooks compare-env maml-speed onednn clean
+.PHONY: run test lint sinusoid-benchmark notebooks compare-env maml-speed onednn clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ run: $(VENV)/installed
 
 # Two worker processes: much of a test's time is XLA compiling, which uses one core, so two
 # workers keep both cores busy. Tests go out one at a time, the long ones first (tests/conftest.py).
-test: $(VENV)/installed $(ONEDNN_EXTENSION)
+test: $(VENV)/installed $(ONEDNN_EXTENSION) lint
 	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1
+
+# ruff (pycodestyle, pyflakes, bugbear, pyupgrade) and mypy on the library, configured in pyproject.toml.
+lint: $(VENV)/installed
+	$(VENV)/bin/ruff check jaxmeta
+	$(VENV)/bin/mypy
 
 # The full protocol (70,000 meta-iterations per learner and K); writes benchmarks/results/.
 sinusoid-benchmark: $(VENV)/installed

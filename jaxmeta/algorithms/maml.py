@@ -25,7 +25,8 @@ with :math:`\theta`. MAML++'s options (Antoniou et al. 2019,
   (batch norm's weights and biases) for each inner step, meta-learned and not adapted.
 """
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Union
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -124,7 +125,7 @@ def maml(
             return meta.params, inner_lr, inner_optimizer.optimizer(meta.rule)
         return meta, inner_lr, inner_optimizer
 
-    options = dict(inner_steps=inner_steps, remat=remat, mask=adapt_mask, per_step=per_step,
+    options: dict[str, Any] = dict(inner_steps=inner_steps, remat=remat, mask=adapt_mask, per_step=per_step,
                    step_count=inner_optimizer.steps if learned else None)
     adapt_fn = inner_loop(loss_fn, split, first_order=first_order, **options)
     first_order_adapt = inner_loop(loss_fn, split, first_order=True, **options)
@@ -157,7 +158,7 @@ def maml(
     return MetaLearner(init=init, task_grad=task_grad_at(None), adapt=adapt_fn, at_step=at_step)
 
 
-def _step_weights(step_weights: StepWeights, inner_steps: int) -> Callable[[Optional[jax.Array]], Any]:
+def _step_weights(step_weights: StepWeights, inner_steps: int) -> Callable[[jax.Array | None], Any]:
     """``weights_at(t)``: the multi-step loss weights at meta-step ``t`` (``None``: the end of the schedule)."""
     if step_weights is None:
         return lambda step: None
@@ -226,7 +227,8 @@ def stack_per_step(params: Params, per_step: Mask, copies: int) -> Params:
     """
     flags = resolve_mask(per_step, params, what="per-step selection")
     leaves, treedef = jax.tree.flatten(params)
-    return treedef.unflatten([jnp.stack([leaf] * copies) if flag else leaf for leaf, flag in zip(leaves, flags)])
+    return jax.tree.unflatten(treedef, [jnp.stack([leaf] * copies) if flag else leaf
+                                        for leaf, flag in zip(leaves, flags)])
 
 
 def fomaml(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 1, inner_optimizer: Any = None,

@@ -34,7 +34,7 @@ lets them run in parallel, and gives the moments the same kind of long-run
 average over a horizon of meta-steps.
 """
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -53,7 +53,7 @@ class ReptileParams(NamedTuple):
 
 
 def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inner_optimizer: Any = None,
-            inner_batch: Optional[int] = None, adapt_mask: Mask = None,
+            inner_batch: int | None = None, adapt_mask: Mask = None,
             persistent_inner_state: bool = False) -> MetaLearner:
     r"""Reptile: the meta-"gradient" of a task is :math:`\theta - \phi_k`.
 

@@ -58,7 +58,8 @@ Options:
   compile that grows with the number of steps.
 """
 
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Union
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -108,6 +109,7 @@ def check_steps(steps: Any, name: str = "steps") -> int:
 
 def resolve_mask(mask: Mask, params: Params, what: str = "adaptation mask") -> list[bool]:
     """The adaptation mask (or another selection of leaves) as one Python bool per leaf of ``params``."""
+    treedef: Any  # PyTreeDef, which jaxlib ships without type stubs
     paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     if mask is None:
         flags = [True] * len(paths_and_leaves)
@@ -135,7 +137,7 @@ def resolve_mask(mask: Mask, params: Params, what: str = "adaptation mask") -> l
 
 def resolve_learning_rates(lr: Any, params: Params) -> list[Any]:
     """One learning rate per leaf of ``params``: a shared scalar or the leaves of a matching tree."""
-    treedef = jax.tree.structure(params)
+    treedef: Any = jax.tree.structure(params)  # PyTreeDef, which jaxlib ships without type stubs
     if _is_scalar(lr):
         return [check_learning_rate(lr)] * treedef.num_leaves
     try:
@@ -226,7 +228,8 @@ def init_optimizer_state(optimizer: optax.GradientTransformation, params: Params
 
 
 def _same_shapes(a: Any, b: Any) -> bool:
-    if jax.tree.structure(a) != jax.tree.structure(b):
+    structure: Any = jax.tree.structure(a)  # PyTreeDef, which jaxlib ships without type stubs
+    if structure != jax.tree.structure(b):
         return False
     return all(jnp.shape(x) == jnp.shape(y) and jnp.result_type(x) == jnp.result_type(y)
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -240,7 +243,7 @@ def _describe(tree: Any) -> str:
 def resolve_per_step(per_step: Mask, params: Params, steps: int) -> list[bool]:
     """One bool per leaf: does it hold one value per inner step (leading axis ``steps + 1``)? Checked."""
     if per_step is None:
-        return [False] * jax.tree.structure(params).num_leaves
+        return [False] * len(jax.tree.leaves(params))
     paths_and_leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     flags = resolve_mask(per_step, params, what="per-step selection")
     for (path, leaf), flag in zip(paths_and_leaves, flags):
@@ -297,14 +300,14 @@ def adapt(
     steps: int,
     key: PRNGKey,
     lr: Any = None,
-    optimizer: Optional[optax.GradientTransformation] = None,
+    optimizer: optax.GradientTransformation | None = None,
     opt_state: Any = None,
     first_order: bool = False,
     remat: bool = False,
     mask: Mask = None,
     per_step: Mask = None,
-    observe: Optional[Callable[[Params], Any]] = None,
-    unroll: Optional[Union[bool, int]] = None,
+    observe: Callable[[Params], Any] | None = None,
+    unroll: bool | int | None = None,
     split_key: bool = True,
     minibatches: bool = False,
 ) -> Adaptation:
@@ -376,6 +379,7 @@ def adapt(
             raise TypeError("opt_state is the state of an inner optimizer: pass optimizer= too, or drop opt_state.")
     else:
         optimizer = check_optimizer(optimizer)
+    treedef: Any  # PyTreeDef, which jaxlib ships without type stubs
     leaves, treedef = jax.tree.flatten(params)
     mask_flags = resolve_mask(mask, params)
     stepwise = resolve_per_step(per_step, params, steps)

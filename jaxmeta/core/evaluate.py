@@ -6,7 +6,8 @@ scored at every :math:`\phi_j`, :math:`j = 0..n`. Summaries are means with a
 """
 
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -61,7 +62,7 @@ def _evaluate_batch(learner, loss_fn, meta_params, tasks, keys, steps, task_chun
     return map_over_tasks(one_task, tasks, keys, task_chunk)
 
 
-def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: Optional[int], progress: bool,
+def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: int | None, progress: bool,
                description: str) -> Any:
     """``compute`` on consecutive slices of ``chunk_size`` of the ``size`` tasks in ``batch`` (all when ``None``),
     concatenated. With ``progress`` a bar advances as each chunk finishes (not as it is dispatched).
@@ -72,7 +73,7 @@ def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size:
         starts = tqdm(starts, desc=description, unit="chunk", leave=False)
     parts = []
     for start in starts:
-        parts.append(compute(jax.tree.map(lambda x: x[start:start + chunk], batch)))
+        parts.append(compute(jax.tree.map(lambda x, start=start: x[start:start + chunk], batch)))
         if progress:
             jax.block_until_ready(parts[-1])
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *parts)
@@ -86,8 +87,8 @@ def evaluate(
     *,
     key: PRNGKey,
     steps: int,
-    chunk_size: Optional[int] = None,
-    task_chunk: Optional[int] = None,
+    chunk_size: int | None = None,
+    task_chunk: int | None = None,
     progress: bool = False,
 ) -> Evaluation:
     """Adapt on each task's support set for ``steps`` steps, scoring the query set after each.
@@ -133,7 +134,7 @@ def _metrics_of_batch(task_metrics, model, params, tasks):
 
 
 def metrics_in_chunks(task_metrics: Callable, model: Any, params: Any, tasks: Task,
-                      chunk_size: Optional[int] = None, progress: bool = False) -> Metrics:
+                      chunk_size: int | None = None, progress: bool = False) -> Metrics:
     """Per-task metrics ``{name: [tasks]}`` of ``task_metrics(model, params, task) -> (loss, metrics)``.
 
     For learners scored in one forward pass (metric learners, memory models);

@@ -11,7 +11,7 @@ two gradients, and no Hessian is ever formed. :func:`top_hessian_eigenvalue`
 runs power iteration on it, as analyses of MAML's inner-loop curvature do.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,7 @@ def hvp(f: Callable[[Params], jax.Array], params: Params, vector: Params) -> Par
 
 def tree_vdot(a: Params, b: Params) -> jax.Array:
     """The inner product of two pytrees of the same structure."""
-    return sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return jnp.asarray(sum(jnp.vdot(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))))
 
 
 def top_hessian_eigenvalue(

@@ -22,7 +22,8 @@ Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
-from typing import Any, Callable, NamedTuple, Optional, Protocol
+from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +40,8 @@ class AdaptFn(Protocol):
     each step and its results are stacked in ``Adaptation.observed``.
     """
 
-    def __call__(self, meta_params: MetaParams, support: Any, *, key: PRNGKey, steps: Optional[int] = None,
-                 observe: Optional[Callable[..., Any]] = None) -> Adaptation: ...
+    def __call__(self, meta_params: MetaParams, support: Any, *, key: PRNGKey, steps: int | None = None,
+                 observe: Callable[..., Any] | None = None) -> Adaptation: ...
 
 
 class MetaLearner(NamedTuple):
@@ -49,7 +50,7 @@ class MetaLearner(NamedTuple):
     init: Callable[[Params], MetaParams]
     task_grad: Callable[[MetaParams, Task, PRNGKey], tuple[MetaParams, Metrics]]
     adapt: AdaptFn
-    at_step: Optional[Callable[[jax.Array], "MetaLearner"]] = None
+    at_step: Callable[[jax.Array], "MetaLearner"] | None = None
 
 
 def learner_at_step(learner: MetaLearner, step: jax.Array) -> MetaLearner:
@@ -95,7 +96,7 @@ def inner_loop(
     remat: bool = False,
     mask: Mask = None,
     per_step: Mask = None,
-    step_count: Optional[int] = None,
+    step_count: int | None = None,
 ) -> AdaptFn:
     """``learner.adapt`` for learners whose inner loop is :func:`jaxmeta.adapt`.
 
@@ -124,7 +125,7 @@ def inner_loop(
 
 
 def check_inner_rule(inner_lr: Any, inner_optimizer: Any, *, learner: str,
-                     no_learned_rule: Optional[str] = None) -> None:
+                     no_learned_rule: str | None = None) -> None:
     """Check a learner's inner-loop settings: ``inner_lr`` and/or ``inner_optimizer`` (a clear error naming the fix).
 
     Without an optimizer the inner loop is gradient descent and needs a positive

@@ -11,7 +11,8 @@ Serial (``serial=True``): the tasks are visited in order with one optimizer
 update each (``jax.lax.scan``), as in the serial version of Reptile.
 """
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -72,7 +73,7 @@ def task_batch_size(tasks: Task) -> int:
 
 
 def meta_gradient(
-    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: Optional[int] = None
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: int | None = None
 ) -> tuple[MetaParams, Metrics]:
     """The mean over a batch of tasks of ``learner.task_grad``, and the mean metrics.
 
@@ -97,7 +98,7 @@ def meta_gradient(
 
 
 def task_gradient_mean(
-    learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: Optional[int] = None
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: int | None = None
 ) -> tuple[MetaParams, Metrics]:
     """:func:`meta_gradient` with one key per task given (``keys [B]``): the mean of ``task_grad`` over the tasks."""
     grads, metrics = map_over_tasks(lambda task, key: learner.task_grad(meta_params, task, key), tasks, keys,
@@ -106,7 +107,7 @@ def task_gradient_mean(
 
 
 def map_over_tasks(fn: Callable[[Task, PRNGKey], Any], tasks: Task, keys: PRNGKey,
-                   task_chunk: Optional[int] = None) -> Any:
+                   task_chunk: int | None = None) -> Any:
     """``fn(task, key)`` for every task, stacked: all at once (``jax.vmap``) or ``task_chunk`` at a time.
 
     ``task_chunk=k`` runs ``jax.lax.map(..., batch_size=k)``: groups of ``k``
@@ -146,7 +147,7 @@ def make_meta_step(
     optimizer: optax.GradientTransformation,
     *,
     serial: bool = False,
-    task_chunk: Optional[int] = None,
+    task_chunk: int | None = None,
     jit: bool = True,
 ) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
     """Build ``meta_step(state, tasks, key) -> (state, metrics)``.

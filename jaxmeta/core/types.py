@@ -16,7 +16,8 @@ jaxmeta take *one* task; batches of tasks are the same pytree with a leading
 task axis, produced by ``jax.vmap``.
 """
 
-from typing import Any, Callable, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
+from collections.abc import Callable
 
 import jax
 

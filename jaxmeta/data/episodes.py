@@ -20,7 +20,8 @@ returned as ``float32`` in [0, 1] with a channel axis (or, with
 pre-computes the four rotations so that sampling is a plain gather.
 """
 
-from typing import Iterator, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Iterator
 
 import flax.struct
 import jax
@@ -44,7 +45,8 @@ def check_episode(num_classes: int, num_examples: int, *, ways: int, shots: int,
     """A clear error when the episode cannot be drawn from ``num_classes x num_examples``."""
     for name, value in (("ways", ways), ("shots", shots), ("queries", queries)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "queries" else 1):
-            raise ValueError(f"{name} must be a {'non-negative' if name == 'queries' else 'positive'} int, got {value!r}.")
+            kind = "non-negative" if name == "queries" else "positive"
+            raise ValueError(f"{name} must be a {kind} int, got {value!r}.")
     if ways > num_classes:
         raise ValueError(
             f"A {ways}-way task needs {ways} classes, but the split has only {num_classes}. Use at most "
@@ -86,7 +88,8 @@ def _episode_images(images, idx: EpisodeIndices):
 
 
 def _examples(images, labels, dtype):
-    """``[..., ways, count, H, W]`` pixels and ``[..., ways]`` labels -> ``([..., ways * count, H, W, 1], [..., ways * count])``."""
+    """``[..., ways, count, H, W]`` pixels and ``[..., ways]`` labels ->
+    ``([..., ways * count, H, W, 1], [..., ways * count])``."""
     xp = np if isinstance(images, np.ndarray) else jnp
     *batch, ways, count, height, width = images.shape
     pixels = images.reshape(*batch, ways * count, height, width, 1)
@@ -206,7 +209,7 @@ class HostTaskIterator:
         check_episode(num_classes, num_examples, ways=ways, shots=shots, queries=queries)
         self.images, self.batch_size, self.shots, self.seed = images, batch_size, shots, seed
         self.share = share
-        sizes = dict(ways=ways, shots=shots, queries=queries, rotate=rotate)
+        sizes: dict[str, Any] = dict(ways=ways, shots=shots, queries=queries, rotate=rotate)
         self._indices = jax.jit(lambda k: jax.vmap(
             lambda kk: sample_indices(kk, num_classes, num_examples, **sizes))(jax.random.split(k, batch_size)))
         self.step = 0

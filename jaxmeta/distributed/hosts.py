@@ -17,7 +17,6 @@ Launch: run the same script on every host, e.g. ``examples/multihost_maml.py``::
         --num-processes 2 --process-id 0         --num-processes 2 --process-id 1
 """
 
-from typing import Optional
 
 import jax
 import numpy as np
@@ -27,7 +26,7 @@ from jaxmeta.core.types import Task
 from jaxmeta.distributed.sharding import check_divides, task_sharding
 
 
-def process_share(meta_batch: int, process_index: Optional[int] = None, process_count: Optional[int] = None) -> slice:
+def process_share(meta_batch: int, process_index: int | None = None, process_count: int | None = None) -> slice:
     """The task indices this process draws out of a global meta-batch: ``slice(p*B/P, (p+1)*B/P)``.
 
     Example:

@@ -25,7 +25,7 @@ code runs in every process after :func:`jax.distributed.initialize`; see
 :func:`jaxmeta.distributed.process_share` for the data.
 """
 
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import numpy as np
@@ -39,7 +39,7 @@ from jaxmeta.core.types import Metrics, PRNGKey, Task
 TASK_AXIS = "tasks"
 
 
-def task_mesh(devices: Optional[Sequence[jax.Device]] = None, *, num_devices: Optional[int] = None) -> Mesh:
+def task_mesh(devices: Sequence[jax.Device] | None = None, *, num_devices: int | None = None) -> Mesh:
     """A one-axis mesh named ``"tasks"`` over ``devices`` (default: all of ``jax.devices()``).
 
     ``num_devices`` takes the first that many of them.
@@ -101,7 +101,7 @@ def make_sharded_meta_step(
     optimizer: optax.GradientTransformation,
     mesh: Mesh,
     *,
-    task_chunk: Optional[int] = None,
+    task_chunk: int | None = None,
 ) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
     """:func:`jaxmeta.make_meta_step` with the task batch split over ``mesh``.
 

@@ -16,7 +16,8 @@ meta-learns :class:`LearnedInnerParams`: the initialisation and the rule's
 parameters together.
 """
 
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import optax
 
@@ -49,7 +50,7 @@ class LearnedTransform(NamedTuple):
 
     init: Callable[[Params], Any]
     optimizer: Callable[[Any], optax.GradientTransformation]
-    steps: Optional[int] = None
+    steps: int | None = None
 
 
 class LearnedInnerParams(NamedTuple):

@@ -24,7 +24,7 @@ from jaxmeta.inner.learned import LearnedTransform
 class LSLRState(NamedTuple):
     """The inner step the next update belongs to."""
 
-    count: jax.Array
+    step: jax.Array
 
 
 def lslr(steps: int, lr_init: float = 0.1) -> LearnedTransform:
@@ -77,8 +77,8 @@ def lslr(steps: int, lr_init: float = 0.1) -> LearnedTransform:
 
         def update(updates, state, params=None):
             del params
-            scaled = jax.tree.map(lambda g, rate: -rate[state.count] * g, updates, rates)
-            return scaled, LSLRState(state.count + 1)
+            scaled = jax.tree.map(lambda g, rate: -rate[state.step] * g, updates, rates)
+            return scaled, LSLRState(state.step + 1)
 
         return optax.GradientTransformation(init_state, update)
 

@@ -6,7 +6,8 @@
 an episode of images whose labels arrive one step late, and
 :func:`memory_learner` trains it with the library's meta step and training
 loop. :class:`MetaNet` (Munkhdalai and Yu 2017) keeps fast weights, generated
-from the support set's gradients, in a key/value memory. :mod:`jaxmeta.memory.addressing` holds the addressing arithmetic.
+from the support set's gradients, in a key/value memory. :mod:`jaxmeta.memory.addressing`
+holds the addressing arithmetic.
 """
 
 from jaxmeta.memory import addressing
@@ -28,7 +29,8 @@ from jaxmeta.memory.sequence import previous_labels
 from jaxmeta.memory.sequence import trace_episode
 
 __all__ = [
-    "EpisodeTrace", "LSTMCore", "MANNCell", "MANNState", "MetaNet", "MetaNetState", "NTMCell", "NTMState", "PRESENTATIONS",
+    "EpisodeTrace", "LSTMCore", "MANNCell", "MANNState", "MetaNet", "MetaNetState", "NTMCell", "NTMState",
+    "PRESENTATIONS",
     "SequenceClassifier", "addressing", "episode_metrics", "evaluate_sequences", "memory_learner",
     "presentation_index", "previous_labels", "trace_episode",
 ]

@@ -115,29 +115,32 @@ def mixed_layer(x: jax.Array, fast: Layers, mixing: jax.Array, implementation: s
         stacked = jnp.moveaxis(kernel, 0, -2).reshape(*kernel.shape[1:-1], n * out)
         y = conv3x3(x, stacked, implementation).reshape(*x.shape[:-1], n, out)
     spatial = (None,) * (y.ndim - 3)
-    return jnp.einsum("q...no,qn->q...o", y, mixing) + (mixing @ bias)[(slice(None), *spatial)]
+    return jnp.einsum("q...no,qn->q...o", y, mixing) + (mixing @ bias)[(slice(None),) + spatial]
 
 
-def apply_layers(layers: Layers, x: jax.Array, names, *, implementation: str, fast: Layers = None,
-                 mixing: jax.Array = None) -> jax.Array:
-    """Run the blocks (conv, relu, pool) and the ``head`` among ``names`` in order, augmenting those in ``fast``."""
+def apply_layers(layers: Layers, x: jax.Array, names, *, implementation: str, fast: Layers | None = None,
+                 mixing: jax.Array | None = None) -> jax.Array:
+    """Run the blocks (conv, relu, pool) and the ``head`` among ``names`` in order, augmenting those in ``fast``
+    (stored sets of fast weights, mixed per example by ``mixing [N, n]``: :func:`mixed_layer`)."""
+    if fast is not None and mixing is None:
+        raise ValueError("fast weights need mixing weights [examples, stored sets]: pass mixing= with them.")
     for name in names:
         layer = layers[name]
         if name == "head":
             x = x.reshape(x.shape[0], -1)
             y = x @ layer["kernel"] + layer["bias"]
-            if fast is not None and name in fast:
+            if fast is not None and mixing is not None and name in fast:
                 y = y + mixed_layer(x, fast[name], mixing, implementation)
             x = y
         else:
             y = nn.relu(conv3x3(x, layer["kernel"], implementation) + layer["bias"])
-            if fast is not None and name in fast:
+            if fast is not None and mixing is not None and name in fast:
                 y = y + nn.relu(mixed_layer(x, fast[name], mixing, implementation))
             x = max_pool_2x2(y)
     return x
 
 
-def init_layers(key: jax.Array, image_shape, *, features: int, blocks: int, outputs: int = None) -> Layers:
+def init_layers(key: jax.Array, image_shape, *, features: int, blocks: int, outputs: int | None = None) -> Layers:
     """Slow weights of ``blocks`` conv blocks (and a ``head`` with ``outputs`` logits), LeCun-normal kernels."""
     height, width, channels = image_shape
     keys = jax.random.split(key, blocks + 1)

@@ -26,7 +26,7 @@ the 1st, 2nd, 3rd, 5th and 10th.
 """
 
 import functools
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -126,7 +126,8 @@ def episode_metrics(model: SequenceClassifier, params: Params, task: Task) -> tu
     classes, for the ``k`` of :data:`PRESENTATIONS` that the episode reaches.
     """
     images, labels = task.query
-    loss, logits = model.apply({"params": params}, images, labels, method="episode_loss")
+    loss, logits = cast(tuple[jax.Array, jax.Array],
+                        model.apply({"params": params}, images, labels, method="episode_loss"))
     correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
     index = presentation_index(labels)
     metrics = {"loss": loss, "accuracy": correct.mean()}

@@ -5,14 +5,13 @@ example (the semi-supervised episodes), which :func:`class_means` ignores
 because its one-hot row is zero.
 """
 
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
 
 
 def class_means(embeddings: jax.Array, labels: jax.Array, ways: int,
-                weights: Optional[jax.Array] = None) -> jax.Array:
+                weights: jax.Array | None = None) -> jax.Array:
     r"""Per-class (weighted) mean embeddings: the prototypes ``[ways, D]``.
 
     .. math::

@@ -18,7 +18,7 @@ many tasks.
 """
 
 import functools
-from typing import NamedTuple, Optional
+from typing import NamedTuple, cast
 
 import flax.linen as nn
 import jax
@@ -46,8 +46,8 @@ class MetricClassifier(nn.Module):
 def episode_metrics(model: nn.Module, params: Params, task: Task) -> tuple[jax.Array, dict]:
     """The episode loss of ``model`` on one task, and ``{"loss", "accuracy"}``."""
     (support_inputs, support_labels), (query_inputs, query_labels) = task
-    loss, scores = model.apply({"params": params}, support_inputs, support_labels, query_inputs, query_labels,
-                               method="episode_loss")
+    loss, scores = cast(tuple[jax.Array, jax.Array], model.apply(
+        {"params": params}, support_inputs, support_labels, query_inputs, query_labels, method="episode_loss"))
     accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == query_labels)
     return loss, {"loss": loss, "accuracy": accuracy}
 
@@ -91,8 +91,8 @@ class EpisodeScores(NamedTuple):
     accuracy: jax.Array
 
 
-def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: Optional[PRNGKey] = None,
-                      chunk_size: Optional[int] = None, progress: bool = False) -> EpisodeScores:
+def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: PRNGKey | None = None,
+                      chunk_size: int | None = None, progress: bool = False) -> EpisodeScores:
     """Episode loss and query accuracy of ``model`` on each of a batch of tasks.
 
     ``chunk_size`` bounds how many tasks are computed at once (memory),

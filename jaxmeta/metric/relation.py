@@ -32,6 +32,8 @@ them in two calls, each with its own statistics, a 5-image support set at
 Omniglot benchmark. Predictions are invariant to the support order.
 """
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -55,7 +57,7 @@ class RelationModule(nn.Module):
         for i in range(2):
             x = ConvBlock(self.features, conv=self.conv, init_scheme=self.init_scheme, name=f"block_{i}")(x)
         scheme = initialisation(self.init_scheme)
-        dense = dict(kernel_init=scheme.head_kernel, bias_init=scheme.head_bias)
+        dense: dict[str, Any] = dict(kernel_init=scheme.head_kernel, bias_init=scheme.head_bias)
         x = nn.relu(nn.Dense(self.hidden, name="hidden", **dense)(x.reshape(x.shape[0], -1)))
         return jax.nn.sigmoid(nn.Dense(1, name="score", **dense)(x))[:, 0]
 
@@ -72,7 +74,7 @@ class RelationNetwork(MetricClassifier):
 
     embedding: nn.Module
     ways: int
-    relation: nn.Module = None
+    relation: nn.Module | None = None
 
     @nn.compact
     def __call__(self, support_inputs, support_labels, query_inputs):

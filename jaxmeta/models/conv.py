@@ -22,7 +22,8 @@ with its own statistics.
 [0, 1] inside the model, which lets the sampler move a quarter of the bytes.
 """
 
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
@@ -354,8 +355,8 @@ class ConvBlock(nn.Module):
 DOWNSAMPLING = ("pool", "stride")
 
 
-def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: Optional[int] = None,
-                last_features: Optional[int] = None, init_scheme: str = "lecun", downsample: str = "pool",
+def _conv_trunk(x: jax.Array, *, features: int, blocks: int, conv: str, pooled_blocks: int | None = None,
+                last_features: int | None = None, init_scheme: str = "lecun", downsample: str = "pool",
                 unpadded_blocks: int = 0) -> jax.Array:
     """``blocks`` :class:`ConvBlock` s named ``block_i`` (call inside a compact method); scales ``uint8`` input."""
     if x.ndim < 4:
@@ -442,8 +443,8 @@ class ConvEmbedding(nn.Module):
     features: int = 64
     blocks: int = 4
     conv: str = "xla"
-    pooled_blocks: Optional[int] = None
-    last_features: Optional[int] = None
+    pooled_blocks: int | None = None
+    last_features: int | None = None
     flatten: bool = True
     unpadded_blocks: int = 0
     init_scheme: str = "lecun"

@@ -1,6 +1,7 @@
 """A multilayer perceptron as a Flax linen module (the sinusoid network of MAML: 1-40-40-1, ReLU)."""
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import cast
 
 import flax.linen as nn
 import jax
@@ -33,4 +34,4 @@ class MLP(nn.Module):
 
 def functional(module: nn.Module) -> ApplyFn:
     """``apply(params, inputs)`` for a Flax module whose only collection is ``params``."""
-    return lambda params, inputs: module.apply({"params": params}, inputs)
+    return lambda params, inputs: cast(jax.Array, module.apply({"params": params}, inputs))

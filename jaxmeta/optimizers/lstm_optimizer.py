@@ -30,7 +30,8 @@ paper, the gradients :math:`\nabla_t` are inputs whose dependence on
 training loop.
 """
 
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax

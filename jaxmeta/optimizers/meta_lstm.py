@@ -26,7 +26,7 @@ packages this as a :class:`jaxmeta.MetaLearner`, so the meta step, the
 training loop and :func:`jaxmeta.evaluate` apply unchanged.
 """
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -120,7 +120,7 @@ def lstm_meta_learner(loss_fn: LossFn, *, key: PRNGKey, inner_steps: int,
         variables = cell.init(key, state, flat, jnp.zeros_like(flat), jnp.zeros((), flat.dtype))
         return MetaLSTMParams(params, variables["params"])
 
-    def adapt_fn(meta_params: MetaLSTMParams, support, *, key, steps: Optional[int] = None, observe=None):
+    def adapt_fn(meta_params: MetaLSTMParams, support, *, key, steps: int | None = None, observe=None):
         steps = inner_steps if steps is None else check_steps(steps)
         flat, unravel = ravel_pytree(meta_params.params)
 

@@ -20,7 +20,8 @@ its starting weights; held-out problems come from characters of another split.
 
 import functools
 import time
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -20,7 +20,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -124,7 +125,7 @@ class RunDirectory:
                 "its own settings, or start this configuration in another directory; nothing was changed."
             )
 
-    def latest_step(self) -> Optional[int]:
+    def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or ``None``."""
         return self._manager.latest_step()
 

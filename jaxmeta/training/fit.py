@@ -12,7 +12,8 @@ randomness of a run do not depend on how it is chunked.
 """
 
 import functools
-from typing import Callable, Iterable, NamedTuple, Optional, Union
+from typing import NamedTuple, Union
+from collections.abc import Callable, Iterable
 
 import jax
 import jax.numpy as jnp
@@ -64,9 +65,9 @@ def fit(
     steps_per_call: int = 100,
     progress: bool = True,
     description: str = "meta-training",
-    callback: Optional[Callable[[MetaTrainState, dict[str, np.ndarray]], None]] = None,
-    presample: Optional[bool] = None,
-    stop: Optional[Callable[[MetaTrainState], bool]] = None,
+    callback: Callable[[MetaTrainState, dict[str, np.ndarray]], None] | None = None,
+    presample: bool | None = None,
+    stop: Callable[[MetaTrainState], bool] | None = None,
 ) -> FitResult:
     """Run ``num_steps`` meta steps from ``state``.
 

@@ -22,7 +22,8 @@ good.
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Optional
+from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
 
 import jax
 import numpy as np
@@ -55,10 +56,10 @@ def train(
     config: Mapping[str, Any],
     resume: bool = False,
     checkpoint_every: int = 1000,
-    validate: Optional[Validate] = None,
-    validate_every: Optional[int] = None,
+    validate: Validate | None = None,
+    validate_every: int | None = None,
     steps_per_call: int = 10,
-    budget_seconds: Optional[float] = None,
+    budget_seconds: float | None = None,
     progress: bool = True,
     description: str = "meta-training",
 ) -> TrainResult:

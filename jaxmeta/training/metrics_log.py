@@ -9,7 +9,8 @@ the run had never stopped.
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any
+from collections.abc import Mapping
 
 from jaxmeta.training.checkpoint import write_text_atomically
 
@@ -50,7 +51,7 @@ class MetricsLog:
                 continue
         return records
 
-    def truncate_after(self, step: Optional[int]) -> None:
+    def truncate_after(self, step: int | None) -> None:
         """Keep only the records up to ``step`` (all records are dropped when ``step`` is None)."""
         if not self.writable:
             return

@@ -95,7 +95,8 @@ def _add(files, name, stem, path, read):
 
 
 def _check_counts(characters: list[Character], subset: str, path: Path) -> None:
-    short = [f"{c.alphabet}/{c.name} ({len(c.drawings)})" for c in characters if len(c.drawings) != DRAWINGS_PER_CHARACTER]
+    short = [f"{c.alphabet}/{c.name} ({len(c.drawings)})" for c in characters
+             if len(c.drawings) != DRAWINGS_PER_CHARACTER]
     if short:
         raise ValueError(
             f"{path} is incomplete: {len(short)} characters do not have {DRAWINGS_PER_CHARACTER} drawings, "

@@ -21,7 +21,8 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import NamedTuple, Optional, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -65,14 +66,14 @@ def preprocess(png: bytes, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def load_omniglot(
-    root: Optional[Path] = None,
+    root: Path | None = None,
     *,
     subsets: Sequence[str] = ("background", "evaluation"),
     size: int = IMAGE_SIZE,
     cache: bool = True,
-    cache_dir: Optional[Path] = None,
+    cache_dir: Path | None = None,
     source: str = "archives",
-    data_dir: Optional[Path] = None,
+    data_dir: Path | None = None,
 ) -> Omniglot:
     """Load Omniglot from the official archives (zip files or folders) or TFDS, through the cache.
 
@@ -139,7 +140,11 @@ def load_omniglot(
 
 def _build(readers, subsets, size) -> Omniglot:
     """The arrays of the characters that ``readers`` (one per subset) give, in order."""
-    images, alphabet, subset_index, alphabets, names = [], [], [], [], []
+    images: list[np.ndarray] = []
+    alphabet: list[int] = []
+    subset_index: list[int] = []
+    alphabets: list[str] = []
+    names: list[str] = []
     for s, (read, subset) in enumerate(zip(readers, subsets)):
         for character in read():
             full = f"{subset}/{character.alphabet}"
@@ -178,7 +183,7 @@ def _content_hash(images: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()
 
 
-def _read_cache(path: Path, key: str) -> Optional[Omniglot]:
+def _read_cache(path: Path, key: str) -> Omniglot | None:
     try:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as stored:
             meta = json.loads(str(stored["meta"]))

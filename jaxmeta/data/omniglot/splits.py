@@ -19,7 +19,7 @@ task sampler's ``rotate=True`` draws one rotation per class per task (MAML's
 code and learn2learn).
 """
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def split_characters(data: Omniglot, protocol: str = "maml", *, seed: int = 0) -
     return Split(np.sort(order[:n_train]), np.sort(order[n_train:n_train + n_val]), np.sort(order[n_train + n_val:]))
 
 
-def rotate_as_classes(images: np.ndarray, classes: Optional[np.ndarray] = None) -> np.ndarray:
+def rotate_as_classes(images: np.ndarray, classes: np.ndarray | None = None) -> np.ndarray:
     """Every class rotated by 0, 90, 180 and 270 degrees, each rotation a class of its own.
 
     ``images`` is ``[classes, examples, H, W]``; the result is ``[4 * classes, examples, H, W]``

@@ -38,7 +38,8 @@ import contextlib
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from jaxmeta.data.omniglot.archives import ARCHIVES, DRAWINGS_PER_CHARACTER, EXPECTED_CHARACTERS, Character
 
@@ -68,7 +69,7 @@ def import_tfds():
     return tensorflow_datasets
 
 
-def prepare(data_dir: Optional[Path] = None):
+def prepare(data_dir: Path | None = None):
     """The TFDS ``omniglot`` builder, its data downloaded and prepared in ``data_dir`` if not there yet.
 
     Args:
@@ -232,7 +233,8 @@ def _missing_modules_named(doing: str):
     try:
         yield
     except Exception as error:
-        missing, seen = error, set()
+        missing: BaseException | None = error
+        seen: set[int] = set()
         while missing is not None and not isinstance(missing, ModuleNotFoundError) and id(missing) not in seen:
             seen.add(id(missing))
             missing = missing.__cause__ or missing.__context__
