@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import jax
 import jax.numpy as jnp
@@ -19,25 +18,29 @@ from jaxmeta.training.checkpoint import RunDirectory, RunDirectoryError
 from jaxmeta.training.loop import train
 
 RUN_SCRIPT = textwrap.dedent("""
-    import sys, time
+    import os, signal, sys
     import jax, jax.numpy as jnp, numpy as np, optax
     from jaxmeta import maml, regression_loss, init_state, make_meta_step, sinusoid_tasks
     from jaxmeta.models import MLP, functional
     from jaxmeta.training.loop import train
 
-    run_dir, resume, out = sys.argv[1], sys.argv[2] == "resume", sys.argv[3]
+    run_dir, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]  # mode: fresh, resume, or kill
     model = MLP((16, 16, 1))
     learner = maml(regression_loss(functional(model)), inner_lr=0.01)
     optimizer = optax.adam(1e-3)
     state = init_state(learner, optimizer, model.init(jax.random.key(0), jnp.zeros((1, 1)))["params"])
 
-    def validate(meta_params):  # slow on purpose, so that the run can be killed in the middle
-        time.sleep(0.25)
+    validations = []
+
+    def validate(meta_params):
+        validations.append(1)
+        if mode == "kill" and len(validations) == 7:  # at step 70, 10 steps after the (synchronous) checkpoint 60
+            os.kill(os.getpid(), signal.SIGKILL)
         return {"norm": float(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(meta_params)))}
 
     result = train(make_meta_step(learner, optimizer), state, lambda k: sinusoid_tasks(k, 8, shots=5),
                    key=jax.random.key(1), num_steps=300, run_dir=run_dir, config={"lr": 1e-3},
-                   resume=resume, checkpoint_every=20, validate=validate, validate_every=10,
+                   resume=mode == "resume", checkpoint_every=20, validate=validate, validate_every=10,
                    steps_per_call=10, progress=False)
     np.savez(out, *jax.tree.leaves(result.state))
 """)
@@ -57,17 +60,12 @@ def test_a_killed_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp
     script.write_text(RUN_SCRIPT)
     _run(script, tmp_path / "straight", "fresh", tmp_path / "straight.npz")
 
-    killed = _run(script, tmp_path / "killed", "fresh", tmp_path / "unused.npz", wait=False)
-    checkpoints = tmp_path / "killed" / "checkpoints"
-    deadline = time.monotonic() + 240
-    while not (checkpoints / "60").exists():
-        assert killed.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
-        time.sleep(0.05)
-    killed.send_signal(signal.SIGKILL)
-    killed.communicate()
+    killed = _run(script, tmp_path / "killed", "kill", tmp_path / "unused.npz", wait=False)
+    output, _ = killed.communicate(timeout=300)
+    assert killed.returncode == -signal.SIGKILL, output  # killed by itself, at a fixed step
     assert not (tmp_path / "unused.npz").exists()
-    kept = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit())
-    assert 60 <= max(kept) < 300
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    assert max(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) == 60
 
     _run(script, tmp_path / "killed", "resume", tmp_path / "resumed.npz")
     straight, resumed = np.load(tmp_path / "straight.npz"), np.load(tmp_path / "resumed.npz")
