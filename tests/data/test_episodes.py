@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmeta.data.episodes import HostTaskIterator, classification_tasks, gather, sample_indices
+from jaxmeta.data.episodes import (HostTaskIterator, classification_tasks, gather, sample_indices,
+                                    semi_supervised_tasks)
 
 CLASSES, EXAMPLES, SIZE = 12, 20, 6
 
@@ -112,3 +113,33 @@ def test_host_iterator_shares_are_disjoint_parts_of_the_same_global_batch():
     parts = [next(HostTaskIterator(images, 6, share=slice(i, i + 2), **sizes)) for i in (0, 2, 4)]
     assert parts[0].support[0].shape[0] == 2
     jax.tree.map(lambda full, *pieces: np.testing.assert_array_equal(np.concatenate(pieces), full), whole, *parts)
+
+
+def test_semi_supervised_tasks_draw_labelled_unlabelled_and_distractor_examples_where_they_say():
+    ways, shots, queries, unlabeled, distractors = 3, 2, 4, 3, 2
+    tasks = semi_supervised_tasks(jax.random.key(3), jnp.asarray(_images()), 5, ways=ways, shots=shots,
+                                  queries=queries, unlabeled=unlabeled, distractors=distractors, rotate=True)
+    (support_x, support_y), (query_x, query_y) = tasks
+    assert support_x.shape[1] == ways * (shots + unlabeled) + distractors * unlabeled
+    for b in range(5):
+        support = [_decode(x) for x in support_x[b]]
+        query = [_decode(x) for x in query_x[b]]
+        labelled, task_unlabelled = support[:ways * shots], support[ways * shots:ways * (shots + unlabeled)]
+        distracting = support[ways * (shots + unlabeled):]
+        np.testing.assert_array_equal(support_y[b, ways * shots:], -1)  # every unlabelled example reads -1
+        # One class (and one rotation) per label, the same in the support and the query set.
+        class_of = {}
+        for (c, _, turns), y in [*zip(labelled, support_y[b, :ways * shots]), *zip(query, query_y[b])]:
+            assert class_of.setdefault(int(y), (c, turns)) == (c, turns)
+        assert sorted(class_of) == list(range(ways))
+        task_classes = {c for c, _ in class_of.values()}
+        assert len(task_classes) == ways
+        # Unlabelled examples: `unlabeled` more of each task class; distractors: `unlabeled` of each of
+        # `distractors` classes outside the task.
+        assert sorted(c for c, _, _ in task_unlabelled) == sorted(c for c in task_classes for _ in range(unlabeled))
+        distractor_classes = [c for c, _, _ in distracting]
+        assert not set(distractor_classes) & task_classes and len(set(distractor_classes)) == distractors
+        assert all(distractor_classes.count(c) == unlabeled for c in set(distractor_classes))
+        # No example is drawn twice.
+        drawn = [(c, e) for c, e, _ in support + query]
+        assert len(drawn) == len(set(drawn))

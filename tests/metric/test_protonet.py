@@ -104,3 +104,39 @@ def test_semi_supervised_without_unlabeled_examples_is_the_prototypical_network(
     semi = SemiSupervisedPrototypicalNetwork(embedding, ways=WAYS, refinement_steps=2)
     np.testing.assert_allclose(semi.apply({"params": params}, sx, sy, qx), plain.apply({"params": params}, sx, sy, qx),
                                rtol=1e-10)
+
+
+@pytest.mark.long
+def test_a_short_semi_supervised_training_run_learns_with_distractors():
+    """Meta-training on semi-supervised episodes (unlabelled examples and distractor classes) of noisy class
+    patterns lifts the query accuracy of held-out episodes, and learns the distractor cluster's scale."""
+    import flax.linen as nn
+    import jax.numpy as jnp
+    import optax
+
+    import jaxmeta
+    from jaxmeta.data.episodes import semi_supervised_tasks
+    from jaxmeta.metric import evaluate_episodes, metric_learner
+
+    class Encoder(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(8)(nn.relu(nn.Dense(32)(x.reshape(x.shape[0], -1))))
+
+    rng = np.random.default_rng(0)
+    patterns = rng.uniform(0, 255, size=(20, 1, 6, 6))
+    images = jnp.asarray(np.clip(patterns + rng.normal(0, 90, size=(20, 20, 6, 6)), 0, 255).astype(np.uint8))
+    sizes = dict(ways=3, shots=1, queries=5, unlabeled=3, distractors=2)
+    tasks = lambda key, count=8: semi_supervised_tasks(key, images, count, **sizes)  # noqa: E731
+    model = SemiSupervisedPrototypicalNetwork(Encoder(), ways=3, refinement_steps=1, distractor=True)
+    first = jax.tree.map(lambda x: x[0], tasks(jax.random.key(0)))
+    params = model.init(jax.random.key(1), *first.support, first.query[0])["params"]
+    learner, optimizer = metric_learner(model), optax.adam(3e-3)
+    state = jaxmeta.init_state(learner, optimizer, params)
+    trained, _ = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer), state, tasks, key=jax.random.key(2),
+                             num_steps=150, steps_per_call=150, progress=False)
+    held_out = tasks(jax.random.key(9), 100)
+    before = float(evaluate_episodes(model, params, held_out).accuracy.mean())
+    after = float(evaluate_episodes(model, trained.meta_params, held_out).accuracy.mean())
+    assert after > 0.85 and after > before + 0.2, (before, after)
+    assert abs(float(trained.meta_params["distractor_log_scale"])) > 0.05
