@@ -1,15 +1,39 @@
 """Test configuration: float64 everywhere (gradients are checked to tight tolerances), four CPU
-devices (for the sharding tests), and the real Omniglot archives, found through JAXMETA_DATA,
-loaded once per session."""
+devices (for the sharding tests), the real Omniglot archives, found through JAXMETA_DATA,
+loaded once per session, and a cache of this test run's own.
+
+The preprocessed arrays go to a temporary ``JAXMETA_CACHE`` made for the run and removed at its
+end, never to the user's ``~/.cache/jaxmeta``. The xdist workers of one run share it (its name
+is handed down to them), and so do the drivers and notebook kernels the tests start, which
+inherit the environment."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import jax
 import pytest
 
 from jaxmeta.data.omniglot import load_omniglot
-from jaxmeta.data.paths import DATA_ENV, data_root
+from jaxmeta.data.paths import CACHE_ENV, DATA_ENV, data_root
+
+# The first process of a run to import this (xdist's controller, or the only process) makes the cache;
+# the workers it starts inherit the variables and use the same folder.
+if "JAXMETA_TEST_CACHE" not in os.environ:
+    os.environ["JAXMETA_TEST_CACHE"] = tempfile.mkdtemp(prefix="jaxmeta-test-cache-")
+TEST_CACHE = Path(os.environ["JAXMETA_TEST_CACHE"])
+OWNS_CACHE = not os.environ.get("PYTEST_XDIST_WORKER")
+os.environ[CACHE_ENV] = str(TEST_CACHE)
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_num_cpu_devices", 4)  # before any computation: tests/distributed shard over them
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The controller (or a run without workers) removes the run's cache when every test is done."""
+    if OWNS_CACHE:
+        shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

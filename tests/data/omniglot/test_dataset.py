@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,3 +112,14 @@ def test_partial_archive_is_refused(tmp_path):
     _zip(tmp_path / "images_background_small1.zip", {f"{stem}{i:04d}_01.png": drawing.getvalue() for i in range(20)})
     with pytest.raises(ValueError, match=r"holds 1 characters, the official background_small1 set has 136"):
         load_omniglot(tmp_path, subsets=("background_small1",), cache=False)
+
+
+def test_the_test_run_caches_in_a_folder_of_its_own_not_the_users():
+    import os
+    import tempfile
+
+    from jaxmeta.data.paths import cache_root
+
+    assert cache_root() == Path(os.environ["JAXMETA_TEST_CACHE"])
+    assert cache_root().is_dir() and cache_root().is_relative_to(tempfile.gettempdir())
+    assert not cache_root().is_relative_to(Path("~/.cache").expanduser())
