@@ -20,6 +20,12 @@ $(VENV)/installed: setup.cfg pyproject.toml
 ONEDNN_EXTENSION := jaxmeta/models/native/libjaxmeta_onednn.so
 onednn: $(ONEDNN_EXTENSION)
 $(ONEDNN_EXTENSION): jaxmeta/models/native/onednn_conv.cc $(VENV)/installed
+	@if [ "$$(uname -s)-$$(uname -m)" != "Linux-x86_64" ]; then \
+	  echo "make onednn: oneDNN's CPU wheels exist for Linux x86-64 only, this is $$(uname -s)-$$(uname -m)." \
+	       "jaxmeta runs without the extension (conv='auto' takes the im2col path); run the tests with" \
+	       "'$(PY) -m pytest --numprocesses=2 --maxschedchunk=1' (the oneDNN tests then fail)." >&2; exit 1; fi
+	@command -v g++ > /dev/null || { echo "make onednn: no C++ compiler (g++) found. Install one (Debian/Ubuntu:" \
+	  "apt install g++; Fedora: dnf install gcc-c++) and run make again." >&2; exit 1; }
 	$(PY) -m pip install --quiet onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
 	prefix=$$($(PY) -c 'import sys; print(sys.prefix)') && \
 	  g++ -O2 -std=c++17 -shared -fPIC -Wno-attributes -Wno-return-type $< -o $@ \
