@@ -109,7 +109,7 @@ def check_steps(steps: Any, name: str = "steps") -> int:
 
 def resolve_mask(mask: Mask, params: Params, what: str = "adaptation mask") -> list[bool]:
     """The adaptation mask (or another selection of leaves) as one Python bool per leaf of ``params``."""
-    treedef: Any  # PyTreeDef, which jaxlib ships without type stubs
+    treedef: Any  # tree_flatten_with_path's PyTreeDef, which mypy cannot see through jax.tree_util
     paths_and_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
     if mask is None:
         flags = [True] * len(paths_and_leaves)
@@ -137,7 +137,7 @@ def resolve_mask(mask: Mask, params: Params, what: str = "adaptation mask") -> l
 
 def resolve_learning_rates(lr: Any, params: Params) -> list[Any]:
     """One learning rate per leaf of ``params``: a shared scalar or the leaves of a matching tree."""
-    treedef: Any = jax.tree.structure(params)  # PyTreeDef, which jaxlib ships without type stubs
+    treedef = jax.tree.structure(params)
     if _is_scalar(lr):
         return [check_learning_rate(lr)] * treedef.num_leaves
     try:
@@ -228,8 +228,7 @@ def init_optimizer_state(optimizer: optax.GradientTransformation, params: Params
 
 
 def _same_shapes(a: Any, b: Any) -> bool:
-    structure: Any = jax.tree.structure(a)  # PyTreeDef, which jaxlib ships without type stubs
-    if structure != jax.tree.structure(b):
+    if jax.tree.structure(a) != jax.tree.structure(b):
         return False
     return all(jnp.shape(x) == jnp.shape(y) and jnp.result_type(x) == jnp.result_type(y)
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -379,7 +378,6 @@ def adapt(
             raise TypeError("opt_state is the state of an inner optimizer: pass optimizer= too, or drop opt_state.")
     else:
         optimizer = check_optimizer(optimizer)
-    treedef: Any  # PyTreeDef, which jaxlib ships without type stubs
     leaves, treedef = jax.tree.flatten(params)
     mask_flags = resolve_mask(mask, params)
     stepwise = resolve_per_step(per_step, params, steps)
