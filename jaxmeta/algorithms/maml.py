@@ -25,8 +25,8 @@ with :math:`\theta`. MAML++'s options (Antoniou et al. 2019,
   (batch norm's weights and biases) for each inner step, meta-learned and not adapted.
 """
 
-from typing import Any, Union
 from collections.abc import Callable
+from typing import Any, Union
 
 import jax
 import jax.numpy as jnp

@@ -58,8 +58,8 @@ Options:
   compile that grows with the number of steps.
 """
 
-from typing import Any, NamedTuple, Union
 from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp

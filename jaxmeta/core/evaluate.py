@@ -6,8 +6,8 @@ scored at every :math:`\phi_j`, :math:`j = 0..n`. Summaries are means with a
 """
 
 import functools
-from typing import Any, NamedTuple
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

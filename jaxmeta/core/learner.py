@@ -22,8 +22,8 @@ Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
-from typing import Any, NamedTuple, Protocol
 from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp

@@ -11,8 +11,8 @@ Serial (``serial=True``): the tasks are visited in order with one optimizer
 update each (``jax.lax.scan``), as in the serial version of Reptile.
 """
 
-from typing import Any, NamedTuple
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -16,8 +16,8 @@ jaxmeta take *one* task; batches of tasks are the same pytree with a leading
 task axis, produced by ``jax.vmap``.
 """
 
-from typing import Any, NamedTuple, Protocol
 from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol
 
 import jax
 

@@ -20,8 +20,8 @@ returned as ``float32`` in [0, 1] with a channel axis (or, with
 pre-computes the four rotations so that sampling is a plain gather.
 """
 
-from typing import Any, NamedTuple
 from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import flax.struct
 import jax

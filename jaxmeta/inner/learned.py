@@ -16,8 +16,8 @@ meta-learns :class:`LearnedInnerParams`: the initialisation and the rule's
 parameters together.
 """
 
-from typing import Any, NamedTuple
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import optax
 

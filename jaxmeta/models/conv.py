@@ -22,8 +22,8 @@ with its own statistics.
 [0, 1] inside the model, which lets the sampler move a quarter of the bytes.
 """
 
-from typing import NamedTuple
 from collections.abc import Callable
+from typing import NamedTuple
 
 import flax.linen as nn
 import jax

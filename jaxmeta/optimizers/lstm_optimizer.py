@@ -30,8 +30,8 @@ paper, the gradients :math:`\nabla_t` are inputs whose dependence on
 training loop.
 """
 
-from typing import Any, NamedTuple
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax

@@ -20,8 +20,8 @@ its starting weights; held-out problems come from characters of another split.
 
 import functools
 import time
-from typing import NamedTuple
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp

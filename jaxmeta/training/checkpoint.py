@@ -20,8 +20,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np

@@ -12,8 +12,8 @@ randomness of a run do not depend on how it is chunked.
 """
 
 import functools
-from typing import NamedTuple, Union
 from collections.abc import Callable, Iterable
+from typing import NamedTuple, Union
 
 import jax
 import jax.numpy as jnp

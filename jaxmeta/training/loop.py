@@ -22,8 +22,8 @@ good.
 import math
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
 from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np

@@ -9,8 +9,8 @@ the run had never stopped.
 
 import json
 from pathlib import Path
-from typing import Any
 from collections.abc import Mapping
+from typing import Any
 
 from jaxmeta.training.checkpoint import write_text_atomically
 

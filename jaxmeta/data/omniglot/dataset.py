@@ -21,8 +21,8 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image

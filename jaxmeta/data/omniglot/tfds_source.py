@@ -38,8 +38,8 @@ import contextlib
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from jaxmeta.data.omniglot.archives import ARCHIVES, DRAWINGS_PER_CHARACTER, EXPECTED_CHARACTERS, Character
 
