@@ -5,18 +5,27 @@ loaded once per session, and a cache of this test run's own.
 The preprocessed arrays go to a temporary ``JAXMETA_CACHE`` made for the run and removed at its
 end, never to the user's ``~/.cache/jaxmeta``. The xdist workers of one run share it (its name
 is handed down to them), and so do the drivers and notebook kernels the tests start, which
-inherit the environment."""
+inherit the environment.
+
+XLA compiles with LLVM's optimisations off (``--xla_backend_optimization_level=0``, appended to
+``XLA_FLAGS`` for this process and what it starts): the tests' models are tiny, so most of their
+time is compiling, and unoptimised code computes the same functions. On this 2-core machine the
+flag cut compile-bound tests by about a quarter. Speed is measured by the benchmarks, not here."""
 
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import jax
-import pytest
+OPTIMISATION_FLAG = "--xla_backend_optimization_level=0"
+if OPTIMISATION_FLAG not in os.environ.get("XLA_FLAGS", ""):  # before jax starts its backend
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {OPTIMISATION_FLAG}".strip()
 
-from jaxmeta.data.omniglot import load_omniglot
-from jaxmeta.data.paths import CACHE_ENV, DATA_ENV, data_root
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+from jaxmeta.data.omniglot import load_omniglot  # noqa: E402
+from jaxmeta.data.paths import CACHE_ENV, DATA_ENV, data_root  # noqa: E402
 
 # The first process of a run to import this (xdist's controller, or the only process) makes the cache;
 # the workers it starts inherit the variables and use the same folder.

@@ -1,0 +1,200 @@
+r"""The gradient-based learners by name, with the hyper-parameters of their papers.
+
+:func:`make` builds a :class:`~jaxmeta.MetaLearner` from a name, a loss and,
+optionally, a benchmark *setting* whose published hyper-parameters it starts
+from; keyword arguments override any of them. :func:`defaults` says what a
+setting holds (the learner's own arguments, and the outer loop's meta-batch
+and learning rate) and where the values come from. Every driver in
+``benchmarks/`` and every notebook chooses its learner here.
+
+The inner loop's optimizer may be named rather than built:
+``inner_optimizer="sgd"`` (gradient descent at ``inner_lr``), ``"adam"``
+(``optax.adam(inner_lr, b1=inner_beta1, eps_root=inner_eps_root)``) or
+``"momentum"`` (``optax.sgd(inner_lr, momentum=inner_momentum)``); an optax
+``GradientTransformation`` is passed through as it is. Meta-SGD learns the
+rates, so for it a named optimizer gives the *direction* its rates scale
+(``"adam"``: Adam's normalised step).
+
+Example:
+  >>> import jax.numpy as jnp, jaxmeta
+  >>> loss_fn = jaxmeta.regression_loss(lambda w, x: x * w)
+  >>> learner = make("maml", loss_fn, setting="sinusoid")
+  >>> defaults("maml", "sinusoid").learner
+  {'inner_lr': 0.01, 'inner_steps': 1}
+  >>> defaults("reptile", "omniglot-5way").meta_batch
+  5
+"""
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import optax
+
+from jaxmeta.algorithms.anil import anil
+from jaxmeta.algorithms.imaml import imaml
+from jaxmeta.algorithms.maml import fomaml, maml
+from jaxmeta.algorithms.maml_plus_plus import maml_plus_plus
+from jaxmeta.algorithms.metasgd import metasgd
+from jaxmeta.algorithms.reptile import reptile
+from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.types import LossFn
+from jaxmeta.optimizers.meta_lstm import lstm_meta_learner
+
+SETTINGS = ("sinusoid", "omniglot-5way", "omniglot-20way")
+"""The benchmark settings with published hyper-parameters: Finn et al. 2017's sinusoid regression (K = 10) and
+Omniglot 5-way and 20-way classification."""
+
+
+class Defaults(NamedTuple):
+    """A learner's hyper-parameters at one setting.
+
+    Attributes:
+      learner: keyword arguments of the learner's factory (see :func:`make`).
+      meta_batch: tasks per meta-step.
+      meta_lr: the outer optimizer's learning rate (Adam's; Reptile's outer step size).
+      source: where the values come from.
+    """
+
+    learner: dict[str, Any]
+    meta_batch: int
+    meta_lr: float
+    source: str
+
+
+class Recipe(NamedTuple):
+    """A learner by name: its factory ``build(loss_fn, **hyper) -> MetaLearner``, its paper, its settings."""
+
+    build: Callable[..., MetaLearner]
+    paper: str
+    settings: Mapping[str, Defaults]
+
+
+_FINN = "Finn et al. 2017, sections 5.1-5.2"
+_MAML_SETTINGS = {
+    "sinusoid": Defaults({"inner_lr": 0.01, "inner_steps": 1}, 25, 1e-3, _FINN),
+    "omniglot-5way": Defaults({"inner_lr": 0.4, "inner_steps": 1}, 32, 1e-3, _FINN),
+    "omniglot-20way": Defaults({"inner_lr": 0.1, "inner_steps": 5}, 16, 1e-3, _FINN),
+}
+
+
+def _with_steps(settings: Mapping[str, Defaults], steps: int, source: str, **extra: Any) -> dict[str, Defaults]:
+    """MAML's settings with ``steps`` inner steps and ``extra`` arguments (the variants that run longer inner loops)."""
+    return {name: d._replace(learner={**d.learner, "inner_steps": steps, **extra}, source=source)
+            for name, d in settings.items()}
+
+
+_NICHOL = "Nichol et al. 2018, Appendix A (Omniglot); this library's sinusoid setting (2x MAML's rate, 5 steps)"
+_REPTILE_SETTINGS = {
+    "sinusoid": Defaults({"inner_lr": 0.02, "inner_steps": 5}, 25, 1e-3, _NICHOL),
+    "omniglot-5way": Defaults({"inner_optimizer": "adam", "inner_lr": 0.001, "inner_beta1": 0.0, "inner_steps": 5,
+                               "inner_batch": 10, "persistent_inner_state": True}, 5, 1.0, _NICHOL),
+    "omniglot-20way": Defaults({"inner_optimizer": "adam", "inner_lr": 0.0005, "inner_beta1": 0.0, "inner_steps": 10,
+                                "inner_batch": 20, "persistent_inner_state": True}, 5, 1.0, _NICHOL),
+}
+
+_METASGD_SETTINGS = {name: d._replace(learner={"lr_init": d.learner["inner_lr"], "inner_steps": d.learner["inner_steps"]},
+                                      source="MAML's rates as the initial ones (Li et al. 2017 draw them at random)")
+                     for name, d in _MAML_SETTINGS.items()}
+
+_IMAML_SETTINGS = {name: d._replace(learner={**d.learner, "inner_steps": 10, "lam": 1.0, "cg_steps": 5},
+                                    source="MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps")
+                   for name, d in _MAML_SETTINGS.items()}
+
+_MAML_PLUS_PLUS_SETTINGS = {
+    name: d._replace(learner={"lr_init": 0.1, "inner_steps": 5}, source="Antoniou et al. 2019, section 5")
+    for name, d in _MAML_SETTINGS.items() if name != "sinusoid"
+}
+
+_META_LSTM_SETTINGS = {
+    name: d._replace(learner={"inner_steps": 5}, source="5 learner updates (Ravi and Larochelle 2017 use 5-12)")
+    for name, d in _MAML_SETTINGS.items() if name != "sinusoid"
+}
+
+RECIPES: dict[str, Recipe] = {
+    "maml": Recipe(maml, "Finn et al. 2017", _MAML_SETTINGS),
+    "maml-remat": Recipe(functools.partial(maml, remat=True),
+                         "Finn et al. 2017, with each inner step rematerialised (jax.checkpoint)", _MAML_SETTINGS),
+    "fomaml": Recipe(fomaml, "Finn et al. 2017 (first-order)", _MAML_SETTINGS),
+    "anil": Recipe(anil, "Raghu et al. 2020 (MAML's settings; pass head=)", _MAML_SETTINGS),
+    "metasgd": Recipe(metasgd, "Li et al. 2017", _METASGD_SETTINGS),
+    "reptile": Recipe(reptile, "Nichol et al. 2018", _REPTILE_SETTINGS),
+    "imaml": Recipe(imaml, "Rajeswaran et al. 2019", _IMAML_SETTINGS),
+    "maml++": Recipe(maml_plus_plus, "Antoniou et al. 2019 (pass anneal_steps= and first_order_steps=)",
+                     _MAML_PLUS_PLUS_SETTINGS),
+    "meta-lstm": Recipe(lstm_meta_learner, "Ravi and Larochelle 2017 (pass key=)", _META_LSTM_SETTINGS),
+    "maml-adam": Recipe(maml, "MAML with Adam inside the inner loop (jaxmeta.adapt)",
+                        _with_steps(_MAML_SETTINGS, 5, "MAML's rate as Adam's, 5 steps", inner_optimizer="adam",
+                                    inner_eps_root=1e-8)),
+    "maml-momentum": Recipe(maml, "MAML with heavy-ball momentum 0.9 inside the inner loop",
+                            _with_steps(_MAML_SETTINGS, 5, "MAML's rate, momentum 0.9, 5 steps",
+                                        inner_optimizer="momentum")),
+}
+"""Every learner :func:`make` knows, by name."""
+
+NAMES = tuple(RECIPES)
+
+_OPTIMIZER_OPTIONS = ("inner_beta1", "inner_eps_root", "inner_momentum")
+
+
+def recipe(name: str) -> Recipe:
+    """The :class:`Recipe` of ``name``, or a ``ValueError`` that lists the names."""
+    if name not in RECIPES:
+        raise ValueError(f"No learner is called {name!r}; jaxmeta.registry knows {', '.join(NAMES)}.")
+    return RECIPES[name]
+
+
+def defaults(name: str, setting: str) -> Defaults:
+    """The hyper-parameters of learner ``name`` at ``setting`` (one of :data:`SETTINGS`)."""
+    settings = recipe(name).settings
+    if setting not in settings:
+        raise ValueError(f"{name} has no published setting {setting!r}; it has {', '.join(settings) or 'none'}. "
+                         "Pass the hyper-parameters as keyword arguments instead.")
+    return settings[setting]
+
+
+def _resolve_inner_optimizer(name: str, hyper: dict[str, Any]) -> dict[str, Any]:
+    """Turn a named ``inner_optimizer`` (and its options) into the optax transformation the factories take."""
+    options = {key: hyper.pop(key) for key in _OPTIMIZER_OPTIONS if key in hyper}
+    choice = hyper.get("inner_optimizer")
+    if not isinstance(choice, str):
+        if options:
+            raise TypeError(f"{', '.join(options)} configure a named inner_optimizer ('adam', 'momentum'); "
+                            f"with inner_optimizer={choice!r} pass the options to the optax transformation itself.")
+        return hyper
+    if choice == "sgd":
+        del hyper["inner_optimizer"]
+        return hyper
+    if choice not in ("adam", "momentum"):
+        raise ValueError(f"inner_optimizer={choice!r} is not one jaxmeta.registry builds; name 'sgd', 'adam' or "
+                         "'momentum', or pass an optax GradientTransformation.")
+    if name == "metasgd":  # the learned rates scale a direction: Adam's normalised step, or the momentum
+        direction = (optax.scale_by_adam(b1=options.get("inner_beta1", 0.9), eps_root=options.get("inner_eps_root", 0.0))
+                     if choice == "adam" else optax.trace(decay=options.get("inner_momentum", 0.9)))
+        hyper["inner_optimizer"] = optax.chain(direction, optax.scale(-1.0))
+        return hyper
+    if "inner_lr" not in hyper:
+        raise TypeError(f"inner_optimizer={choice!r} needs inner_lr=, its learning rate.")
+    lr = hyper.pop("inner_lr")
+    hyper["inner_optimizer"] = (
+        optax.adam(lr, b1=options.get("inner_beta1", 0.9), eps_root=options.get("inner_eps_root", 0.0))
+        if choice == "adam" else optax.sgd(lr, momentum=options.get("inner_momentum", 0.9)))
+    return hyper
+
+
+def make(name: str, loss_fn: LossFn, *, setting: str | None = None, **overrides: Any) -> MetaLearner:
+    """The learner ``name`` on ``loss_fn``, with ``setting``'s hyper-parameters updated by ``overrides``.
+
+    Args:
+      name: one of :data:`NAMES`.
+      loss_fn: ``loss_fn(params, batch, *, key) -> (loss, aux)``.
+      setting: one of :data:`SETTINGS`, or ``None`` for the factory's own defaults.
+      **overrides: keyword arguments of the factory (``inner_lr``, ``inner_steps``, ``head`` for ANIL, ...),
+        and ``inner_optimizer`` by name with ``inner_beta1`` / ``inner_eps_root`` / ``inner_momentum``.
+
+    Returns:
+      The :class:`~jaxmeta.MetaLearner`.
+    """
+    entry = recipe(name)
+    hyper = {**(defaults(name, setting).learner if setting is not None else {}), **overrides}
+    return entry.build(loss_fn, **_resolve_inner_optimizer(name, hyper))

@@ -1,0 +1,70 @@
+"""jaxmeta.registry: learners by name give the same learner as their factories, with their papers' settings."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxmeta
+from jaxmeta import registry
+
+LOSS = jaxmeta.regression_loss(lambda w, x: jnp.tanh(x @ w))
+X = jnp.linspace(-1.0, 1.0, 12).reshape(4, 3)
+TASKS = jaxmeta.Task((X[None], jnp.sin(X[None, :, :1])), (X[None], jnp.cos(X[None, :, :1])))
+THETA = jnp.array([[0.3], [-0.2], [0.5]])
+
+
+def meta_grad(learner):
+    return jaxmeta.meta_gradient(learner, learner.init(THETA), TASKS, jax.random.key(0))[0]
+
+
+def test_every_name_builds_at_each_of_its_settings():
+    extra = {"anil": {"head": lambda path: True}, "meta-lstm": {"key": jax.random.key(0)},
+             "maml++": {"anneal_steps": 10, "first_order_steps": 10}}
+    for name, entry in registry.RECIPES.items():
+        assert entry.settings, name
+        for setting in entry.settings:
+            assert setting in registry.SETTINGS
+            learner = registry.make(name, LOSS, setting=setting, **extra.get(name, {}))
+            assert isinstance(learner, jaxmeta.MetaLearner)
+
+
+def test_a_setting_gives_its_papers_values_and_overrides_win():
+    by_name = registry.make("maml", LOSS, setting="omniglot-20way")
+    by_hand = jaxmeta.maml(LOSS, inner_lr=0.1, inner_steps=5)
+    np.testing.assert_allclose(meta_grad(by_name), meta_grad(by_hand), rtol=1e-12)
+    overridden = registry.make("maml", LOSS, setting="omniglot-20way", inner_steps=2)
+    np.testing.assert_allclose(meta_grad(overridden), meta_grad(jaxmeta.maml(LOSS, inner_lr=0.1, inner_steps=2)),
+                               rtol=1e-12)
+    assert not np.allclose(meta_grad(overridden), meta_grad(by_hand))
+    assert registry.defaults("maml", "omniglot-5way").learner == {"inner_lr": 0.4, "inner_steps": 1}
+    assert registry.defaults("reptile", "omniglot-20way").learner["inner_batch"] == 20
+
+
+def test_a_named_inner_optimizer_is_the_optax_one():
+    named = registry.make("maml", LOSS, inner_optimizer="adam", inner_lr=0.05, inner_beta1=0.5, inner_steps=3)
+    built = jaxmeta.maml(LOSS, inner_optimizer=optax.adam(0.05, b1=0.5), inner_steps=3)
+    np.testing.assert_allclose(meta_grad(named), meta_grad(built), rtol=1e-12)
+    sgd = registry.make("maml", LOSS, inner_optimizer="sgd", inner_lr=0.05, inner_steps=3)
+    np.testing.assert_allclose(meta_grad(sgd), meta_grad(jaxmeta.maml(LOSS, inner_lr=0.05, inner_steps=3)), rtol=1e-12)
+
+
+def test_metasgd_scales_a_named_direction_by_its_learned_rates():
+    named = registry.make("metasgd", LOSS, inner_optimizer="adam", inner_beta1=0.0, lr_init=0.05, inner_steps=2)
+    built = jaxmeta.metasgd(LOSS, lr_init=0.05, inner_steps=2,
+                            inner_optimizer=optax.chain(optax.scale_by_adam(b1=0.0), optax.scale(-1.0)))
+    np.testing.assert_allclose(jax.tree.leaves(meta_grad(named)), jax.tree.leaves(meta_grad(built)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: registry.make("mamll", LOSS), "No learner is called 'mamll'"),
+    (lambda: registry.make("maml++", LOSS, setting="sinusoid", anneal_steps=1, first_order_steps=1),
+     "has no published setting 'sinusoid'"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer="rmsprop", inner_lr=0.1), "'sgd', 'adam' or 'momentum'"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer=optax.sgd(0.1), inner_beta1=0.0), "configure a named"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer="adam"), "needs inner_lr="),
+])
+def test_bad_requests_say_what_to_do(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()
