@@ -93,9 +93,11 @@ _REPTILE_SETTINGS = {
                                 "inner_batch": 20, "persistent_inner_state": True}, 5, 1.0, _NICHOL),
 }
 
-_METASGD_SETTINGS = {name: d._replace(learner={"lr_init": d.learner["inner_lr"], "inner_steps": d.learner["inner_steps"]},
-                                      source="MAML's rates as the initial ones (Li et al. 2017 draw them at random)")
-                     for name, d in _MAML_SETTINGS.items()}
+_METASGD_SETTINGS = {
+    name: d._replace(learner={"lr_init": d.learner["inner_lr"], "inner_steps": d.learner["inner_steps"]},
+                     source="MAML's rates as the initial ones (Li et al. 2017 draw them at random)")
+    for name, d in _MAML_SETTINGS.items()
+}
 
 _IMAML_SETTINGS = {name: d._replace(learner={**d.learner, "inner_steps": 10, "lam": 1.0, "cg_steps": 5},
                                     source="MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps")
@@ -168,17 +170,18 @@ def _resolve_inner_optimizer(name: str, hyper: dict[str, Any]) -> dict[str, Any]
     if choice not in ("adam", "momentum"):
         raise ValueError(f"inner_optimizer={choice!r} is not one jaxmeta.registry builds; name 'sgd', 'adam' or "
                          "'momentum', or pass an optax GradientTransformation.")
+    beta1, eps_root = options.get("inner_beta1", 0.9), options.get("inner_eps_root", 0.0)
+    momentum = options.get("inner_momentum", 0.9)
     if name == "metasgd":  # the learned rates scale a direction: Adam's normalised step, or the momentum
-        direction = (optax.scale_by_adam(b1=options.get("inner_beta1", 0.9), eps_root=options.get("inner_eps_root", 0.0))
-                     if choice == "adam" else optax.trace(decay=options.get("inner_momentum", 0.9)))
+        direction = (optax.scale_by_adam(b1=beta1, eps_root=eps_root) if choice == "adam"
+                     else optax.trace(decay=momentum))
         hyper["inner_optimizer"] = optax.chain(direction, optax.scale(-1.0))
         return hyper
     if "inner_lr" not in hyper:
         raise TypeError(f"inner_optimizer={choice!r} needs inner_lr=, its learning rate.")
     lr = hyper.pop("inner_lr")
-    hyper["inner_optimizer"] = (
-        optax.adam(lr, b1=options.get("inner_beta1", 0.9), eps_root=options.get("inner_eps_root", 0.0))
-        if choice == "adam" else optax.sgd(lr, momentum=options.get("inner_momentum", 0.9)))
+    hyper["inner_optimizer"] = (optax.adam(lr, b1=beta1, eps_root=eps_root) if choice == "adam"
+                                else optax.sgd(lr, momentum=momentum))
     return hyper
 
 
