@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmeta.training.checkpoint import RunDirectory, write_text_atomically
-from jaxmeta.training.loop import TrainResult
-from jaxmeta.training.metrics_log import MetricsLog
+from jaxmeta.training.checkpoint import write_text_atomically
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TORCH_SCRIPT = Path(__file__).resolve().parent / "torch_maml.py"
+"""The PyTorch side of the speed comparisons (learn2learn, higher, torch.func)."""
+MISSING_EXIT_CODE = 3
+"""The exit code of :data:`TORCH_SCRIPT` when the library it is asked for is not installed."""
 
 
 class ChunkTimer:
@@ -182,17 +185,45 @@ def time_compiled(compiled, state, tasks, key, *, reps: int, warmup: int = 1):
     return seconds, state, metrics
 
 
-def restore_run(run_dir: Path, config: dict, template) -> TrainResult:
-    """The newest checkpoint of ``run_dir`` (written with ``config``) and the records logged up to it.
+# ----------------------------------------------------------------------------------------------
+# Measurements in worker processes: each prints one JSON line on stdout.
+# ----------------------------------------------------------------------------------------------
 
-    For ``--evaluate-only``: test a run's parameters again without training.
-    Another configuration's or a damaged directory is refused by
-    :class:`RunDirectory`, as on resume.
+class WorkerFailed(RuntimeError):
+    """A worker process exited with an error or printed no JSON record."""
+
+
+def run_json(command: list, what: str) -> tuple[int, dict]:
+    """Run ``command`` from the repository root; its exit code and the last JSON line of its stdout.
+
+    :data:`MISSING_EXIT_CODE` (a library that is not installed) is returned, not raised; any other
+    failure raises :class:`WorkerFailed` with the tail of the worker's output, naming ``what``.
     """
-    run = RunDirectory(run_dir, config, resume=True)
-    try:
-        step, state, _ = run.restore_latest(template)
-    finally:
-        run.close()
-    records = MetricsLog(Path(run_dir) / "metrics.jsonl").read()
-    return TrainResult(state, "restored", [record for record in records if record["step"] <= step])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    record = None
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                record = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                pass
+    if record is None or (done.returncode != 0 and done.returncode != MISSING_EXIT_CODE):
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        raise WorkerFailed(f"{what} failed (exit code {done.returncode}):\n{tail}")
+    return done.returncode, record
+
+
+def setting_arguments(setting: dict) -> list:
+    """The command-line arguments of one MAML setting, as the jaxmeta and PyTorch workers take them."""
+    return ["--meta-batch", str(setting["meta_batch"]), "--ways", str(setting["ways"]),
+            "--shots", str(setting["shots"]), "--queries", str(setting["queries"]),
+            "--inner-steps", str(setting["inner_steps"]), "--inner-lr", str(setting["inner_lr"])]
+
+
+def cost_flops(compiled) -> float:
+    """The FLOPs of a compiled computation by XLA's cost analysis (NaN when it does not count them)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax: one dict per device
+        analysis = analysis[0]
+    return float(analysis.get("flops", float("nan")))

@@ -46,10 +46,9 @@ from pathlib import Path
 from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, read_json,  # noqa: E402
+from common import (MISSING_EXIT_CODE, RESULTS_DIR, TORCH_SCRIPT, WorkerFailed, compile_and_time,  # noqa: E402
+                    cost_flops, environment, random_omniglot_tasks, read_json, run_json, setting_arguments,
                     write_atomically, write_json)
-from maml_speed import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, _cost_flops, _run_json,  # noqa: E402
-                        setting_arguments)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -91,17 +90,12 @@ def problem(model_name: str, seed: int = 0):
 
 
 def learner(method: str, loss_fn, inner_lr: float, steps: int):
-    import jaxmeta
+    """``method`` from jaxmeta.registry at ``inner_lr`` and ``steps`` (iMAML: lambda 1, 5 CG steps, its defaults)."""
+    from jaxmeta import registry
 
-    if method in ("maml", "maml-remat"):
-        return jaxmeta.maml(loss_fn, inner_lr=inner_lr, inner_steps=steps, remat=method == "maml-remat")
-    if method == "fomaml":
-        return jaxmeta.fomaml(loss_fn, inner_lr=inner_lr, inner_steps=steps)
-    if method == "imaml":
-        return jaxmeta.imaml(loss_fn, inner_lr=inner_lr, inner_steps=steps, lam=1.0, cg_steps=5)
-    if method == "reptile":
-        return jaxmeta.reptile(loss_fn, inner_lr=inner_lr, inner_steps=steps)
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+    return registry.make(method, loss_fn, inner_lr=inner_lr, inner_steps=steps)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -179,7 +173,7 @@ def unrolled_flops(method, loss_fn, params, tasks, inner_lr, steps, optimizer, k
     try:
         meta_learner = learner(method, loss_fn, inner_lr, steps)
         state = jaxmeta.init_state(meta_learner, optimizer, params)
-        return _cost_flops(jaxmeta.make_meta_step(meta_learner, optimizer).lower(state, tasks, key).compile())
+        return cost_flops(jaxmeta.make_meta_step(meta_learner, optimizer).lower(state, tasks, key).compile())
     finally:
         jax.lax.scan = scan
 
@@ -280,7 +274,7 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
                 grid[kind].append(pending.pop((kind, *key)))
             else:
                 try:
-                    code, record = _run_json(command, what)
+                    code, record = run_json(command, what)
                     if code == MISSING_EXIT_CODE:  # a PyTorch library that is not installed
                         grid["missing"][labels["impl"]] = record["error"]
                     else:

@@ -91,19 +91,23 @@ def problem_family(name: str, args):
                                  for name in ("train", "validation", "test")}
 
 
-def mean_curve(tx: optax.GradientTransformation, loss_fn, problems, steps: int) -> np.ndarray:
-    """``[steps + 1]``: the loss after each step, averaged over a batch of problems."""
+def mean_curve(tx: optax.GradientTransformation, loss_fn, problems, steps: int, key) -> np.ndarray:
+    """``[steps + 1]``: the loss after each step, averaged over a batch of problems (problem ``i``'s loss keys
+    from ``split(key)[i]``)."""
     params, data = problems
-    run = jax.jit(jax.vmap(lambda p, d: optimize(tx, loss_fn, p, d, steps)))
-    return np.asarray(run(params, data).mean(axis=0))
+    keys = jax.random.split(key, jax.tree.leaves(params)[0].shape[0])
+    run = jax.jit(jax.vmap(lambda p, d, k: optimize(tx, loss_fn, p, d, steps, key=k)))
+    return np.asarray(run(params, data, keys).mean(axis=0))
 
 
-def curves_by_rate(make, loss_fn, problems, steps: int) -> np.ndarray:
-    """``[rates, problems, steps + 1]``: the losses of ``make(lr)`` for every rate of the grid, in one compiled call."""
+def curves_by_rate(make, loss_fn, problems, steps: int, key) -> np.ndarray:
+    """``[rates, problems, steps + 1]``: the losses of ``make(lr)`` for every rate of the grid, in one compiled call
+    (every rate with the same loss keys)."""
     params, data = problems
+    keys = jax.random.split(key, jax.tree.leaves(params)[0].shape[0])
 
     def one_rate(lr):
-        return jax.vmap(lambda p, d: optimize(make(lr), loss_fn, p, d, steps))(params, data)
+        return jax.vmap(lambda p, d, k: optimize(make(lr), loss_fn, p, d, steps, key=k))(params, data, keys)
 
     return np.asarray(jax.jit(jax.vmap(one_rate))(jnp.asarray(LEARNING_RATES)))
 
@@ -125,12 +129,13 @@ def run_family(name: str, args, key) -> dict:
     train_seconds = time.perf_counter() - started
     validation = samplers["validation"](val_key, args.validation_problems)
     test = samplers["test"](test_key, args.test_problems)
+    loss_key = jax.random.fold_in(test_key, 1)  # the losses' randomness (the two families' losses use none)
     curves = {"LSTM (learned)": mean_curve(learned_optimizer(result.optimizer_params, network), loss_fn, test,
-                                           args.steps)}
+                                           args.steps, loss_key)}
     both = jax.tree.map(lambda v, t: jnp.concatenate([v, t]), validation, test)  # one compilation per baseline
     rates, validation_scores = {}, {}
     for baseline, make in BASELINES.items():
-        losses = curves_by_rate(make, loss_fn, both, args.steps)
+        losses = curves_by_rate(make, loss_fn, both, args.steps, loss_key)
         scores = [score(curve) for curve in losses[:, : args.validation_problems].mean(axis=1)]
         best = int(np.argmin(scores))
         rates[baseline], validation_scores[baseline] = LEARNING_RATES[best], scores

@@ -58,13 +58,15 @@ round.
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TORCH_SCRIPT = HERE / "torch_maml.py"
+sys.path.insert(0, str(HERE))
+from common import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, cost_flops, run_json,  # noqa: E402
+                    setting_arguments)
+
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
 JAX_IMPLS = ("jaxmeta", "jaxmeta-im2col", "jaxmeta-host-devices", "jaxmeta-accelerator")
 META_LR = 1e-3
@@ -84,7 +86,6 @@ LABELS = {
 CEILING_SHAPE = (58800, 576, 64)  # [M x K] @ [K x N]
 GOAL, TARGET = 1.0, 1.5
 HOST_DEVICES = 2
-MISSING_EXIT_CODE = 3  # torch_maml.py: the library cannot be imported
 DATA_DESCRIPTIONS = {"random": "random Omniglot-shaped data",
                      "omniglot": "a meta-batch of real Omniglot training tasks (MAML split, random rotations)"}
 QUICK = {"meta_batch": 2, "reps": 1, "rounds": 1, "warmup": 0, "ceiling_reps": 3}
@@ -94,13 +95,6 @@ DEFAULTS = {"reps": 5, "rounds": 2, "warmup": 1, "ceiling_reps": 20}
 # ----------------------------------------------------------------------------------------------
 # Workers: one measurement each, one JSON line on stdout.
 # ----------------------------------------------------------------------------------------------
-
-def _cost_flops(compiled) -> float:
-    analysis = compiled.cost_analysis()
-    if isinstance(analysis, (list, tuple)):  # older jax: one dict per device
-        analysis = analysis[0]
-    return float(analysis.get("flops", float("nan")))
-
 
 def jaxmeta_worker(args) -> dict:
     """Time the jaxmeta meta step on one setting; with ``args.flops`` also count its FLOPs."""
@@ -164,15 +158,15 @@ def jaxmeta_worker(args) -> dict:
         # see inside oneDNN's custom calls, so their FLOPs come from the same step with conv="im2col".
         counted_conv = "im2col" if conv == "onednn" else conv
         if counted_conv == conv:
-            as_timed = _cost_flops(compiled)
+            as_timed = cost_flops(compiled)
         else:
             fresh_state, loop_step = build(counted_conv, task_chunk)
-            as_timed = _cost_flops(loop_step.lower(fresh_state, tasks, key).compile())
+            as_timed = cost_flops(loop_step.lower(fresh_state, tasks, key).compile())
         if task_chunk is None:
             vmapped = as_timed
         else:  # the same computation with the tasks under vmap: compiled for its cost analysis only
             fresh_state, vmap_step = build(counted_conv, None)
-            vmapped = _cost_flops(vmap_step.lower(fresh_state, tasks, key).compile())
+            vmapped = cost_flops(vmap_step.lower(fresh_state, tasks, key).compile())
         record["flops"] = {
             "step": vmapped,
             "per_task": vmapped / meta_batch,
@@ -212,33 +206,6 @@ def ceiling_worker(args) -> dict:
 # The driver: runs the workers, aggregates, writes the JSON and the Markdown.
 # ----------------------------------------------------------------------------------------------
 
-class WorkerFailed(RuntimeError):
-    pass
-
-
-def _run_json(command: list, what: str) -> tuple[int, dict]:
-    """Run ``command``; return its exit code and the last JSON line of its stdout."""
-    done = subprocess.run(command, capture_output=True, text=True, cwd=HERE.parent)
-    record = None
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                record = json.loads(line)
-                break
-            except json.JSONDecodeError:
-                pass
-    if record is None or (done.returncode != 0 and done.returncode != MISSING_EXIT_CODE):
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
-        raise WorkerFailed(f"{what} failed (exit code {done.returncode}):\n{tail}")
-    return done.returncode, record
-
-
-def setting_arguments(setting: dict) -> list:
-    return ["--meta-batch", str(setting["meta_batch"]), "--ways", str(setting["ways"]),
-            "--shots", str(setting["shots"]), "--queries", str(setting["queries"]),
-            "--inner-steps", str(setting["inner_steps"]), "--inner-lr", str(setting["inner_lr"])]
-
-
 def cpu_conv() -> str:
     """The CPU path's convolution, as ``benchmarks/omniglot.py`` picks it: oneDNN when built, else im2col."""
     from jaxmeta.models import onednn_conv
@@ -257,12 +224,12 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
                    "--path", path, "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
     else:
         command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
-    code, record = _run_json(command, f"{impl} on {setting}")
+    code, record = run_json(command, f"{impl} on {setting}")
     return ("missing" if code == MISSING_EXIT_CODE else "ok"), record
 
 
 def measure_ceiling(reps: int) -> dict:
-    _, record = _run_json([sys.executable, str(Path(__file__).resolve()), "--worker", "ceiling",
+    _, record = run_json([sys.executable, str(Path(__file__).resolve()), "--worker", "ceiling",
                            "--reps", str(reps)], "the matrix-product ceiling")
     return record
 
@@ -572,7 +539,6 @@ def main(argv=None):
     if args.worker == "ceiling":
         print(json.dumps(ceiling_worker(args)), flush=True)
         return None
-    sys.path.insert(0, str(HERE))
     summary = run_benchmark(args)
     print_table(summary)
     print(f"Wrote {args.out / 'maml_speed.json'} and {args.out / 'maml_speed.md'}", file=sys.stderr)

@@ -49,7 +49,7 @@ from jaxmeta import memory  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta.data.sequences import SequenceSampler, sequence_tasks  # noqa: E402
-from jaxmeta.training import train  # noqa: E402
+from jaxmeta.training import restore_run, train  # noqa: E402
 
 MODELS = ("mann", "ntm", "lstm")
 PUBLISHED = {  # Santoro et al. 2016, Table 1, 5 classes: accuracy (%) at the 1st, 2nd, 3rd, 5th, 10th presentation
@@ -121,11 +121,12 @@ def run_config(args) -> dict:
     return {key: getattr(args, key) for key in keys}
 
 
-def score(model, params, images, *, count, args, key) -> dict:
-    """``{metric: (mean, 95% CI)}`` over ``count`` episodes drawn from ``images``."""
+def score(learner, params, images, *, count, args, key) -> dict:
+    """``{metric: (mean, 95% CI)}`` over ``count`` episodes drawn from ``images`` (jaxmeta.evaluate)."""
     episodes = sequence_tasks(key, images, count, ways=args.ways, instances=args.instances, rotate=True,
                               dtype="uint8")
-    metrics = memory.evaluate_sequences(model, params, episodes, chunk_size=100)
+    evaluation = jaxmeta.evaluate(learner, params, episodes, key=key, chunk_size=100)
+    metrics = {"loss": evaluation.losses[:, 0], **{name: values[:, 0] for name, values in evaluation.metrics.items()}}
     reached = {f"presentation_{k}" for k in presented(args)}
     return {name: tuple(float(v) for v in jaxmeta.confidence_interval(np.asarray(values)))
             for name, values in metrics.items() if not name.startswith("presentation_") or name in reached}
@@ -150,11 +151,11 @@ def main(argv=None) -> dict:
     state = jaxmeta.init_state(learner, optimizer, params)
 
     def validate(meta_params):
-        metrics = score(model, meta_params, val_images, count=args.validation_episodes, args=args, key=val_key)
+        metrics = score(learner, meta_params, val_images, count=args.validation_episodes, args=args, key=val_key)
         return {name: mean for name, (mean, _) in metrics.items() if name != "loss"}
 
     if args.evaluate_only:
-        result = common.restore_run(args.run_dir, run_config(args), state)
+        result = restore_run(args.run_dir, run_config(args), state)
     else:
         result = train(jaxmeta.make_meta_step(learner, optimizer), state, sampler, key=train_key,
                        num_steps=args.iterations, run_dir=args.run_dir, config=run_config(args), resume=args.resume,
@@ -163,7 +164,7 @@ def main(argv=None) -> dict:
                        budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                        progress=not args.no_progress, description=f"{args.model} {args.ways}-way")
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
-    test = score(model, result.state.meta_params, test_images, count=args.eval_episodes, args=args, key=test_key)
+    test = score(learner, result.state.meta_params, test_images, count=args.eval_episodes, args=args, key=test_key)
     summary = {
         "config": run_config(args),
         "episodes": int(result.state.step) * args.batch,

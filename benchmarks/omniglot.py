@@ -94,6 +94,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import jaxmeta  # noqa: E402
+from jaxmeta import registry  # noqa: E402
 from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
@@ -102,9 +103,8 @@ from jaxmeta.memory import MetaNet  # noqa: E402
 from jaxmeta.models import Conv4, ConvEmbedding, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
 from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
-from jaxmeta.optimizers import lstm_meta_learner  # noqa: E402
 from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer  # noqa: E402
-from jaxmeta.training import train  # noqa: E402
+from jaxmeta.training import restore_run, train  # noqa: E402
 
 GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
@@ -229,12 +229,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     twenty = args.ways >= 20
     metric_based = args.algorithm in NO_INNER_LOOP
     reptile = args.algorithm == "reptile"
+    paper = None if metric_based else registry.defaults(args.algorithm, "omniglot-20way" if twenty else "omniglot-5way")
+    hyper = {} if paper is None else paper.learner
     if args.train_shots is None:
         args.train_shots = 10 if reptile else args.shots
     if args.inner_optimizer is None and not metric_based:
-        args.inner_optimizer = "adam" if reptile else "sgd"
+        args.inner_optimizer = hyper.get("inner_optimizer", "sgd")
     if args.inner_batch is None and reptile:
-        args.inner_batch = 20 if twenty else 10
+        args.inner_batch = hyper["inner_batch"]
     if args.downsample is None and not metric_based:
         args.downsample = "pool"  # Reptile too: its paper's stride-2 network measured worse at 30 min (README)
     if args.inner_state is None and reptile:
@@ -248,13 +250,11 @@ def parse_args(argv=None) -> argparse.Namespace:
             args.algorithm, RELATION_QUERIES.get((args.ways, args.shots), 15) if args.algorithm == "relation"
             else 1 if reptile else 15)  # Reptile's training queries only report the post-adaptation loss
     if args.inner_steps is None:
-        args.inner_steps = (10 if twenty else 5) if reptile else 5 if twenty or args.algorithm in ("maml++",
-                                                                                                  "meta-lstm") else 1
-    if args.inner_lr is None:
-        args.inner_lr = (0.0005 if twenty else 0.001) if reptile else 0.1 if twenty or args.algorithm == "maml++" \
-            else 0.4
+        args.inner_steps = hyper.get("inner_steps", 1)
+    if args.inner_lr is None:  # meta-lstm learns its rule and records MAML's rate unused
+        args.inner_lr = hyper.get("inner_lr", hyper.get("lr_init", 0.1 if twenty else 0.4))
     if args.meta_batch is None:
-        args.meta_batch = 1 if metric_based else 5 if reptile else 16 if twenty else 32
+        args.meta_batch = 1 if paper is None else paper.meta_batch
     if args.eval_queries is None:
         args.eval_queries = 1 if reptile else 15
     if args.eval_steps is None:
@@ -264,7 +264,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.similarity is None and args.algorithm.startswith("matching"):
         args.similarity = "euclidean"
     if args.meta_lr is None:
-        args.meta_lr = 1.0 if args.algorithm == "reptile" else 1e-3
+        args.meta_lr = 1e-3 if paper is None else paper.meta_lr
     if args.init is None and not metric_based:  # Reptile's TensorFlow code: Glorot-uniform kernels, whose variance
         args.init = "lecun" if reptile else "pytorch"  # 2 / (fan_in + fan_out) is lecun's 1 / fan_in for 64 -> 64
     common.use_host_devices(args.devices)  # on the CPU, as many host devices as asked for
@@ -353,28 +353,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 
 def build_learner(args, loss_fn, key):
-    """The gradient-based learner named by ``--algorithm``; ``key`` initialises meta-lstm's LSTM."""
+    """The gradient-based learner named by ``--algorithm`` (jaxmeta.registry); ``key`` initialises meta-lstm's LSTM."""
+    steps = dict(inner_steps=args.inner_steps)
     if args.algorithm == "maml++":
-        return jaxmeta.maml_plus_plus(loss_fn, inner_steps=args.inner_steps, lr_init=args.inner_lr,
-                                      anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
+        return registry.make("maml++", loss_fn, lr_init=args.inner_lr, anneal_steps=args.msl_anneal_steps,
+                             first_order_steps=args.first_order_steps, **steps)
     if args.algorithm == "meta-lstm":
-        return lstm_meta_learner(loss_fn, key=key, inner_steps=args.inner_steps)
-    if args.inner_optimizer == "adam":  # the learning rate is Adam's; nothing scales its update
-        inner = dict(inner_optimizer=optax.adam(args.inner_lr, b1=args.inner_beta1), inner_steps=args.inner_steps)
-    else:
-        inner = dict(inner_lr=args.inner_lr, inner_steps=args.inner_steps)
-    if args.algorithm == "maml":
-        return jaxmeta.maml(loss_fn, **inner)
-    if args.algorithm == "fomaml":
-        return jaxmeta.fomaml(loss_fn, **inner)
-    if args.algorithm == "anil":
-        return jaxmeta.anil(loss_fn, head=lambda path: "head" in path, **inner)
-    if args.algorithm == "metasgd":  # the learned rates scale the direction of the inner optimizer, if any
-        direction = optax.chain(optax.scale_by_adam(b1=args.inner_beta1), optax.scale(-1.0)) \
-            if args.inner_optimizer == "adam" else None
-        return jaxmeta.metasgd(loss_fn, lr_init=args.inner_lr, inner_steps=args.inner_steps, inner_optimizer=direction)
-    return jaxmeta.reptile(loss_fn, inner_batch=args.inner_batch,
-                           persistent_inner_state=args.inner_state == "persistent", **inner)
+        return registry.make("meta-lstm", loss_fn, key=key, **steps)
+    # Adam's learning rate is the inner rate; nothing scales its update (Meta-SGD: its rates scale Adam's direction)
+    rule = dict(inner_optimizer="adam", inner_beta1=args.inner_beta1) if args.inner_optimizer == "adam" else {}
+    rate = {"lr_init" if args.algorithm == "metasgd" else "inner_lr": args.inner_lr}
+    extra = {"anil": {"head": lambda path: "head" in path},
+             "reptile": {"inner_batch": args.inner_batch,
+                         "persistent_inner_state": args.inner_state == "persistent"}}.get(args.algorithm, {})
+    return registry.make(args.algorithm, loss_fn, **steps, **rule, **rate, **extra)
 
 
 def build_metric_model(args, ways: int):
@@ -425,31 +417,26 @@ def run_config(args) -> dict:
     return config
 
 
-def evaluate_accuracy(learner, loss_fn, meta_params, images, *, count, ways, shots, queries, steps, key,
-                      chunk_size=None, task_chunk=None, progress=False, query_by_query=None):
-    """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images``.
+def evaluate_accuracy(learner, meta_params, images, *, count, ways, shots, queries, steps, key, chunk_size=None,
+                      task_chunk=None, progress=False, query_by_query=None, pairs=False):
+    """Accuracy mean and 95% CI after 0..steps inner steps on ``count`` tasks from ``images`` (jaxmeta.evaluate).
 
-    For a metric learner pass its Flax module as ``learner`` (and ``loss_fn=None``): the
-    result then has one entry (there are no inner steps). ``task_chunk`` as in training
+    Learners without an inner loop (``steps=None``) have one entry. ``task_chunk`` as in training
     (tasks adapted a group at a time; the CPU path), ``progress`` shows a bar.
     ``query_by_query``: the loss that scores each query beside the support set alone
-    (non-transductive, :func:`non_transductive_loss`); ``None``: all queries at once.
+    (non-transductive, :func:`non_transductive_loss`); ``None``: the learner's own, all queries at once.
+    ``pairs``: the learner scores every (query, class) pair (Relation networks), so fewer tasks fit a chunk.
     """
     if chunk_size is None:  # about 4,000 images at once (50 tasks of 5-way 1-shot 15-query): bounded memory
-        per_task = ways * (shots + queries)
-        if isinstance(learner, metric.RelationNetwork):  # its relation module sees every (query, class) pair
-            per_task *= ways
+        per_task = ways * (shots + queries) * (ways if pairs else 1)
         chunk_size = max(1, 4000 // per_task)
     tasks = classification_tasks(key, images, count, ways=ways, shots=shots, queries=queries, rotate=True,
                                  dtype="uint8")
-    if loss_fn is None:
-        scores = metric.evaluate_episodes(learner, meta_params, tasks, chunk_size=chunk_size, progress=progress)
-        mean, ci = jaxmeta.confidence_interval(np.asarray(scores.accuracy))
-        return np.atleast_1d(mean), np.atleast_1d(ci)
     if query_by_query is not None:
-        tasks, loss_fn = with_support_inputs(tasks), query_by_query
-    evaluation = jaxmeta.evaluate(learner, loss_fn, meta_params, tasks, key=jax.random.fold_in(key, 1),
-                                  steps=steps, chunk_size=chunk_size, task_chunk=task_chunk, progress=progress)
+        tasks = with_support_inputs(tasks)
+    evaluation = jaxmeta.evaluate(learner, meta_params, tasks, key=jax.random.fold_in(key, 1), steps=steps,
+                                  loss_fn=query_by_query, chunk_size=chunk_size, task_chunk=task_chunk,
+                                  progress=progress)
     mean, ci = jaxmeta.confidence_interval(np.asarray(evaluation.metrics["accuracy"]))
     return mean, ci
 
@@ -481,7 +468,7 @@ def main(argv=None) -> dict:
     optimizer = build_optimizer(args)
     if args.algorithm in NO_INNER_LOOP:
         model = build_metric_model(args, args.train_ways)
-        learner, loss_fn, scorer = metric.metric_learner(model), None, build_metric_model(args, args.ways)
+        learner, scorer = metric.metric_learner(model), metric.metric_learner(build_metric_model(args, args.ways))
         example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
         params = model.init(init_key, example.support[0], example.support[1], example.query[0])["params"]
     else:
@@ -498,17 +485,19 @@ def main(argv=None) -> dict:
     else:
         meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
-                   query_by_query=None if args.transductive in (None, True) else non_transductive_loss(model))
-    validation_steps = args.eval_steps if args.algorithm == "reptile" else args.inner_steps
+                   query_by_query=None if args.transductive in (None, True) else non_transductive_loss(model),
+                   pairs=args.algorithm == "relation")
+    validation_steps = None if args.algorithm in NO_INNER_LOOP else \
+        args.eval_steps if args.algorithm == "reptile" else args.inner_steps
 
     def validate(meta_params):
-        mean, _ = evaluate_accuracy(scorer, loss_fn, meta_params, val_images, count=args.validation_tasks,
+        mean, _ = evaluate_accuracy(scorer, meta_params, val_images, count=args.validation_tasks,
                                     steps=validation_steps, key=val_key, **episode)
         return {"accuracy": float(mean[-1])}
 
     name = f"{args.algorithm} {args.ways}-way {args.shots}-shot"
     if args.evaluate_only:
-        result = common.restore_run(args.run_dir, run_config(args), state)
+        result = restore_run(args.run_dir, run_config(args), state)
     else:
         result = train(meta_step, state, sampler, key=train_key, num_steps=args.iterations, run_dir=args.run_dir,
                        config=run_config(args), resume=args.resume, checkpoint_every=args.checkpoint_every,
@@ -517,23 +506,24 @@ def main(argv=None) -> dict:
                        budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                        progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
-    summaries = [test_and_report(args, scorer, loss_fn, result, test_images, test_key, train_seconds, started,
+    summaries = [test_and_report(args, scorer, result, test_images, test_key, train_seconds, started,
                                  query_by_query=episode["query_by_query"])]
     for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
-        summaries.append(test_and_report(args, build_metric_model(args, ways), None, result, test_images, test_key,
-                                         train_seconds, started, ways=ways))
+        summaries.append(test_and_report(args, metric.metric_learner(build_metric_model(args, ways)), result,
+                                         test_images, test_key, train_seconds, started, ways=ways))
     return summaries[0]
 
 
-def test_and_report(args, scorer, loss_fn, result, test_images, key, train_seconds, started, ways=None,
+def test_and_report(args, scorer, result, test_images, key, train_seconds, started, ways=None,
                     query_by_query=None) -> dict:
     """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result."""
     ways = args.ways if ways is None else ways
-    mean, ci = evaluate_accuracy(scorer, loss_fn, result.state.meta_params, test_images, count=args.eval_tasks,
-                                 steps=max(args.eval_steps, args.inner_steps), key=key, ways=ways,
-                                 shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
-                                 progress=not args.no_progress, query_by_query=query_by_query)
     metric_based = args.algorithm in NO_INNER_LOOP
+    mean, ci = evaluate_accuracy(scorer, result.state.meta_params, test_images, count=args.eval_tasks,
+                                 steps=None if metric_based else max(args.eval_steps, args.inner_steps), key=key,
+                                 ways=ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
+                                 progress=not args.no_progress, query_by_query=query_by_query,
+                                 pairs=args.algorithm == "relation")
     trained = 0 if metric_based else args.inner_steps  # metric learners have no inner steps: one number
     summary = {
         "config": {**run_config(args), "split": args.split, "ways": ways},

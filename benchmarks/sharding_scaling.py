@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, compile_and_time, environment, random_omniglot_tasks, write_atomically,  # noqa: E402
-                    write_json)
-from maml_speed import WorkerFailed, _run_json  # noqa: E402
+from common import (RESULTS_DIR, WorkerFailed, compile_and_time, environment, random_omniglot_tasks,  # noqa: E402
+                    run_json, write_atomically, write_json)
 
 
 def worker(args) -> dict:
@@ -121,7 +120,7 @@ def main(argv=None) -> dict:
                    str(args.task_chunk), "--reps", str(args.reps), "--platform", args.platform]
         print(f"{devices} device(s) ...", flush=True)
         try:
-            runs.append(_run_json(command, f"{devices} devices")[1])
+            runs.append(run_json(command, f"{devices} devices")[1])
         except WorkerFailed as error:
             failures.append({"devices": devices, "error": str(error)})
     summary = {"runs": runs, "failures": failures, "meta_batch": args.meta_batch, "width": args.width,

@@ -42,11 +42,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import jaxmeta  # noqa: E402
+from jaxmeta import registry  # noqa: E402
 from jaxmeta.data.sinusoid import Sinusoid, sinusoid_examples, sinusoid_tasks  # noqa: E402
 from jaxmeta.models import MLP, functional  # noqa: E402
 
 ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum")
-OPTIMIZER_STEPS = 5  # inner steps of maml-adam and maml-momentum in meta-training
+OPTIMIZER_STEPS = registry.defaults("maml-adam", "sinusoid").learner["inner_steps"]  # in meta-training
 EVAL_STEPS = (0, 1, 10)
 
 # Published query MSE on this protocol. Meta-SGD, Table 1: one adaptation step, one
@@ -63,23 +64,13 @@ PUBLISHED = {
 
 
 def build_learner(name: str, loss_fn, inner_lr: float):
-    """The learners with the settings used here (Reptile: 5 inner steps at 2x the rate)."""
-    if name == "maml":
-        return jaxmeta.maml(loss_fn, inner_lr=inner_lr, inner_steps=1)
-    if name == "fomaml":
-        return jaxmeta.fomaml(loss_fn, inner_lr=inner_lr, inner_steps=1)
-    if name == "metasgd":
-        return jaxmeta.metasgd(loss_fn, lr_init=inner_lr, inner_steps=1)
-    if name == "reptile":
-        return jaxmeta.reptile(loss_fn, inner_lr=2 * inner_lr, inner_steps=5)
-    if name == "anil":
-        return jaxmeta.anil(loss_fn, head=lambda path: "Dense_2" in path, inner_lr=inner_lr, inner_steps=1)
-    if name == "maml-adam":
-        # eps_root: a ReLU unit's zero gradient would make d sqrt(v) / dv infinite (jaxmeta.adapt)
-        return jaxmeta.maml(loss_fn, inner_optimizer=optax.adam(inner_lr, eps_root=1e-8), inner_steps=OPTIMIZER_STEPS)
-    if name == "maml-momentum":
-        return jaxmeta.maml(loss_fn, inner_optimizer=optax.sgd(inner_lr, momentum=0.9), inner_steps=OPTIMIZER_STEPS)
-    raise ValueError(f"Unknown algorithm {name!r}; choose from {', '.join(ALGORITHMS)}.")
+    """The learner ``name`` at the registry's sinusoid setting, every inner rate scaled by ``inner_lr / 0.01``
+    (Reptile: 5 inner steps at 2x the rate; maml-adam and maml-momentum: 5 steps)."""
+    hyper = registry.defaults(name, "sinusoid").learner
+    scale = inner_lr / registry.defaults("maml", "sinusoid").learner["inner_lr"]
+    rates = {key: value * scale for key, value in hyper.items() if key in ("inner_lr", "lr_init")}
+    head = {"head": lambda path: "Dense_2" in path} if name == "anil" else {}
+    return registry.make(name, loss_fn, setting="sinusoid", **rates, **head)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -128,7 +119,7 @@ def run_one(name, shots, args, model, init_params, eval_tasks):
     )
     train_seconds = time.perf_counter() - timer.start
     evaluation = jaxmeta.evaluate(
-        learner, loss_fn, result.state.meta_params, eval_tasks, key=jax.random.key(args.eval_seed + 1),
+        learner, result.state.meta_params, eval_tasks, key=jax.random.key(args.eval_seed + 1),
         steps=max(EVAL_STEPS), chunk_size=200,
     )
     record = {

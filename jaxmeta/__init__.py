@@ -16,6 +16,7 @@ The functional API in one screen::
 
 from jaxmeta import inner
 from jaxmeta import models
+from jaxmeta import registry
 from jaxmeta.algorithms.anil import anil
 from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml
@@ -50,6 +51,6 @@ __all__ = [
     "NonFiniteLossError", "Task", "adapt", "anil", "classification_loss", "confidence_interval",
     "evaluate", "fit", "fomaml", "gradient_step", "imaml", "init_state", "inner", "make_meta_step", "maml",
     "maml_plus_plus",
-    "meta_gradient", "metasgd", "models", "regression_loss", "reptile", "sinusoid_task",
+    "meta_gradient", "metasgd", "models", "registry", "regression_loss", "reptile", "sinusoid_task",
     "sinusoid_tasks",
 ]

@@ -8,7 +8,7 @@ import optax
 import jaxmeta
 from jaxmeta.data.episodes import EpisodeSampler, classification_tasks
 from jaxmeta.data.omniglot import split_characters
-from jaxmeta.metric import evaluate_episodes, metric_learner
+from jaxmeta.metric import metric_learner
 
 
 def accuracy_before_and_after_training(model, omniglot, *, steps: int, meta_batch: int, lr: float = 3e-3):
@@ -23,7 +23,9 @@ def accuracy_before_and_after_training(model, omniglot, *, steps: int, meta_batc
     learner, optimizer = metric_learner(model), optax.adam(lr)
     state = jaxmeta.init_state(learner, optimizer, params)
     sampler = EpisodeSampler.create(train, meta_batch, **sizes)
-    before = float(evaluate_episodes(model, state.meta_params, probe).accuracy.mean())
+    accuracy = lambda params: float(jaxmeta.evaluate(learner, params, probe, key=jax.random.key(3))  # noqa: E731
+                                    .metrics["accuracy"].mean())
+    before = accuracy(state.meta_params)
     state, _ = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer, jit=False), state, sampler,
                            key=jax.random.key(2), num_steps=steps, steps_per_call=50, progress=False)
-    return before, float(evaluate_episodes(model, state.meta_params, probe).accuracy.mean())
+    return before, accuracy(state.meta_params)

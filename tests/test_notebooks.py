@@ -3,6 +3,7 @@
 How long each takes on a 2-core CPU is stated in the notebook; a cell that runs
 for more than 10 minutes counts as hung."""
 
+import os
 from pathlib import Path
 
 import nbclient
@@ -19,7 +20,10 @@ def test_there_are_notebooks():
 
 @pytest.mark.long
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_executes(path):
+def test_notebook_executes(path, monkeypatch):
+    # The kernel runs as a reader's would: without the tests' unoptimised compilation (tests/conftest.py),
+    # which makes the notebooks' training loops slower than it makes their compilation faster.
+    monkeypatch.setenv("XLA_FLAGS", os.environ["JAXMETA_TEST_USER_XLA_FLAGS"])
     notebook = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}

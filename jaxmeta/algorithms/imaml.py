@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxmeta.core.adapt import adapt, check_steps
 from jaxmeta.core.hessian import hvp
-from jaxmeta.core.learner import MetaLearner, check_inner_rule, query_metrics
+from jaxmeta.core.learner import AdaptationScore, MetaLearner, check_inner_rule, query_metrics
 from jaxmeta.core.types import LossFn
 
 
@@ -106,4 +106,5 @@ def imaml(
         grads, _ = jax.scipy.sparse.linalg.cg(operator, query_grad, x0=query_grad, maxiter=cg_steps, tol=0.0)
         return grads, query_metrics(loss, aux, adaptation.support_losses)
 
-    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn)
+    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn,
+                       score=AdaptationScore(loss_fn, adapt_fn))

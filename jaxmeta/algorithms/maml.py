@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmeta.core.adapt import Mask, check_steps, resolve_mask
-from jaxmeta.core.learner import MetaLearner, check_inner_rule, exact_task_grad, inner_loop, query_metrics
+from jaxmeta.core.learner import (AdaptationScore, MetaLearner, check_inner_rule, exact_task_grad, inner_loop,
+                                  query_metrics)
 from jaxmeta.core.types import LossFn, Params
 from jaxmeta.inner.learned import LearnedInnerParams, LearnedTransform
 
@@ -154,8 +155,9 @@ def maml(
         return lambda meta, task, key: jax.lax.cond(step < first_order_steps, approximate, exact, meta, task, key)
 
     scheduled = callable(step_weights) or first_order_steps > 0
-    at_step = (lambda step: MetaLearner(init, task_grad_at(step), adapt_fn)) if scheduled else None
-    return MetaLearner(init=init, task_grad=task_grad_at(None), adapt=adapt_fn, at_step=at_step)
+    score = AdaptationScore(loss_fn, adapt_fn)
+    at_step = (lambda step: MetaLearner(init, task_grad_at(step), adapt_fn, score=score)) if scheduled else None
+    return MetaLearner(init=init, task_grad=task_grad_at(None), adapt=adapt_fn, at_step=at_step, score=score)
 
 
 def _step_weights(step_weights: StepWeights, inner_steps: int) -> Callable[[jax.Array | None], Any]:

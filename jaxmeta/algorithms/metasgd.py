@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmeta.core.adapt import Mask
-from jaxmeta.core.learner import MetaLearner, check_inner_rule, exact_task_grad, inner_loop
+from jaxmeta.core.learner import AdaptationScore, MetaLearner, check_inner_rule, exact_task_grad, inner_loop
 from jaxmeta.core.types import LossFn, Params
 
 
@@ -82,4 +82,5 @@ def metasgd(
     def init(params):
         return MetaSGDParams(params, jax.tree.map(lambda p: jnp.full_like(p, lr_init), params))
 
-    return MetaLearner(init=init, task_grad=exact_task_grad(loss_fn, adapt_fn), adapt=adapt_fn)
+    return MetaLearner(init=init, task_grad=exact_task_grad(loss_fn, adapt_fn), adapt=adapt_fn,
+                       score=AdaptationScore(loss_fn, adapt_fn))

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.core.adapt import Mask, adapt, check_steps
-from jaxmeta.core.learner import MetaLearner, check_inner_rule, query_metrics
+from jaxmeta.core.learner import AdaptationScore, MetaLearner, check_inner_rule, query_metrics
 from jaxmeta.core.types import Batch, LossFn, Params, PRNGKey
 
 
@@ -125,7 +125,7 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inne
         loss, aux = loss_fn(adaptation.params, task.query, key=query_key)
         return pseudo_grad, query_metrics(loss, aux, adaptation.support_losses)
 
-    return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn)
+    return MetaLearner(init=init, task_grad=task_grad, adapt=adapt_fn, score=AdaptationScore(loss_fn, adapt_fn))
 
 
 def outer_optimizer(step_size: optax.ScalarOrSchedule) -> optax.GradientTransformation:

@@ -1,8 +1,10 @@
-r"""Adaptation curves: the query loss (and accuracy) after 0, 1, ..., n inner steps.
+r"""Scoring any learner: the query loss (and accuracy) after 0, 1, ..., n inner steps.
 
 For each task, the learner adapts on the support set and the query set is
-scored at every :math:`\phi_j`, :math:`j = 0..n`. Summaries are means with a
-95% confidence half-width :math:`1.96\, s / \sqrt{m}` over :math:`m` tasks.
+scored at every :math:`\phi_j`, :math:`j = 0..n`; learners without an inner
+loop (metric and memory learners) are scored once, :math:`n = 0`. Summaries
+are means with a 95% confidence half-width :math:`1.96\, s / \sqrt{m}` over
+:math:`m` tasks.
 """
 
 import functools
@@ -15,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxmeta.core.adapt import check_steps
-from jaxmeta.core.learner import MetaLearner
+from jaxmeta.core.learner import AdaptationScore, MetaLearner, ScoreFn
 from jaxmeta.core.meta_step import map_over_tasks, task_batch_size
 from jaxmeta.core.types import LossFn, MetaParams, Metrics, PRNGKey, Task
 
@@ -52,14 +54,9 @@ def confidence_interval(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return values.mean(axis), 1.96 * values.std(axis, ddof=1) / np.sqrt(n)
 
 
-@functools.partial(jax.jit, static_argnames=("learner", "loss_fn", "steps", "task_chunk"))
-def _evaluate_batch(learner, loss_fn, meta_params, tasks, keys, steps, task_chunk):
-    def one_task(task, key):
-        inner_key, query_key = jax.random.split(key)
-        observe = lambda phi: loss_fn(phi, task.query, key=query_key)  # noqa: E731
-        return learner.adapt(meta_params, task.support, key=inner_key, steps=steps, observe=observe).observed
-
-    return map_over_tasks(one_task, tasks, keys, task_chunk)
+@functools.partial(jax.jit, static_argnames=("score", "steps", "task_chunk"))
+def _evaluate_batch(score, meta_params, tasks, keys, steps, task_chunk):
+    return map_over_tasks(lambda task, key: score(meta_params, task, key=key, steps=steps), tasks, keys, task_chunk)
 
 
 def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: int | None, progress: bool,
@@ -81,25 +78,33 @@ def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size:
 
 def evaluate(
     learner: MetaLearner,
-    loss_fn: LossFn,
     meta_params: MetaParams,
     tasks: Task,
     *,
     key: PRNGKey,
-    steps: int,
+    steps: int | None = None,
+    loss_fn: LossFn | None = None,
     chunk_size: int | None = None,
     task_chunk: int | None = None,
     progress: bool = False,
 ) -> Evaluation:
-    """Adapt on each task's support set for ``steps`` steps, scoring the query set after each.
+    """Score any learner on a batch of tasks: the query loss and metrics after 0..n inner steps.
+
+    A learner with an inner loop adapts on each task's support set for
+    ``steps`` steps (its own number when ``None``) and the query set is scored
+    after each (``learner.score``). A learner without one (the metric and
+    memory learners) is scored once, ``n = 0``. Every learner gives the same
+    :class:`Evaluation`, summarised the same way.
 
     Args:
-      learner: the meta-learner whose inner loop (``learner.adapt``) is used.
-      loss_fn: the loss used to score the query set (``aux`` metrics included).
+      learner: any :class:`~jaxmeta.MetaLearner` made by a jaxmeta factory.
       meta_params: the meta-parameters to evaluate.
       tasks: a batch of tasks (leading task axis).
       key: randomness for the inner loop and the loss.
-      steps: the number of inner steps ``n >= 1``; results cover 0..n.
+      steps: the number of inner steps ``n >= 1``; results cover 0..n. Leave it
+        out for the learner's own number (and for learners without an inner loop).
+      loss_fn: score the query sets with this loss (``aux`` metrics included)
+        instead of the one the learner was built with.
       chunk_size: evaluate this many tasks per compiled call, to bound memory.
       task_chunk: within a call, adapt this many tasks at a time, one group
         after another (as in :func:`jaxmeta.make_meta_step`; faster on the
@@ -112,36 +117,25 @@ def evaluate(
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxmeta import maml, regression_loss, Task
-      >>> loss_fn = regression_loss(lambda w, x: x * w)
-      >>> learner = maml(loss_fn, inner_lr=0.1)
+      >>> learner = maml(regression_loss(lambda w, x: x * w), inner_lr=0.1)
       >>> x = jnp.tile(jnp.array([1.0, 2.0]), (3, 1))
-      >>> result = evaluate(learner, loss_fn, jnp.array(0.0), Task((x, 2 * x), (x, 2 * x)),
+      >>> result = evaluate(learner, jnp.array(0.0), Task((x, 2 * x), (x, 2 * x)),
       ...                   key=jax.random.key(0), steps=2)
       >>> result.losses.shape
       (3, 3)
     """
-    steps = check_steps(steps)
+    if steps is not None and steps != 0:
+        steps = check_steps(steps)
+    score: ScoreFn
+    if loss_fn is not None:
+        score = AdaptationScore(loss_fn, learner.adapt)
+    elif learner.score is not None:
+        score = learner.score
+    else:
+        raise TypeError("This MetaLearner has no score function (it was not made by a jaxmeta factory): pass "
+                        "loss_fn=, the loss that scores its query sets after adaptation.")
     size = task_batch_size(tasks)
     losses, metrics = _in_chunks(
-        lambda part: _evaluate_batch(learner, loss_fn, meta_params, *part, steps, task_chunk),
+        lambda part: _evaluate_batch(score, meta_params, *part, steps, task_chunk),
         (tasks, jax.random.split(key, size)), size, chunk_size, progress, "evaluating")
     return Evaluation(losses, metrics)
-
-
-@functools.partial(jax.jit, static_argnames=("task_metrics", "model"))
-def _metrics_of_batch(task_metrics, model, params, tasks):
-    return jax.vmap(lambda task: task_metrics(model, params, task)[1])(tasks)
-
-
-def metrics_in_chunks(task_metrics: Callable, model: Any, params: Any, tasks: Task,
-                      chunk_size: int | None = None, progress: bool = False) -> Metrics:
-    """Per-task metrics ``{name: [tasks]}`` of ``task_metrics(model, params, task) -> (loss, metrics)``.
-
-    For learners scored in one forward pass (metric learners, memory models);
-    ``chunk_size`` tasks are computed at once (memory), all when ``None``;
-    ``progress`` shows a progress bar over the chunks.
-    ``task_metrics`` and ``model`` are static (hashable), so repeated calls
-    reuse the compiled program.
-    """
-    return _in_chunks(lambda part: _metrics_of_batch(task_metrics, model, params, part), tasks,
-                      task_batch_size(tasks), chunk_size, progress, "scoring")

@@ -17,11 +17,16 @@ factory that closes over the hyper-parameters (``jaxmeta.maml(...)``,
   schedule over meta-training (MAML++'s multi-step loss weights and
   derivative-order annealing). The meta step calls it with its step counter;
   ``None`` for the rest.
+* ``score`` (set by every factory): ``score(meta_params, task, *, key, steps=None)
+  -> (losses, metrics)``, the query loss and metrics of one task after
+  0, 1, ..., n inner steps (arrays of ``n + 1``; one entry for learners
+  without an inner loop). :func:`jaxmeta.evaluate` scores any learner with it.
 
 Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
 """
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -44,13 +49,71 @@ class AdaptFn(Protocol):
                  observe: Callable[..., Any] | None = None) -> Adaptation: ...
 
 
+class ScoreFn(Protocol):
+    """The signature of ``MetaLearner.score``: one task's query loss and metrics by inner step.
+
+    Returns ``(losses [n + 1], {name: [n + 1]})`` after 0..n inner steps (``n``:
+    ``steps``, or the learner's own number when ``None``); learners without an
+    inner loop return one entry and accept only ``steps`` ``None`` or 0.
+    """
+
+    def __call__(self, meta_params: MetaParams, task: Task, *, key: PRNGKey,
+                 steps: int | None = None) -> tuple[jax.Array, Metrics]: ...
+
+
 class MetaLearner(NamedTuple):
-    """A meta-learning algorithm as three pure functions (see the module docstring)."""
+    """A meta-learning algorithm as pure functions (see the module docstring)."""
 
     init: Callable[[Params], MetaParams]
     task_grad: Callable[[MetaParams, Task, PRNGKey], tuple[MetaParams, Metrics]]
     adapt: AdaptFn
     at_step: Callable[[jax.Array], "MetaLearner"] | None = None
+    score: ScoreFn | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptationScore:
+    r"""``score`` of a learner with an inner loop: the query loss at :math:`\phi_0 = \theta, \phi_1, \dots, \phi_n`.
+
+    The support set is adapted on with ``adapt`` and ``loss_fn(phi_j, query)``
+    observed after each step. A frozen dataclass, so that equal scores (the
+    same loss and inner loop) hit the same compiled evaluation.
+    """
+
+    loss_fn: LossFn
+    adapt: AdaptFn
+
+    def __call__(self, meta_params, task, *, key, steps=None):
+        inner_key, query_key = jax.random.split(key)
+        observe = lambda phi: self.loss_fn(phi, task.query, key=query_key)  # noqa: E731
+        return self.adapt(meta_params, task.support, key=inner_key, steps=steps, observe=observe).observed
+
+
+@dataclasses.dataclass(frozen=True)
+class DirectScore:
+    """``score`` of a learner without an inner loop: ``task_metrics(params, task) -> (loss, metrics)`` once."""
+
+    task_metrics: Callable[[Params, Task], tuple[jax.Array, Metrics]]
+
+    def __call__(self, meta_params, task, *, key, steps=None):
+        del key
+        if steps:
+            raise ValueError(f"This learner has no inner loop, so it cannot be scored after steps={steps} inner "
+                             "steps: leave steps out (or pass 0).")
+        loss, metrics = self.task_metrics(meta_params, task)
+        return loss[None], {name: value[None] for name, value in metrics.items() if name != "loss"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelMetrics:
+    """``metrics(model, params, task)`` with ``model`` bound: a hashable ``task_metrics`` for :func:`direct_learner`
+    (two learners of equal models share compiled evaluations, which ``functools.partial`` would not)."""
+
+    metrics: Callable[[Any, Params, Task], tuple[jax.Array, Metrics]]
+    model: Any
+
+    def __call__(self, params, task):
+        return self.metrics(self.model, params, task)
 
 
 def learner_at_step(learner: MetaLearner, step: jax.Array) -> MetaLearner:
@@ -73,8 +136,8 @@ def direct_learner(task_metrics: Callable[[Params, Task], tuple[jax.Array, Metri
     Metric learners (the loss of an episode given its support set) and
     memory models (the loss of a sequence) are of this kind. ``init`` is the
     identity, ``task_grad`` the gradient of ``task_metrics(params, task) ->
-    (loss, metrics)``, and ``adapt`` raises a ``TypeError`` with the message
-    ``no_inner_loop``, which says how such a model is scored instead.
+    (loss, metrics)``, ``score`` those metrics (one entry, no inner step), and
+    ``adapt`` raises a ``TypeError`` with the message ``no_inner_loop``.
     """
 
     def task_grad(meta_params, task, key):
@@ -84,7 +147,8 @@ def direct_learner(task_metrics: Callable[[Params, Task], tuple[jax.Array, Metri
     def adapt_fn(meta_params, support, *, key, steps=None, observe=None):
         raise TypeError(no_inner_loop)
 
-    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn)
+    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn,
+                       score=DirectScore(task_metrics))
 
 
 def inner_loop(

@@ -22,7 +22,6 @@ from jaxmeta.memory.sequence import EpisodeTrace
 from jaxmeta.memory.sequence import LSTMCore
 from jaxmeta.memory.sequence import SequenceClassifier
 from jaxmeta.memory.sequence import episode_metrics
-from jaxmeta.memory.sequence import evaluate_sequences
 from jaxmeta.memory.sequence import memory_learner
 from jaxmeta.memory.sequence import presentation_index
 from jaxmeta.memory.sequence import previous_labels
@@ -31,6 +30,6 @@ from jaxmeta.memory.sequence import trace_episode
 __all__ = [
     "EpisodeTrace", "LSTMCore", "MANNCell", "MANNState", "MetaNet", "MetaNetState", "NTMCell", "NTMState",
     "PRESENTATIONS",
-    "SequenceClassifier", "addressing", "episode_metrics", "evaluate_sequences", "memory_learner",
+    "SequenceClassifier", "addressing", "episode_metrics", "memory_learner",
     "presentation_index", "previous_labels", "trace_episode",
 ]

@@ -184,7 +184,7 @@ class MetaNet(MetricClassifier):
     returns ``[queries, ways]`` logits; :meth:`episode_state` returns every
     intermediate. Train it with :func:`jaxmeta.metric.metric_learner` (the
     loss is the query cross-entropy) and score it with
-    :func:`jaxmeta.metric.evaluate_episodes`. The output layer has ``ways``
+    :func:`jaxmeta.evaluate`. The output layer has ``ways``
     units, so a model is trained and tested at one number of ways.
 
     Attributes:

@@ -25,7 +25,6 @@ the occurrences of each class, and the paper's Table 1 gives the accuracy on
 the 1st, 2nd, 3rd, 5th and 10th.
 """
 
-import functools
 from typing import NamedTuple, cast
 
 import flax.linen as nn
@@ -33,8 +32,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.evaluate import metrics_in_chunks
-from jaxmeta.core.learner import MetaLearner, direct_learner
+from jaxmeta.core.learner import MetaLearner, ModelMetrics, direct_learner
 from jaxmeta.core.types import Params, Task
 from jaxmeta.models.conv import images_as_float
 
@@ -154,19 +152,11 @@ def memory_learner(model: SequenceClassifier) -> MetaLearner:
     """
 
     return direct_learner(
-        functools.partial(episode_metrics, model),
+        ModelMetrics(episode_metrics, model),
         no_inner_loop="A memory model has no inner loop: it learns within the episode through its state. "
-                      "Score episodes with jaxmeta.memory.evaluate_sequences.",
+                      "Score episodes with jaxmeta.evaluate(learner, params, episodes, key=...), without steps "
+                      "or loss_fn.",
     )
-
-
-def evaluate_sequences(model: SequenceClassifier, params: Params, tasks: Task, *, chunk_size: int = 64,
-                       progress: bool = False) -> dict:
-    """Per-episode metrics ``{name: [episodes]}`` (as :func:`episode_metrics`) over a batch of episodes.
-
-    ``chunk_size`` episodes are computed at once; ``progress`` shows a progress bar over the chunks.
-    """
-    return metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size, progress)
 
 
 class EpisodeTrace(NamedTuple):

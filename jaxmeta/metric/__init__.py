@@ -9,9 +9,7 @@ step, training loop and checkpoints of the gradient-based learners apply.
 from jaxmeta.metric.distances import class_means
 from jaxmeta.metric.distances import cosine_similarities
 from jaxmeta.metric.distances import squared_distances
-from jaxmeta.metric.episode import EpisodeScores
 from jaxmeta.metric.episode import MetricClassifier
-from jaxmeta.metric.episode import evaluate_episodes
 from jaxmeta.metric.episode import metric_learner
 from jaxmeta.metric.matching import MatchingNetwork
 from jaxmeta.metric.protonet import GaussianPrototypicalNetwork
@@ -22,7 +20,7 @@ from jaxmeta.metric.relation import relation_optimizer
 from jaxmeta.metric.siamese import SiameseNetwork
 
 __all__ = [
-    "EpisodeScores", "GaussianPrototypicalNetwork", "MatchingNetwork", "MetricClassifier", "PrototypicalNetwork",
+    "GaussianPrototypicalNetwork", "MatchingNetwork", "MetricClassifier", "PrototypicalNetwork",
     "RelationNetwork", "SemiSupervisedPrototypicalNetwork", "SiameseNetwork", "class_means",
-    "cosine_similarities", "evaluate_episodes", "metric_learner", "relation_optimizer", "squared_distances",
+    "cosine_similarities", "metric_learner", "relation_optimizer", "squared_distances",
 ]

@@ -13,21 +13,19 @@ model of :mod:`jaxmeta.metric` is a Flax module
 whose ``task_grad`` is the gradient of the episode loss, so the meta step
 (``jax.vmap`` over tasks, optax, ``jax.jit``), the training loop and the
 checkpoints of the gradient-based learners serve these too; a meta-batch of
-``B`` tasks averages ``B`` episode gradients. :func:`evaluate_episodes` scores
-many tasks.
+``B`` tasks averages ``B`` episode gradients, and :func:`jaxmeta.evaluate`
+scores many tasks.
 """
 
-import functools
-from typing import NamedTuple, cast
+from typing import cast
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.evaluate import metrics_in_chunks
-from jaxmeta.core.learner import MetaLearner, direct_learner
-from jaxmeta.core.types import Params, PRNGKey, Task
+from jaxmeta.core.learner import MetaLearner, ModelMetrics, direct_learner
+from jaxmeta.core.types import Params, Task
 
 
 class MetricClassifier(nn.Module):
@@ -60,7 +58,8 @@ def metric_learner(model: nn.Module) -> MetaLearner:
 
     ``init`` is the identity (the meta-parameters are the model's parameters)
     and the metrics are the episode loss and the query accuracy. ``adapt``
-    raises: there is no inner loop (see :func:`evaluate_episodes`).
+    raises: there is no inner loop; :func:`jaxmeta.evaluate` scores the
+    learner once per task (``n = 0``).
 
     Example:
       >>> import jax, jax.numpy as jnp, optax, jaxmeta
@@ -77,30 +76,8 @@ def metric_learner(model: nn.Module) -> MetaLearner:
     """
 
     return direct_learner(
-        functools.partial(episode_metrics, model),
+        ModelMetrics(episode_metrics, model),
         no_inner_loop="A metric learner has no inner loop to run: it classifies the query set from the support set "
-                      "in one forward pass. Score tasks with jaxmeta.metric.evaluate_episodes instead of "
-                      "jaxmeta.evaluate.",
+                      "in one forward pass. Score tasks with jaxmeta.evaluate(learner, params, tasks, key=...), "
+                      "without steps or loss_fn.",
     )
-
-
-class EpisodeScores(NamedTuple):
-    """Per-task results of :func:`evaluate_episodes`: ``loss [tasks]`` and ``accuracy [tasks]``."""
-
-    loss: jax.Array
-    accuracy: jax.Array
-
-
-def evaluate_episodes(model: nn.Module, params: Params, tasks: Task, *, key: PRNGKey | None = None,
-                      chunk_size: int | None = None, progress: bool = False) -> EpisodeScores:
-    """Episode loss and query accuracy of ``model`` on each of a batch of tasks.
-
-    ``chunk_size`` bounds how many tasks are computed at once (memory),
-    ``progress`` shows a progress bar over the chunks;
-    ``key`` is accepted for symmetry with :func:`jaxmeta.evaluate` (the
-    metric learners are deterministic). Summarise with
-    :func:`jaxmeta.confidence_interval`.
-    """
-    del key
-    merged = metrics_in_chunks(episode_metrics, model, params, tasks, chunk_size, progress)
-    return EpisodeScores(merged["loss"], merged["accuracy"])

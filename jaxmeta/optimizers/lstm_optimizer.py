@@ -30,7 +30,6 @@ paper, the gradients :math:`\nabla_t` are inputs whose dependence on
 training loop.
 """
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -38,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmeta.core.types import LossFn, PRNGKey
 from jaxmeta.optimizers.preprocessing import preprocess_gradient
 
 LSTMState = tuple  # ((c, h) per layer), each [coordinates, hidden]
@@ -117,45 +117,50 @@ def learned_optimizer(optimizer_params, network: CoordinatewiseLSTM = Coordinate
     return optax.GradientTransformation(init, update)
 
 
-def unrolled_loss(optimizer_params, network: CoordinatewiseLSTM, loss_fn: Callable, params, state, data, steps: int):
-    r"""Run the learned optimizer ``steps`` times on ``loss_fn(params, data)`` from ``params`` and ``state``.
+def unrolled_loss(optimizer_params, network: CoordinatewiseLSTM, loss_fn: LossFn, params, state, data, steps: int,
+                  *, key: PRNGKey):
+    r"""Run the learned optimizer ``steps`` times on ``loss_fn(params, data, key=...)`` from ``params`` and ``state``.
 
-    Returns ``(mean_t f(theta_t), (params, state, losses [steps]))``, the mean over
-    the iterates after each step; differentiable in ``optimizer_params``
+    ``loss_fn`` has the library's signature, ``(params, batch, *, key) -> (loss, aux)``; step ``t``
+    draws its keys from ``fold_in(key, t)``. Returns ``(mean_t f(theta_t), (params, state, losses
+    [steps]))``, the mean over the iterates after each step; differentiable in ``optimizer_params``
     with the gradients of ``f`` held constant (see the module docstring).
     """
     tx = learned_optimizer(optimizer_params, network)
 
-    def step(carry, _):
+    def step(carry, t):
         params, state = carry
-        gradient = jax.lax.stop_gradient(jax.grad(loss_fn)(params, data))
+        gradient_key, loss_key = jax.random.split(jax.random.fold_in(key, t))
+        gradient = jax.lax.stop_gradient(jax.grad(lambda p: loss_fn(p, data, key=gradient_key)[0])(params))
         updates, state = tx.update(gradient, state)
         params = optax.apply_updates(params, updates)
-        return (params, state), loss_fn(params, data)
+        return (params, state), loss_fn(params, data, key=loss_key)[0]
 
-    (params, state), losses = jax.lax.scan(step, (params, state), None, length=steps)
+    (params, state), losses = jax.lax.scan(step, (params, state), jnp.arange(steps))
     return losses.mean(), (params, state, losses)
 
 
-def make_truncation_step(network: CoordinatewiseLSTM, loss_fn: Callable, meta_optimizer: optax.GradientTransformation,
+def make_truncation_step(network: CoordinatewiseLSTM, loss_fn: LossFn, meta_optimizer: optax.GradientTransformation,
                          unroll: int):
     """A jitted step of truncated backpropagation over a batch of problems (a leading axis on ``params`` and ``data``).
 
-    ``step(optimizer_params, meta_state, params, state, data) -> (optimizer_params, meta_state, params, state, loss)``:
-    unroll ``unroll`` steps on every problem, average the unrolled losses, and
-    update the optimizer's parameters with ``meta_optimizer``; ``params`` and
+    ``step(optimizer_params, meta_state, params, state, data, key) -> (optimizer_params, meta_state, params, state,
+    loss)``: unroll ``unroll`` steps on every problem (problem ``i`` with the key ``split(key)[i]``), average
+    the unrolled losses, and update the optimizer's parameters with ``meta_optimizer``; ``params`` and
     ``state`` come back advanced (and detached) for the next truncation.
     """
 
-    def batch_loss(optimizer_params, params, state, data):
+    def batch_loss(optimizer_params, params, state, data, key):
+        keys = jax.random.split(key, jax.tree.leaves(params)[0].shape[0])
         losses, carried = jax.vmap(
-            lambda p, s, d: unrolled_loss(optimizer_params, network, loss_fn, p, s, d, unroll))(params, state, data)
+            lambda p, s, d, k: unrolled_loss(optimizer_params, network, loss_fn, p, s, d, unroll, key=k))(
+                params, state, data, keys)
         return losses.mean(), carried
 
     @jax.jit
-    def step(optimizer_params, meta_state, params, state, data):
+    def step(optimizer_params, meta_state, params, state, data, key):
         (loss, (params, state, _)), grads = jax.value_and_grad(batch_loss, has_aux=True)(
-            optimizer_params, params, state, data)
+            optimizer_params, params, state, data, key)
         updates, meta_state = meta_optimizer.update(grads, meta_state, optimizer_params)
         return optax.apply_updates(optimizer_params, updates), meta_state, params, state, loss
 

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from jaxmeta.core.adapt import Adaptation, check_steps
-from jaxmeta.core.learner import MetaLearner, exact_task_grad
+from jaxmeta.core.learner import AdaptationScore, MetaLearner, exact_task_grad
 from jaxmeta.core.types import LossFn, Params, PRNGKey
 from jaxmeta.optimizers.preprocessing import preprocess_gradient
 
@@ -138,4 +138,5 @@ def lstm_meta_learner(loss_fn: LossFn, *, key: PRNGKey, inner_steps: int,
             seen = jax.tree.map(lambda s, x: jnp.concatenate([s, x[None]]), seen, observe(unravel(final)))
         return Adaptation(unravel(final), losses, seen)
 
-    return MetaLearner(init=init, task_grad=exact_task_grad(loss_fn, adapt_fn), adapt=adapt_fn)
+    return MetaLearner(init=init, task_grad=exact_task_grad(loss_fn, adapt_fn), adapt=adapt_fn,
+                       score=AdaptationScore(loss_fn, adapt_fn))

@@ -1,8 +1,9 @@
 r"""Meta-training a learned optimizer on a family of problems, and the random quadratics of Andrychowicz et al.
 
 A *problem family* is ``sample(key, batch) -> (params, data)``: a batch of
-starting points and the data defining each function, for a ``loss_fn(params,
-data)`` shared by the family. :func:`meta_train` draws a batch, optimises it
+starting points and the data defining each function, for a loss shared by the
+family in the library's signature, ``loss_fn(params, data, *, key) -> (loss,
+aux)``. :func:`meta_train` draws a batch, optimises it
 for ``horizon`` steps in truncations of ``unroll`` steps (one meta-update
 each, :func:`~jaxmeta.optimizers.lstm_optimizer.make_truncation_step`), and
 repeats with fresh problems.
@@ -29,14 +30,15 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxmeta.core.types import PRNGKey
+from jaxmeta.core.types import LossFn, Metrics, PRNGKey
 from jaxmeta.optimizers.lstm_optimizer import CoordinatewiseLSTM, learned_optimizer, make_truncation_step
 
 
-def quadratic_loss(params: jax.Array, data) -> jax.Array:
-    r""":math:`\lVert W\theta - y \rVert^2` for ``data = (W, y)``."""
+def quadratic_loss(params: jax.Array, data, *, key: PRNGKey | None = None) -> tuple[jax.Array, Metrics]:
+    r""":math:`\lVert W\theta - y \rVert^2` for ``data = (W, y)``, and no metrics (``key`` is unused)."""
+    del key
     weights, targets = data
-    return jnp.sum((weights @ params - targets) ** 2)
+    return jnp.sum((weights @ params - targets) ** 2), {}
 
 
 @functools.partial(jax.jit, static_argnames=("batch", "dim"))
@@ -47,11 +49,14 @@ def quadratic_problems(key: PRNGKey, batch: int, dim: int = 10):
             (jax.random.normal(k_w, (batch, dim, dim)), jax.random.normal(k_y, (batch, dim))))
 
 
-def mlp_classifier_loss(params: dict, data) -> jax.Array:
-    r"""Mean softmax cross-entropy of :math:`W_2\,\sigma(W_1 x + b_1) + b_2` on ``data = (x [n, D], y [n])``."""
+def mlp_classifier_loss(params: dict, data, *, key: PRNGKey | None = None) -> tuple[jax.Array, Metrics]:
+    r"""Mean softmax cross-entropy of :math:`W_2\,\sigma(W_1 x + b_1) + b_2` on ``data = (x [n, D], y [n])``,
+    and ``{"accuracy": ...}`` (``key`` is unused)."""
+    del key
     inputs, labels = data
-    hidden = jax.nn.sigmoid(inputs @ params["w1"] + params["b1"])
-    return optax.softmax_cross_entropy_with_integer_labels(hidden @ params["w2"] + params["b2"], labels).mean()
+    logits = jax.nn.sigmoid(inputs @ params["w1"] + params["b1"]) @ params["w2"] + params["b2"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, axis=-1) == labels)}
 
 
 def classifier_inputs(images: np.ndarray) -> np.ndarray:
@@ -102,7 +107,7 @@ class MetaTrainingResult(NamedTuple):
     iterations: int
 
 
-def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations: int,
+def meta_train(loss_fn: LossFn, sample: Callable, *, key: PRNGKey, iterations: int,
                network: CoordinatewiseLSTM = CoordinatewiseLSTM(), batch: int = 16, horizon: int = 100,
                unroll: int = 20, meta_optimizer: optax.GradientTransformation = optax.adam(1e-3),
                optimizer_params=None, progress: bool = True,
@@ -110,9 +115,9 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
     """Meta-train ``network`` on ``iterations`` batches of problems from ``sample``.
 
     Args:
-      loss_fn: ``loss_fn(params, data) -> scalar``, the optimizee's loss.
+      loss_fn: ``loss_fn(params, data, *, key) -> (loss, aux)``, the optimizee's loss.
       sample: ``sample(key, batch) -> (params, data)`` with a leading batch axis.
-      key: the run's key; iteration ``i`` uses ``fold_in(key, i)``.
+      key: the run's key; iteration ``i`` draws its problems with ``fold_in(key, i)``.
       iterations: how many batches of problems (each ``horizon // unroll`` meta-updates).
       network: the coordinate-wise LSTM.
       batch: problems optimised together.
@@ -136,6 +141,7 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
         raise ValueError(f"budget_seconds must be positive, got {budget_seconds}.")
     started = time.monotonic()
     init_key, key = jax.random.split(key)
+    loss_keys = jax.random.fold_in(init_key, 1)  # the losses' randomness, apart from the problems'
     if optimizer_params is None:
         optimizer_params = network.init(init_key, network.initial_state(1), jnp.zeros((1, 2)))["params"]
     meta_state = meta_optimizer.init(optimizer_params)
@@ -146,8 +152,10 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
     for i in bar:
         params, data = sample(jax.random.fold_in(key, i), batch)
         state = jax.vmap(tx.init)(params)
-        for _ in range(horizon // unroll):
-            optimizer_params, meta_state, params, state, loss = step(optimizer_params, meta_state, params, state, data)
+        for j in range(horizon // unroll):
+            optimizer_params, meta_state, params, state, loss = step(
+                optimizer_params, meta_state, params, state, data,
+                jax.random.fold_in(jax.random.fold_in(loss_keys, i), j))
             losses.append(float(loss))
         bar.set_postfix(loss=f"{np.mean(losses[-(horizon // unroll):]):.3g}")
         if budget_seconds is not None and time.monotonic() - started > budget_seconds:
@@ -156,14 +164,17 @@ def meta_train(loss_fn: Callable, sample: Callable, *, key: PRNGKey, iterations:
     return MetaTrainingResult(optimizer_params, np.asarray(losses), len(losses) // (horizon // unroll))
 
 
-def optimize(tx: optax.GradientTransformation, loss_fn: Callable, params, data, steps: int) -> jax.Array:
-    """``[steps + 1]`` losses of ``tx`` minimising ``loss_fn(., data)`` from ``params`` (the first before any step)."""
+def optimize(tx: optax.GradientTransformation, loss_fn: LossFn, params, data, steps: int, *,
+             key: PRNGKey) -> jax.Array:
+    """``[steps + 1]`` losses of ``tx`` minimising ``loss_fn(., data, key=...)`` from ``params`` (the first before
+    any step); step ``t`` passes ``fold_in(key, t)`` to the loss."""
 
-    def step(carry, _):
+    def step(carry, t):
         params, state = carry
-        loss, grads = jax.value_and_grad(loss_fn)(params, data)
+        loss_of = lambda p: loss_fn(p, data, key=jax.random.fold_in(key, t))  # noqa: E731
+        (loss, _), grads = jax.value_and_grad(loss_of, has_aux=True)(params)
         updates, state = tx.update(grads, state, params)
         return (optax.apply_updates(params, updates), state), loss
 
-    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), None, length=steps)
-    return jnp.append(losses, loss_fn(params, data))
+    (params, _), losses = jax.lax.scan(step, (params, tx.init(params)), jnp.arange(steps))
+    return jnp.append(losses, loss_fn(params, data, key=jax.random.fold_in(key, steps))[0])

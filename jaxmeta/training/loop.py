@@ -149,6 +149,24 @@ def train(
         run.close()
 
 
+def restore_run(run_dir: str | Path, config: Mapping[str, Any], template: MetaTrainState) -> TrainResult:
+    """The newest checkpoint of a run directory written by :func:`train`, and the records logged up to it.
+
+    For testing a run's parameters again without training (the drivers' ``--evaluate-only``).
+    ``config`` must be the configuration the run was written with and ``template`` a state of
+    the same structure (e.g. ``init_state`` of the same learner); another configuration's or a
+    damaged directory is refused by :class:`~jaxmeta.training.RunDirectory`, as on resume.
+    ``TrainResult.stopped`` is ``"restored"``.
+    """
+    run = RunDirectory(run_dir, config, resume=True)
+    try:
+        step, state, _ = run.restore_latest(template)
+    finally:
+        run.close()
+    records = MetricsLog(Path(run_dir) / "metrics.jsonl").read()
+    return TrainResult(state, "restored", [record for record in records if record["step"] <= step])
+
+
 def _crossed(before: int, after: int, every: int) -> bool:
     """Whether a multiple of ``every`` lies in ``(before, after]``."""
     return math.floor(after / every) > math.floor(before / every)

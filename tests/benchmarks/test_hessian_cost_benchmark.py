@@ -82,7 +82,7 @@ def fake_worker_results(monkeypatch):
                    "inner_steps": int(option("--inner-steps")), "median_seconds": 1.0, "compile_seconds": 1.0,
                    "memory_bytes": {"step": 2**20}, "peak_rss_bytes": 2**20, "flops": 1e9}
 
-    monkeypatch.setattr(hessian_cost, "_run_json", fake_run_json)
+    monkeypatch.setattr(hessian_cost, "run_json", fake_run_json)
     return ran
 
 

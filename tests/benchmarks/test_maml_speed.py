@@ -100,7 +100,7 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
 
 def test_each_jaxmeta_variant_runs_its_worker_with_its_device_count(monkeypatch):
     commands = []
-    monkeypatch.setattr(maml_speed, "_run_json", lambda command, what: commands.append(command) or (0, {}))
+    monkeypatch.setattr(maml_speed, "run_json", lambda command, what: commands.append(command) or (0, {}))
     for impl in ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-im2col", "jaxmeta-accelerator"):
         maml_speed.measure(impl, TINY, reps=1, warmup=0, data="random")
     devices = [command[command.index("--devices") + 1] for command in commands]

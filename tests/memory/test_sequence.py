@@ -8,7 +8,7 @@ import optax
 import pytest
 
 import jaxmeta
-from jaxmeta.memory import (LSTMCore, MANNCell, NTMCell, SequenceClassifier, episode_metrics, evaluate_sequences,
+from jaxmeta.memory import (LSTMCore, MANNCell, NTMCell, SequenceClassifier, episode_metrics,
                             memory_learner, presentation_index, previous_labels, trace_episode)
 from gradcheck import directional_derivatives
 
@@ -84,12 +84,14 @@ def test_a_meta_step_on_a_batch_of_episodes_and_the_traces():
     learner = memory_learner(model)
     state = jaxmeta.init_state(learner, optax.adam(1e-2), params)
     step = jaxmeta.make_meta_step(learner, optax.adam(1e-2))
-    first = evaluate_sequences(model, state.meta_params, episodes, chunk_size=3)
+    first = jaxmeta.evaluate(learner, state.meta_params, episodes, key=jax.random.key(0), chunk_size=3)
     for i in range(30):
         state, metrics = step(state, episodes, jax.random.key(i))
-    after = evaluate_sequences(model, state.meta_params, episodes, chunk_size=3)
-    assert first["loss"].shape == (4,)
-    assert float(after["loss"].mean()) < float(first["loss"].mean())
+    after = jaxmeta.evaluate(learner, state.meta_params, episodes, key=jax.random.key(0), chunk_size=3)
+    assert first.losses.shape == (4, 1) and "presentation_1" in first.metrics
+    np.testing.assert_allclose(first.losses[0, 0], episode_metrics(model, params, jax.tree.map(
+        lambda x: x[0], episodes))[0], rtol=1e-12)
+    assert float(after.losses.mean()) < float(first.losses.mean())
 
     trace = trace_episode(model, state.meta_params, images[0], labels[0])
     assert trace.logits.shape == (9, 3) and trace.read_weights.shape == (9, 2, 5)

@@ -8,7 +8,7 @@ import pytest
 
 import jaxmeta
 from jaxmeta.metric import (GaussianPrototypicalNetwork, MatchingNetwork, PrototypicalNetwork, RelationNetwork,
-                            SemiSupervisedPrototypicalNetwork, SiameseNetwork, evaluate_episodes, metric_learner)
+                            SemiSupervisedPrototypicalNetwork, SiameseNetwork, metric_learner)
 from jaxmeta.metric.episode import episode_metrics
 from jaxmeta.models import MLP, ConvEmbedding
 from episode_training import accuracy_before_and_after_training
@@ -79,18 +79,23 @@ def test_task_gradient_is_the_gradient_of_the_episode_loss_and_the_meta_step_ave
     jax.tree.map(close, mean_grads, expected)
 
 
-def test_evaluate_episodes_scores_each_task_and_adapt_explains_itself():
+def test_evaluate_scores_each_task_once_and_adapt_explains_itself():
     rng = np.random.default_rng(7)
     model = PrototypicalNetwork(MLP((8, 5)), ways=WAYS)
     tasks = [vector_task(rng) for _ in range(5)]
     params = model.init(jax.random.key(0), tasks[0].support[0], tasks[0].support[1], tasks[0].query[0])["params"]
     batch = jax.tree.map(lambda *xs: np.stack(xs), *tasks)
-    scores = evaluate_episodes(model, params, batch, chunk_size=2)
-    expected = [float(episode_metrics(model, params, t)[1]["accuracy"]) for t in tasks]
-    np.testing.assert_allclose(scores.accuracy, expected)
-    assert scores.loss.shape == (5,)
-    with pytest.raises(TypeError, match="evaluate_episodes"):
-        metric_learner(model).adapt(params, tasks[0].support, key=jax.random.key(0))
+    learner = metric_learner(model)
+    scores = jaxmeta.evaluate(learner, params, batch, key=jax.random.key(0), chunk_size=2)
+    expected = [episode_metrics(model, params, t)[1] for t in tasks]
+    np.testing.assert_allclose(scores.metrics["accuracy"][:, 0], [float(m["accuracy"]) for m in expected])
+    np.testing.assert_allclose(scores.losses[:, 0], [float(m["loss"]) for m in expected], rtol=1e-12)
+    assert scores.losses.shape == (5, 1) and sorted(scores.summary()) == ["accuracy", "loss"]
+    assert metric_learner(model).score == learner.score  # equal models share the compiled evaluation
+    with pytest.raises(ValueError, match="no inner loop"):
+        jaxmeta.evaluate(learner, params, batch, key=jax.random.key(0), steps=3)
+    with pytest.raises(TypeError, match=r"jaxmeta.evaluate\(learner, params, tasks"):
+        learner.adapt(params, tasks[0].support, key=jax.random.key(0))
 
 
 @pytest.mark.long

@@ -116,7 +116,7 @@ def test_a_short_semi_supervised_training_run_learns_with_distractors():
 
     import jaxmeta
     from jaxmeta.data.episodes import semi_supervised_tasks
-    from jaxmeta.metric import evaluate_episodes, metric_learner
+    from jaxmeta.metric import metric_learner
 
     class Encoder(nn.Module):
         @nn.compact
@@ -136,7 +136,8 @@ def test_a_short_semi_supervised_training_run_learns_with_distractors():
     trained, _ = jaxmeta.fit(jaxmeta.make_meta_step(learner, optimizer), state, tasks, key=jax.random.key(2),
                              num_steps=150, steps_per_call=150, progress=False)
     held_out = tasks(jax.random.key(9), 100)
-    before = float(evaluate_episodes(model, params, held_out).accuracy.mean())
-    after = float(evaluate_episodes(model, trained.meta_params, held_out).accuracy.mean())
+    accuracy = lambda p: float(jaxmeta.evaluate(learner, p, held_out, key=jax.random.key(3))  # noqa: E731
+                               .metrics["accuracy"].mean())
+    before, after = accuracy(params), accuracy(trained.meta_params)
     assert after > 0.85 and after > before + 0.2, (before, after)
     assert abs(float(trained.meta_params["distractor_log_scale"])) > 0.05

@@ -47,18 +47,19 @@ def test_the_optax_transformation_updates_each_leaf_from_its_own_gradient_and_st
 def test_the_meta_gradient_matches_finite_differences_when_the_gradient_is_constant():
     """For a linear loss the dropped term (the gradient's dependence on phi) is zero: autodiff is exact."""
     direction = jnp.asarray(np.random.default_rng(1).normal(size=4))
-    loss_fn = lambda theta, c: jnp.dot(c, theta)  # noqa: E731
+    loss_fn = lambda theta, c, *, key: (jnp.dot(c, theta), {})  # noqa: E731
     theta0 = jnp.zeros(4)
 
     def meta_loss(phi):
-        return unrolled_loss(phi, NET, loss_fn, theta0, learned_optimizer(phi, NET).init(theta0), direction, 5)[0]
+        return unrolled_loss(phi, NET, loss_fn, theta0, learned_optimizer(phi, NET).init(theta0), direction, 5,
+                             key=jax.random.key(0))[0]
 
     autodiff, numeric = directional_derivatives(meta_loss, init_params(), jax.random.key(3))
     np.testing.assert_allclose(autodiff, numeric, rtol=1e-6, atol=1e-10)
 
 
 def test_a_truncation_step_lowers_the_unrolled_loss_of_its_batch():
-    loss_fn = lambda theta, data: jnp.sum((data[0] @ theta - data[1]) ** 2)  # noqa: E731
+    loss_fn = lambda theta, data, *, key: (jnp.sum((data[0] @ theta - data[1]) ** 2), {})  # noqa: E731
     rng = np.random.default_rng(2)
     data = (jnp.asarray(rng.normal(size=(4, 3, 3))), jnp.asarray(rng.normal(size=(4, 3))))
     theta = jnp.asarray(rng.normal(size=(4, 3)))
@@ -67,6 +68,6 @@ def test_a_truncation_step_lowers_the_unrolled_loss_of_its_batch():
     state = jax.vmap(learned_optimizer(phi, NET).init)(theta)
     meta_state, losses = meta.init(phi), []
     for _ in range(15):  # the same start every time: the meta-loss of these four problems must fall
-        phi, meta_state, _, _, loss = step(phi, meta_state, theta, state, data)
+        phi, meta_state, _, _, loss = step(phi, meta_state, theta, state, data, jax.random.key(0))
         losses.append(float(loss))
     assert losses[-1] < 0.8 * losses[0]

@@ -92,7 +92,7 @@ def test_meta_training_lowers_the_query_loss_after_adaptation():
     held_out = jaxmeta.sinusoid_tasks(jax.random.key(99), 50, shots=10)
 
     def query_loss(meta_params):
-        return float(jaxmeta.evaluate(learner, loss_fn, meta_params, held_out, key=jax.random.key(5),
+        return float(jaxmeta.evaluate(learner, meta_params, held_out, key=jax.random.key(5),
                                       steps=3).losses[:, -1].mean())
 
     before = query_loss(state.meta_params)

@@ -13,15 +13,33 @@ from jaxmeta.optimizers import (CoordinatewiseLSTM, classification_problems, lea
 def test_quadratic_problems_and_the_loss():
     theta, (w, y) = quadratic_problems(jax.random.key(0), 3, dim=4)
     assert theta.shape == (3, 4) and w.shape == (3, 4, 4) and y.shape == (3, 4)
-    np.testing.assert_allclose(quadratic_loss(theta[0], (w[0], y[0])), np.sum((w[0] @ theta[0] - y[0]) ** 2),
-                               rtol=1e-12)
+    loss, aux = quadratic_loss(theta[0], (w[0], y[0]), key=None)
+    np.testing.assert_allclose(loss, np.sum((w[0] @ theta[0] - y[0]) ** 2), rtol=1e-12)
+    assert aux == {}
 
 
 def test_optimize_records_the_loss_before_and_after_every_step():
     theta, data = jax.tree.map(lambda x: x[0], quadratic_problems(jax.random.key(1), 1))
-    losses = optimize(optax.sgd(1e-3), quadratic_loss, theta, data, 5)
-    assert losses.shape == (6,) and np.isclose(losses[0], quadratic_loss(theta, data))
+    losses = optimize(optax.sgd(1e-3), quadratic_loss, theta, data, 5, key=jax.random.key(0))
+    assert losses.shape == (6,) and np.isclose(losses[0], quadratic_loss(theta, data)[0])
     assert np.all(np.diff(losses) < 0)
+
+
+def test_optimize_hands_step_t_the_key_fold_in_key_t():
+    """A stochastic loss (the library's signature) sees fold_in(key, t) at step t, in its value and its gradient."""
+    def noisy(theta, data, *, key):
+        return jnp.sum((theta - data) ** 2) + jax.random.normal(key) * jnp.sum(theta), {}
+
+    theta, data, key, lr = jnp.array([1.0, -2.0]), jnp.array([0.5, 0.5]), jax.random.key(7), 0.1
+    losses = optimize(optax.sgd(lr), noisy, theta, data, 3, key=key)
+    expected = []
+    for t in range(4):
+        loss_of = lambda p, t=t: noisy(p, data, key=jax.random.fold_in(key, t))[0]  # noqa: E731
+        expected.append(loss_of(theta))
+        theta = theta - lr * jax.grad(loss_of)(theta)
+    np.testing.assert_allclose(losses, expected, rtol=1e-12)
+    assert not np.allclose(losses, optimize(optax.sgd(lr), noisy, jnp.array([1.0, -2.0]), data, 3,
+                                            key=jax.random.key(8)))
 
 
 def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadratics():
@@ -33,10 +51,10 @@ def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadrat
 
     def final_loss(phi):
         return float(jnp.mean(jax.vmap(lambda t, d: optimize(learned_optimizer(phi, net), quadratic_loss, t, d,
-                                                               20)[-1])(theta, data)))
+                                                               20, key=jax.random.key(3))[-1])(theta, data)))
 
     untrained = net.init(jax.random.key(2), net.initial_state(1), jnp.zeros((1, 2)))["params"]
-    start = float(jnp.mean(jax.vmap(quadratic_loss)(theta, data)))
+    start = float(jnp.mean(jax.vmap(lambda t, d: quadratic_loss(t, d)[0])(theta, data)))
     assert final_loss(result.optimizer_params) < 0.5 * final_loss(untrained)
     assert final_loss(result.optimizer_params) < 0.5 * start
 
@@ -71,6 +89,8 @@ def test_classification_problems_draw_distinct_classes_and_the_loss_is_the_mlp_c
     logits = hidden @ p["w2"] + p["b2"]
     log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
     expected = -np.mean(log_p[np.arange(12), y[0]])
-    np.testing.assert_allclose(mlp_classifier_loss(p, (np.asarray(x[0], np.float64), y[0])), expected, rtol=1e-10)
+    loss, aux = mlp_classifier_loss(p, (np.asarray(x[0], np.float64), y[0]))
+    np.testing.assert_allclose(loss, expected, rtol=1e-10)
+    np.testing.assert_allclose(aux["accuracy"], np.mean(np.argmax(logits, 1) == y[0]))
     with pytest.raises(ValueError, match="A 9-way problem needs 9 classes, but the images have only 7"):
         classification_problems(images, ways=9)

@@ -15,7 +15,7 @@ import pytest
 from jaxmeta import NonFiniteLossError, init_state, make_meta_step, maml, regression_loss, sinusoid_tasks
 from jaxmeta.models import MLP, functional
 from jaxmeta.training.checkpoint import RunDirectory, RunDirectoryError
-from jaxmeta.training.loop import train
+from jaxmeta.training.loop import restore_run, train
 
 RUN_SCRIPT = textwrap.dedent("""
     import os, signal, sys
@@ -87,7 +87,7 @@ def _setup(batch=4):
     return make_meta_step(learner, optimizer), state, lambda k: sinusoid_tasks(k, batch, shots=5)
 
 
-def test_validation_and_checkpoint_schedule_and_budget_stop(tmp_path):
+def test_validation_and_checkpoint_schedule_budget_stop_and_restore(tmp_path):
     step, state, tasks = _setup()
     calls = []
     result = train(step, state, tasks, key=jax.random.key(0), num_steps=50, run_dir=tmp_path / "a",
@@ -97,6 +97,12 @@ def test_validation_and_checkpoint_schedule_and_budget_stop(tmp_path):
     assert [r["step"] for r in result.records if r["kind"] == "validation"] == [10, 20, 30, 40, 50]
     assert [r["step"] for r in result.records if r["kind"] == "train"] == list(range(5, 51, 5))
     assert sorted(int(p.name) for p in (tmp_path / "a" / "checkpoints").iterdir()) == [20, 40, 50]
+    restored = restore_run(tmp_path / "a", {"x": 1}, state)  # what --evaluate-only reads back
+    assert restored.stopped == "restored" and restored.records == result.records
+    for saved, read in zip(jax.tree.leaves(result.state), jax.tree.leaves(restored.state), strict=True):
+        np.testing.assert_array_equal(saved, read)
+    with pytest.raises(RunDirectoryError, match="another configuration"):
+        restore_run(tmp_path / "a", {"x": 2}, state)
 
     budget = train(step, state, tasks, key=jax.random.key(0), num_steps=10**6, run_dir=tmp_path / "b",
                    config={}, budget_seconds=1e-9, steps_per_call=5, progress=False)
@@ -159,4 +165,5 @@ def test_the_training_package_exports_what_the_readme_names():
     from jaxmeta.training import checkpoint, loop
 
     assert jaxmeta.training.train is loop.train and jaxmeta.training.RunDirectory is checkpoint.RunDirectory
+    assert jaxmeta.training.restore_run is loop.restore_run
     assert all(getattr(jaxmeta.training, name).__doc__ for name in jaxmeta.training.__all__)
