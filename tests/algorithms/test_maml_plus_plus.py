@@ -79,6 +79,7 @@ def test_derivative_order_annealing_switches_at_the_stated_step_in_one_compiled_
     chex.clear_trace_counter()
 
 
+@pytest.mark.long
 def test_maml_plus_plus_stacks_per_step_norms_learns_rates_and_trains():
     def apply(p, x):
         h = jnp.tanh(x @ p["w"])

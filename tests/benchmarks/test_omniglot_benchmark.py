@@ -172,6 +172,7 @@ def test_more_ways_than_classes_is_refused_before_training(omniglot_root, tmp_pa
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.long
 def test_a_run_split_over_two_devices_restores_on_one(omniglot_root, tmp_path):
     common = ["--algorithm", "maml", "--root", str(omniglot_root), "--run-dir", str(tmp_path / "run"), *TINY]
     sharded = omniglot.main([*common, "--devices", "2"])

@@ -76,6 +76,7 @@ def test_the_loss_depends_on_what_is_written_to_and_read_from_memory(core):
         assert np.isfinite(norm) and norm > 1e-6, name
 
 
+@pytest.mark.long
 def test_a_meta_step_on_a_batch_of_episodes_and_the_traces():
     model = SequenceClassifier(CORES["mann"](), num_classes=3)
     images, labels = zip(*(episode() for _ in range(4)))

@@ -1,5 +1,7 @@
 """The conv-4: its architecture, batch norm in meta-learning mode, pooling, and use inside MAML."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -148,6 +150,7 @@ def test_conv4_rejects_images_without_a_channel_axis():
         model.init(jax.random.key(0), jnp.zeros((2, 28, 28)))
 
 
+@pytest.mark.long
 def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
     model = Conv4(num_classes=2, features=4, blocks=2)
     loss_fn = classification_loss(functional(model))
@@ -210,6 +213,7 @@ def test_im2col_maml_meta_gradient_input_gradient_and_its_derivative_equal_xla()
     params = jax.tree.map(lambda p: p.astype(jnp.float64), models["xla"].init(jax.random.key(0), support[0])["params"])
     direction = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape)), params)
 
+    @functools.partial(jax.jit, static_argnums=0)  # one compiled program per model, not op by op
     def derivatives(model):
         loss = lambda p, batch: classification_loss(functional(model))(p, batch, key=None)[0]  # noqa: E731
 

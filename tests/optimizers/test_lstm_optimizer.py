@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxmeta.optimizers import (CoordinatewiseLSTM, learned_optimizer, make_truncation_step, preprocess_gradient,
                                 unrolled_loss)
@@ -58,6 +59,7 @@ def test_the_meta_gradient_matches_finite_differences_when_the_gradient_is_const
     np.testing.assert_allclose(autodiff, numeric, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.long
 def test_a_truncation_step_lowers_the_unrolled_loss_of_its_batch():
     loss_fn = lambda theta, data, *, key: (jnp.sum((data[0] @ theta - data[1]) ** 2), {})  # noqa: E731
     rng = np.random.default_rng(2)

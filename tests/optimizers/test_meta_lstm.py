@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import jaxmeta
 from jaxmeta.optimizers import MetaLSTMCell, lstm_meta_learner, preprocess_gradient
@@ -81,6 +82,7 @@ def test_the_meta_gradient_equals_finite_differences_with_the_fed_gradients_held
     np.testing.assert_allclose(autodiff_frozen, numeric, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.long
 def test_meta_training_lowers_the_query_loss_after_adaptation():
     model = jaxmeta.models.MLP((16, 1))
     loss_fn = jaxmeta.regression_loss(jaxmeta.models.functional(model))

@@ -42,6 +42,7 @@ def test_optimize_hands_step_t_the_key_fold_in_key_t():
                                             key=jax.random.key(8)))
 
 
+@pytest.mark.long
 def test_a_short_meta_training_beats_the_untrained_optimizer_on_held_out_quadratics():
     net = CoordinatewiseLSTM(hidden=8)
     result = meta_train(quadratic_loss, quadratic_problems, key=jax.random.key(2), iterations=40, network=net,

@@ -26,6 +26,7 @@ def sample(key):
     return sinusoid_tasks(key, 4, shots=5, config=SinusoidConfig(amplitude=(2.0, 2.0), phase=(0.0, 0.0)))
 
 
+@pytest.mark.long
 def test_chunking_does_not_change_the_run_and_loss_falls():
     step, state = _setup()
     a = jaxmeta.fit(step, state, sample, key=jax.random.key(1), num_steps=60, steps_per_call=60, progress=False)

@@ -55,6 +55,7 @@ def _run(script, *args, wait=True):
     return process
 
 
+@pytest.mark.long
 def test_a_killed_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(RUN_SCRIPT)
@@ -87,6 +88,7 @@ def _setup(batch=4):
     return make_meta_step(learner, optimizer), state, lambda k: sinusoid_tasks(k, batch, shots=5)
 
 
+@pytest.mark.long
 def test_validation_and_checkpoint_schedule_budget_stop_and_restore(tmp_path):
     step, state, tasks = _setup()
     calls = []
