@@ -32,7 +32,7 @@ def episode(rng, shots=1, queries=4):
 
 def init(model, sx, sy, qx, seed=0):
     """Float64 parameters with the zero-initialised output layers of m and d made non-zero."""
-    params = model.init(jax.random.key(seed), sx, sy, qx)["params"]
+    params = jax.jit(model.init)(jax.random.key(seed), sx, sy, qx)["params"]  # compiled once, not op by op
     params = jax.tree.map(lambda x: x.astype(jnp.float64), params)
     keys = iter(jax.random.split(jax.random.key(seed + 1), 4))
     for name in ("m", "d") if "d" in params else ("m",):
@@ -121,8 +121,9 @@ def test_predictions_do_not_depend_on_the_order_of_the_support_set():
     sx, sy, qx = episode(rng, shots=2)
     params = init(model, sx, sy, qx)
     order = rng.permutation(len(sx))
-    np.testing.assert_allclose(model.apply({"params": params}, sx[order], sy[order], qx),
-                               model.apply({"params": params}, sx, sy, qx), rtol=1e-9, atol=1e-12)
+    apply = jax.jit(model.apply)
+    np.testing.assert_allclose(apply({"params": params}, sx[order], sy[order], qx),
+                               apply({"params": params}, sx, sy, qx), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.long

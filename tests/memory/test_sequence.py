@@ -68,8 +68,8 @@ def test_the_loss_depends_on_what_is_written_to_and_read_from_memory(core):
     """Parameters that act only through the memory (keys, write gates, heads) get non-zero gradients."""
     model = SequenceClassifier(CORES[core](), num_classes=3)
     images, labels = episode()
-    params = model.init(jax.random.key(1), images, labels)["params"]
-    grads, _ = memory_learner(model).task_grad(params, jaxmeta.Task((), (images, labels)), jax.random.key(0))
+    params = jax.jit(model.init)(jax.random.key(1), images, labels)["params"]
+    grads, _ = jax.jit(memory_learner(model).task_grad)(params, jaxmeta.Task((), (images, labels)), jax.random.key(0))
     memory_only = ["keys", "write_gates", "strengths"] if core == "mann" else ["write_heads", "erase_add", "read_heads"]
     for name in memory_only:
         norm = optax.tree.norm(grads["core"][name])
