@@ -58,6 +58,7 @@ def test_annealed_weights_go_from_uniform_to_the_last_step():
     np.testing.assert_array_equal(schedule(10_000), [0, 0, 0, 0, 1])
 
 
+@pytest.mark.long  # about 10 s of compiling on 2 cores
 def test_derivative_order_annealing_switches_at_the_stated_step_in_one_compiled_step():
     params, loss_fn, _ = _problem(2)
     tasks = jax.tree.map(lambda *xs: jnp.stack(xs), *[regression_task(jax.random.key(i)) for i in range(2)])

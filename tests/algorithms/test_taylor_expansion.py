@@ -13,12 +13,14 @@ the expansions hold for every alpha.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from jax.flatten_util import ravel_pytree
 
 import jaxmeta
 from jaxmeta.models import MLP, functional
 
 
+@pytest.mark.long  # about 10 s of compiling on 2 cores
 def test_the_meta_gradients_follow_their_expansions_to_second_order_in_the_inner_rate():
     model = MLP((16, 16, 1), activation=jnp.tanh)
     loss_fn = jaxmeta.regression_loss(functional(model))

@@ -39,7 +39,7 @@ def test_presentation_index_counts_earlier_occurrences():
 def test_presentation_accuracies_match_their_definition():
     model = SequenceClassifier(LSTMCore(6), num_classes=3)
     images, labels = episode(ways=3, instances=4)
-    params = model.init(jax.random.key(0), images, labels)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), images, labels)["params"]
     loss, metrics = episode_metrics(model, params, jaxmeta.Task((), (images, labels)))
     logits, _ = model.apply({"params": params}, images, labels)
     correct = np.argmax(logits, -1) == labels
@@ -56,7 +56,7 @@ def test_presentation_accuracies_match_their_definition():
 def test_gradients_match_finite_differences(core):
     model = SequenceClassifier(CORES[core](), num_classes=3)
     images, labels = episode()
-    params = jax.tree.map(lambda x: x.astype(jnp.float64), model.init(jax.random.key(1), images, labels)["params"])
+    params = jax.tree.map(lambda x: x.astype(jnp.float64), jax.jit(model.init)(jax.random.key(1), images, labels)["params"])
     task = jaxmeta.Task((), (jnp.asarray(images), jnp.asarray(labels)))
     autodiff, numeric = directional_derivatives(lambda p: episode_metrics(model, p, task)[0], params,
                                                 jax.random.key(2))
@@ -81,7 +81,7 @@ def test_a_meta_step_on_a_batch_of_episodes_and_the_traces():
     model = SequenceClassifier(CORES["mann"](), num_classes=3)
     images, labels = zip(*(episode() for _ in range(4)))
     episodes = jaxmeta.Task((), (np.stack(images), np.stack(labels)))
-    params = model.init(jax.random.key(0), images[0], labels[0])["params"]
+    params = jax.jit(model.init)(jax.random.key(0), images[0], labels[0])["params"]
     learner = memory_learner(model)
     state = jaxmeta.init_state(learner, optax.adam(1e-2), params)
     step = jaxmeta.make_meta_step(learner, optax.adam(1e-2))

@@ -270,11 +270,11 @@ def test_stride_two_im2col_is_xlas_strided_convolution(size):
 
 def test_the_reptile_papers_network_halves_by_stride():
     model = Conv4(num_classes=5, features=8, downsample="stride")
-    params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    params = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     assert params["head"]["kernel"].shape == (2 * 2 * 8, 5)  # 28 -> 14 -> 7 -> 4 -> 2
     x = jax.random.uniform(jax.random.key(1), (3, 28, 28, 1), jnp.float64)
-    np.testing.assert_allclose(model.apply({"params": params}, x),
-                               Conv4(num_classes=5, features=8, downsample="stride", conv="im2col").apply(
-                                   {"params": params}, x), rtol=1e-10)
+    im2col = Conv4(num_classes=5, features=8, downsample="stride", conv="im2col")
+    np.testing.assert_allclose(jax.jit(model.apply)({"params": params}, x),
+                               jax.jit(im2col.apply)({"params": params}, x), rtol=1e-10)
     with pytest.raises(ValueError, match="downsample must be one of"):
         Conv4(num_classes=5, downsample="dilate").init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))

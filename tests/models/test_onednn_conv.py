@@ -82,6 +82,7 @@ def test_vmap_over_per_task_kernels_and_jit():
     _close(batched, jax.vmap(_xla)(x, kernels))
 
 
+@pytest.mark.long  # about 10 s of compiling on 2 cores
 def test_a_maml_step_sharded_over_host_devices_equals_the_unsharded_one():
     # jaxmeta.distributed runs the step in shard_map, where the custom calls' results vary with the device's tasks.
     from jaxmeta import distributed

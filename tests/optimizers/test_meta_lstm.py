@@ -49,6 +49,7 @@ def test_the_initial_gates_keep_the_parameters_and_take_small_steps():
     np.testing.assert_allclose(new_theta, sigmoid(5.0) * 1 - sigmoid(-5.0) * 2, atol=0.02)
 
 
+@pytest.mark.long  # about 10 s of compiling on 2 cores
 def test_the_meta_gradient_equals_finite_differences_with_the_fed_gradients_held_fixed():
     """The paper drops the second derivatives: the meta-gradient is the derivative of the unrolled updates
     with the gradients and losses fed to the LSTM frozen at their values along the trajectory."""

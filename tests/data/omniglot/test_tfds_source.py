@@ -25,6 +25,10 @@ from jaxmeta.data.omniglot import tfds_source
 from jaxmeta.data.omniglot.archives import read_archive
 
 
+# Preparing the TFDS copy of Omniglot (the module's fixture) takes tens of seconds: out of the quick loop.
+pytestmark = pytest.mark.long
+
+
 @pytest.fixture(scope="module")
 def tfds_data_dir(omniglot_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tfds")
