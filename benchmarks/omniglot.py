@@ -99,8 +99,7 @@ from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: 
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
-from jaxmeta.memory import MetaNet  # noqa: E402
-from jaxmeta.models import Conv4, ConvEmbedding, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
+from jaxmeta.models import Conv4, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
 from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer  # noqa: E402
@@ -370,23 +369,10 @@ def build_learner(args, loss_fn, key):
 
 
 def build_metric_model(args, ways: int):
-    """The metric learner's Flax module for ``ways``-way episodes (the parameters do not depend on it)."""
-    conv = dict(features=args.width, conv=args.conv)
-    if args.algorithm == "protonet":
-        return metric.PrototypicalNetwork(ConvEmbedding(**conv), ways=ways)
-    if args.algorithm == "gaussian-protonet":  # one extra output channel: the radius of the covariance
-        return metric.GaussianPrototypicalNetwork(ConvEmbedding(**conv, last_features=args.width + 1), ways=ways)
-    if args.algorithm in ("matching", "matching-fce"):
-        return metric.MatchingNetwork(ConvEmbedding(**conv), ways=ways, full_context=args.algorithm == "matching-fce",
-                                      similarity=args.similarity)
-    if args.algorithm == "relation":
-        embedding = ConvEmbedding(**conv, pooled_blocks=2, unpadded_blocks=2, init_scheme="relation-net",
-                                  flatten=False)  # Sung et al.'s encoder: 5x5 maps of 28x28 images
-        return metric.RelationNetwork(embedding, ways=ways,
-                                      relation=metric.relation.RelationModule(args.width, conv=args.conv))
-    if args.algorithm == "metanet":
-        return MetaNet(ways=ways, features=args.width, conv=args.conv)
-    return metric.SiameseNetwork(ConvEmbedding(**conv), ways=ways)
+    """The metric learner's Flax module for ``ways``-way episodes (jaxmeta.registry; the parameters do not
+    depend on the ways)."""
+    return registry.metric_model(args.algorithm, ways=ways, features=args.width, conv=args.conv,
+                                 similarity=args.similarity)
 
 
 def build_optimizer(args):

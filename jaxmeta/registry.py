@@ -1,4 +1,5 @@
-r"""The gradient-based learners by name, with the hyper-parameters of their papers.
+r"""The learners by name: the gradient-based ones with their papers' hyper-parameters, the metric ones
+with their papers' networks.
 
 :func:`make` builds a :class:`~jaxmeta.MetaLearner` from a name, a loss and,
 optionally, a benchmark *setting* whose published hyper-parameters it starts
@@ -15,6 +16,12 @@ The inner loop's optimizer may be named rather than built:
 rates, so for it a named optimizer gives the *direction* its rates scale
 (``"adam"``: Adam's normalised step).
 
+:func:`metric_model` builds a metric learner's Flax module (for
+:func:`jaxmeta.metric.metric_learner`) from its name, with the embedding
+network of its paper: the conv-4 of Vinyals et al., widened by one channel
+for the Gaussian ProtoNet's radius, Sung et al.'s encoder and relation module,
+or MetaNet's networks.
+
 Example:
   >>> import jax.numpy as jnp, jaxmeta
   >>> loss_fn = jaxmeta.regression_loss(lambda w, x: x * w)
@@ -23,12 +30,15 @@ Example:
   {'inner_lr': 0.01, 'inner_steps': 1}
   >>> defaults("reptile", "omniglot-5way").meta_batch
   5
+  >>> type(metric_model("protonet", ways=5, features=16)).__name__
+  'PrototypicalNetwork'
 """
 
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import optax
 
 from jaxmeta.algorithms.anil import anil
@@ -39,6 +49,12 @@ from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import reptile
 from jaxmeta.core.learner import MetaLearner
 from jaxmeta.core.types import LossFn
+from jaxmeta.memory.metanet import MetaNet
+from jaxmeta.metric.matching import MatchingNetwork
+from jaxmeta.metric.protonet import GaussianPrototypicalNetwork, PrototypicalNetwork
+from jaxmeta.metric.relation import RelationModule, RelationNetwork
+from jaxmeta.metric.siamese import SiameseNetwork
+from jaxmeta.models.conv import ConvEmbedding
 from jaxmeta.optimizers.meta_lstm import lstm_meta_learner
 
 SETTINGS = ("sinusoid", "omniglot-5way", "omniglot-20way")
@@ -201,3 +217,41 @@ def make(name: str, loss_fn: LossFn, *, setting: str | None = None, **overrides:
     entry = recipe(name)
     hyper = {**(defaults(name, setting).learner if setting is not None else {}), **overrides}
     return entry.build(loss_fn, **_resolve_inner_optimizer(name, hyper))
+
+
+METRIC_NAMES = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese", "metanet")
+"""Every metric learner :func:`metric_model` knows, by name."""
+
+
+def metric_model(name: str, *, ways: int, features: int = 64, conv: str = "xla",
+                 similarity: str | None = None) -> nn.Module:
+    """The Flax module of metric learner ``name`` for ``ways``-way episodes, with its paper's network.
+
+    Args:
+      name: one of :data:`METRIC_NAMES`.
+      ways: classes per episode (the parameters do not depend on it, except MetaNet's output layer).
+      features: filters per conv block (the papers: 64).
+      conv: the convolution implementation (``"xla"``, ``"im2col"`` or ``"onednn"``).
+      similarity: Matching networks' attention (``"euclidean"``, the default, or ``"cosine"``).
+
+    Returns:
+      The module, to be trained with :func:`jaxmeta.metric.metric_learner`.
+    """
+    if name not in METRIC_NAMES:
+        raise ValueError(f"No metric learner is called {name!r}; jaxmeta.registry knows {', '.join(METRIC_NAMES)}.")
+    if similarity is not None and not name.startswith("matching"):
+        raise TypeError(f"similarity= applies to the matching networks, not to {name}.")
+    embedding = functools.partial(ConvEmbedding, features=features, conv=conv)
+    if name == "protonet":
+        return PrototypicalNetwork(embedding(), ways=ways)
+    if name == "gaussian-protonet":  # one extra output channel: the radius of the covariance
+        return GaussianPrototypicalNetwork(embedding(last_features=features + 1), ways=ways)
+    if name.startswith("matching"):
+        return MatchingNetwork(embedding(), ways=ways, full_context=name == "matching-fce",
+                               similarity="euclidean" if similarity is None else similarity)
+    if name == "relation":  # Sung et al.'s encoder: 5x5 maps of 28x28 images, for a convolutional relation module
+        encoder = embedding(pooled_blocks=2, unpadded_blocks=2, init_scheme="relation-net", flatten=False)
+        return RelationNetwork(encoder, ways=ways, relation=RelationModule(features, conv=conv))
+    if name == "metanet":
+        return MetaNet(ways=ways, features=features, conv=conv)
+    return SiameseNetwork(embedding(), ways=ways)

@@ -68,3 +68,25 @@ def test_metasgd_scales_a_named_direction_by_its_learned_rates():
 def test_bad_requests_say_what_to_do(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_metric_models_by_name_have_their_papers_networks():
+    import jaxmeta.metric as metric
+    from jaxmeta.memory import MetaNet
+
+    expected = {"protonet": metric.PrototypicalNetwork, "gaussian-protonet": metric.GaussianPrototypicalNetwork,
+                "matching": metric.MatchingNetwork, "matching-fce": metric.MatchingNetwork,
+                "relation": metric.RelationNetwork, "siamese": metric.SiameseNetwork, "metanet": MetaNet}
+    assert set(expected) == set(registry.METRIC_NAMES)
+    for name, kind in expected.items():
+        assert type(registry.metric_model(name, ways=5, features=8)) is kind, name
+    assert registry.metric_model("matching-fce", ways=5).full_context
+    assert registry.metric_model("matching", ways=5, similarity="cosine").similarity == "cosine"
+    gaussian = registry.metric_model("gaussian-protonet", ways=5, features=8)
+    assert gaussian.embedding.last_features == 9  # one channel more: the covariance's radius
+    relation = registry.metric_model("relation", ways=5, features=8)
+    assert (relation.embedding.pooled_blocks, relation.embedding.unpadded_blocks) == (2, 2)  # 5x5 maps of 28x28
+    with pytest.raises(ValueError, match="No metric learner is called 'protonets'"):
+        registry.metric_model("protonets", ways=5)
+    with pytest.raises(TypeError, match="similarity= applies to the matching networks"):
+        registry.metric_model("protonet", ways=5, similarity="cosine")
