@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
 import jaxmeta  # noqa: E402
-from jaxmeta import memory  # noqa: E402
+from jaxmeta import memory, registry  # noqa: E402
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta.data.sequences import SequenceSampler, sequence_tasks  # noqa: E402
 from jaxmeta.training import restore_run, train  # noqa: E402
 
-MODELS = ("mann", "ntm", "lstm")
+MODELS = registry.MEMORY_NAMES
 PUBLISHED = {  # Santoro et al. 2016, Table 1, 5 classes: accuracy (%) at the 1st, 2nd, 3rd, 5th, 10th presentation
     "mann": (36.4, 82.8, 91.0, 94.9, 98.1),
     "lstm": (24.4, 49.5, 55.3, 63.6, 62.5),
@@ -105,14 +105,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_model(args) -> memory.SequenceClassifier:
-    if args.model == "mann":
-        core = memory.MANNCell(controller_features=args.controller, rows=args.rows, width=args.width,
-                               read_heads=args.heads, write_vector=args.write_vector)
-    elif args.model == "ntm":
-        core = memory.NTMCell(controller_features=args.controller, rows=args.rows, width=args.width)
-    else:
-        core = memory.LSTMCore(args.controller)
-    return memory.SequenceClassifier(core, num_classes=args.ways)
+    """The memory model named by ``--model`` (jaxmeta.registry), at the command line's sizes."""
+    return registry.memory_model(args.model, num_classes=args.ways, controller=args.controller, rows=args.rows,
+                                 width=args.width, heads=args.heads, write_vector=args.write_vector)
 
 
 def run_config(args) -> dict:

@@ -1,5 +1,5 @@
-r"""The learners by name: the gradient-based ones with their papers' hyper-parameters, the metric ones
-with their papers' networks.
+r"""The learners by name: the gradient-based ones with their papers' hyper-parameters, the metric and
+memory ones with their papers' networks.
 
 :func:`make` builds a :class:`~jaxmeta.MetaLearner` from a name, a loss and,
 optionally, a benchmark *setting* whose published hyper-parameters it starts
@@ -20,7 +20,8 @@ rates, so for it a named optimizer gives the *direction* its rates scale
 :func:`jaxmeta.metric.metric_learner`) from its name, with the embedding
 network of its paper: the conv-4 of Vinyals et al., widened by one channel
 for the Gaussian ProtoNet's radius, Sung et al.'s encoder and relation module,
-or MetaNet's networks.
+or MetaNet's networks; :func:`memory_model` a memory model's (for
+:func:`jaxmeta.memory.memory_learner`), with Santoro et al.'s sizes.
 
 Example:
   >>> import jax.numpy as jnp, jaxmeta
@@ -49,7 +50,10 @@ from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import reptile
 from jaxmeta.core.learner import MetaLearner
 from jaxmeta.core.types import LossFn
+from jaxmeta.memory.mann import MANNCell
 from jaxmeta.memory.metanet import MetaNet
+from jaxmeta.memory.ntm import NTMCell
+from jaxmeta.memory.sequence import LSTMCore, SequenceClassifier
 from jaxmeta.metric.matching import MatchingNetwork
 from jaxmeta.metric.protonet import GaussianPrototypicalNetwork, PrototypicalNetwork
 from jaxmeta.metric.relation import RelationModule, RelationNetwork
@@ -255,3 +259,37 @@ def metric_model(name: str, *, ways: int, features: int = 64, conv: str = "xla",
     if name == "metanet":
         return MetaNet(ways=ways, features=features, conv=conv)
     return SiameseNetwork(embedding(), ways=ways)
+
+
+MEMORY_NAMES = ("mann", "ntm", "lstm")
+"""Every memory model :func:`memory_model` knows, by name."""
+
+
+def memory_model(name: str, *, num_classes: int, controller: int = 200, rows: int = 128, width: int = 40,
+                 heads: int = 4, write_vector: str = "add") -> SequenceClassifier:
+    """The sequence classifier of memory model ``name`` (Santoro et al. 2016's sizes by default).
+
+    Args:
+      name: one of :data:`MEMORY_NAMES`: the MANN with least-recently-used access, the NTM, or the
+        LSTM baseline.
+      num_classes: the classes of an episode.
+      controller: the LSTM controller's units (the LSTM baseline's only size).
+      rows, width: the memory's size (the paper: 128 x 40).
+      heads: the MANN's read heads (the paper: 4).
+      write_vector: what the MANN writes (:class:`~jaxmeta.memory.MANNCell`).
+
+    Returns:
+      The :class:`~jaxmeta.memory.SequenceClassifier`, to be trained with
+      :func:`jaxmeta.memory.memory_learner`.
+    """
+    if name not in MEMORY_NAMES:
+        raise ValueError(f"No memory model is called {name!r}; jaxmeta.registry knows {', '.join(MEMORY_NAMES)}.")
+    core: nn.Module
+    if name == "mann":
+        core = MANNCell(controller_features=controller, rows=rows, width=width, read_heads=heads,
+                        write_vector=write_vector)
+    elif name == "ntm":
+        core = NTMCell(controller_features=controller, rows=rows, width=width)
+    else:
+        core = LSTMCore(controller)
+    return SequenceClassifier(core, num_classes=num_classes)

@@ -90,3 +90,17 @@ def test_metric_models_by_name_have_their_papers_networks():
         registry.metric_model("protonets", ways=5)
     with pytest.raises(TypeError, match="similarity= applies to the matching networks"):
         registry.metric_model("protonet", ways=5, similarity="cosine")
+
+
+def test_memory_models_by_name_have_santoro_et_als_sizes():
+    from jaxmeta.memory import LSTMCore, MANNCell, NTMCell
+
+    mann = registry.memory_model("mann", num_classes=5)
+    assert type(mann.core) is MANNCell and mann.num_classes == 5
+    assert (mann.core.controller_features, mann.core.rows, mann.core.width, mann.core.read_heads) == (200, 128, 40, 4)
+    assert mann.core.write_vector == "add"
+    assert type(registry.memory_model("ntm", num_classes=5, rows=16).core) is NTMCell
+    lstm = registry.memory_model("lstm", num_classes=5, controller=32)
+    assert type(lstm.core) is LSTMCore and lstm.core.features == 32
+    with pytest.raises(ValueError, match="No memory model is called 'dnc'"):
+        registry.memory_model("dnc", num_classes=5)
