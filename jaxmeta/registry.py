@@ -5,8 +5,8 @@ memory ones with their papers' networks.
 optionally, a benchmark *setting* whose published hyper-parameters it starts
 from; keyword arguments override any of them. :func:`defaults` says what a
 setting holds (the learner's own arguments, and the outer loop's meta-batch
-and learning rate) and where the values come from. Every driver in
-``benchmarks/`` and every notebook chooses its learner here.
+and learning rate) and where the values come from. The drivers in
+``benchmarks/`` and the notebooks that choose a learner by name choose it here.
 
 The inner loop's optimizer may be named rather than built:
 ``inner_optimizer="sgd"`` (gradient descent at ``inner_lr``), ``"adam"``
