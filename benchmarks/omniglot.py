@@ -228,7 +228,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     twenty = args.ways >= 20
     metric_based = args.algorithm in NO_INNER_LOOP
     reptile = args.algorithm == "reptile"
-    paper = None if metric_based else registry.defaults(args.algorithm, "omniglot-20way" if twenty else "omniglot-5way")
+    setting = "omniglot-20way" if twenty else "omniglot-5way"
+    paper = None if metric_based else registry.defaults(args.algorithm, setting)
     hyper = {} if paper is None else paper.learner
     if args.train_shots is None:
         args.train_shots = 10 if reptile else args.shots
@@ -251,7 +252,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.inner_steps is None:
         args.inner_steps = hyper.get("inner_steps", 1)
     if args.inner_lr is None:  # meta-lstm learns its rule and records MAML's rate unused
-        args.inner_lr = hyper.get("inner_lr", hyper.get("lr_init", 0.1 if twenty else 0.4))
+        maml_rate = registry.defaults("maml", setting).learner["inner_lr"]
+        args.inner_lr = hyper.get("inner_lr", hyper.get("lr_init", maml_rate))
     if args.meta_batch is None:
         args.meta_batch = 1 if paper is None else paper.meta_batch
     if args.eval_queries is None:

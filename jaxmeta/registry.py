@@ -98,10 +98,11 @@ _MAML_SETTINGS = {
 }
 
 
-def _with_steps(settings: Mapping[str, Defaults], steps: int, source: str, **extra: Any) -> dict[str, Defaults]:
-    """MAML's settings with ``steps`` inner steps and ``extra`` arguments (the variants that run longer inner loops)."""
-    return {name: d._replace(learner={**d.learner, "inner_steps": steps, **extra}, source=source)
-            for name, d in settings.items()}
+def _from_maml(source: str, learner: Callable[[dict[str, Any]], dict[str, Any]], *,
+               omniglot_only: bool = False) -> dict[str, Defaults]:
+    """MAML's settings (meta-batch, outer rate) for a learner whose arguments are ``learner(MAML's arguments)``."""
+    return {name: d._replace(learner=learner(d.learner), source=source) for name, d in _MAML_SETTINGS.items()
+            if not (omniglot_only and name == "sinusoid")}
 
 
 _NICHOL = "Nichol et al. 2018, Appendix A (Omniglot); this library's sinusoid setting (2x MAML's rate, 5 steps)"
@@ -112,26 +113,19 @@ _REPTILE_SETTINGS = {
     "omniglot-20way": Defaults({"inner_optimizer": "adam", "inner_lr": 0.0005, "inner_beta1": 0.0, "inner_steps": 10,
                                 "inner_batch": 20, "persistent_inner_state": True}, 5, 1.0, _NICHOL),
 }
-
-_METASGD_SETTINGS = {
-    name: d._replace(learner={"lr_init": d.learner["inner_lr"], "inner_steps": d.learner["inner_steps"]},
-                     source="MAML's rates as the initial ones (Li et al. 2017 draw them at random)")
-    for name, d in _MAML_SETTINGS.items()
-}
-
-_IMAML_SETTINGS = {name: d._replace(learner={**d.learner, "inner_steps": 10, "lam": 1.0, "cg_steps": 5},
-                                    source="MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps")
-                   for name, d in _MAML_SETTINGS.items()}
-
-_MAML_PLUS_PLUS_SETTINGS = {
-    name: d._replace(learner={"lr_init": 0.1, "inner_steps": 5}, source="Antoniou et al. 2019, section 5")
-    for name, d in _MAML_SETTINGS.items() if name != "sinusoid"
-}
-
-_META_LSTM_SETTINGS = {
-    name: d._replace(learner={"inner_steps": 5}, source="5 learner updates (Ravi and Larochelle 2017 use 5-12)")
-    for name, d in _MAML_SETTINGS.items() if name != "sinusoid"
-}
+_METASGD_SETTINGS = _from_maml("MAML's rates as the initial ones (Li et al. 2017 draw them at random)",
+                               lambda maml: {"lr_init": maml["inner_lr"], "inner_steps": maml["inner_steps"]})
+_IMAML_SETTINGS = _from_maml("MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps",
+                             lambda maml: {**maml, "inner_steps": 10, "lam": 1.0, "cg_steps": 5})
+_MAML_PLUS_PLUS_SETTINGS = _from_maml("Antoniou et al. 2019, section 5",
+                                      lambda maml: {"lr_init": 0.1, "inner_steps": 5}, omniglot_only=True)
+_META_LSTM_SETTINGS = _from_maml("5 learner updates (Ravi and Larochelle 2017 use 5-12)",
+                                 lambda maml: {"inner_steps": 5}, omniglot_only=True)
+_MAML_ADAM_SETTINGS = _from_maml("MAML's rate as Adam's, 5 steps",
+                                 lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "adam",
+                                               "inner_eps_root": 1e-8})
+_MAML_MOMENTUM_SETTINGS = _from_maml("MAML's rate, momentum 0.9, 5 steps",
+                                     lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "momentum"})
 
 RECIPES: dict[str, Recipe] = {
     "maml": Recipe(maml, "Finn et al. 2017", _MAML_SETTINGS),
@@ -145,12 +139,9 @@ RECIPES: dict[str, Recipe] = {
     "maml++": Recipe(maml_plus_plus, "Antoniou et al. 2019 (pass anneal_steps= and first_order_steps=)",
                      _MAML_PLUS_PLUS_SETTINGS),
     "meta-lstm": Recipe(lstm_meta_learner, "Ravi and Larochelle 2017 (pass key=)", _META_LSTM_SETTINGS),
-    "maml-adam": Recipe(maml, "MAML with Adam inside the inner loop (jaxmeta.adapt)",
-                        _with_steps(_MAML_SETTINGS, 5, "MAML's rate as Adam's, 5 steps", inner_optimizer="adam",
-                                    inner_eps_root=1e-8)),
+    "maml-adam": Recipe(maml, "MAML with Adam inside the inner loop (jaxmeta.adapt)", _MAML_ADAM_SETTINGS),
     "maml-momentum": Recipe(maml, "MAML with heavy-ball momentum 0.9 inside the inner loop",
-                            _with_steps(_MAML_SETTINGS, 5, "MAML's rate, momentum 0.9, 5 steps",
-                                        inner_optimizer="momentum")),
+                            _MAML_MOMENTUM_SETTINGS),
 }
 """Every learner :func:`make` knows, by name."""
 
