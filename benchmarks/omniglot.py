@@ -60,6 +60,18 @@ per-step inner learning rates, the multi-step loss annealed over
 biases; 5 inner steps, evaluated after the same 5 (its per-step values exist
 for those only).
 
+The MAML variants of the meta-learning book (their rows go to
+``benchmarks/results/maml_variants.{json,md}``, beside MAML at the same budget):
+CAVIA (``cavia``: only a 100-entry context, fed to a FiLM layer after the
+third block, adapts, 2 steps at lr 1.0, 16 tasks per meta-step; its code's
+image settings), TAML (``taml-entropy``, ``taml-theil``: MAML with the
+entropy or inequality regulariser, ``--taml-weight``), ADML (``adml``: MAML
+on clean and FGSM support sets at ``--epsilon``, each judged on the other
+kind of queries) and gradient agreement (``--aggregate gradient-agreement``,
+any learner: the task gradients weighted by their agreement).
+``--test-epsilons`` also scores the trained model on FGSM queries (attacked
+against the adapted model) at each epsilon.
+
 Final evaluation: ``--eval-tasks`` (600) test tasks with ``shots`` support and
 ``--eval-queries`` (15) query examples per class; accuracy mean and 95% CI
 after the training number of inner steps and after ``--eval-steps`` (10).
@@ -92,6 +104,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import maml_variants  # noqa: E402
 
 import jaxmeta  # noqa: E402
 from jaxmeta import registry  # noqa: E402
@@ -99,13 +112,17 @@ from jaxmeta.data.episodes import EpisodeSampler, classification_tasks  # noqa: 
 from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
+from jaxmeta.algorithms.adml import adversarial_score  # noqa: E402
+from jaxmeta.core.aggregation import gradient_agreement  # noqa: E402
 from jaxmeta.models import Conv4, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
+from jaxmeta.models.context import ContextConv4, functional_with_context  # noqa: E402
 from jaxmeta.models import onednn_conv  # noqa: E402
 from jaxmeta.models.conv import INITIALISATIONS  # noqa: E402
 from jaxmeta.algorithms.reptile import outer_optimizer as reptile_outer_optimizer  # noqa: E402
 from jaxmeta.training import restore_run, train  # noqa: E402
 
-GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm")
+VARIANTS = ("cavia", "taml-entropy", "taml-theil", "adml")  # the MAML variants: rows in maml_variants.*
+GRADIENT_BASED = ("maml", "maml++", "fomaml", "anil", "metasgd", "reptile", "meta-lstm") + VARIANTS
 METRIC_BASED = ("protonet", "gaussian-protonet", "matching", "matching-fce", "relation", "siamese")
 MODEL_BASED = ("metanet",)
 NO_INNER_LOOP = METRIC_BASED + MODEL_BASED  # trained on the episode loss, scored in one forward pass
@@ -130,6 +147,7 @@ PUBLISHED = {
     "siamese": ((96.7, 98.4, 88.0, 96.5), "Koch et al. 2015 as re-evaluated by Vinyals et al. 2016, Table 1"),
     "metanet": ((98.95, None, 97.0, None), "Munkhdalai and Yu 2017, Table 1 (1-shot only)"),
 }
+# The variants' published numbers live with their table (benchmarks/maml_variants.py).
 RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 SETTINGS = ((5, 1), (5, 5), (20, 1), (20, 5))
 SPLIT_PARTS = {  # what each --split trains and tests on, for messages and the results table
@@ -175,6 +193,20 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="MAML++: meta-steps over which the multi-step loss anneals to the last step's loss")
     parser.add_argument("--first-order-steps", type=int, default=250,
                         help="MAML++: meta-steps with first-order meta-gradients before the exact ones")
+    parser.add_argument("--aggregate", choices=("mean", "gradient-agreement"), default="mean",
+                        help="how a meta-batch's task gradients combine: their mean, or weighted by their agreement "
+                             "(Eshratifar et al. 2018; jaxmeta.gradient_agreement)")
+    parser.add_argument("--agreement-normaliser", choices=("paper", "book"), default=None,
+                        help="gradient agreement's normaliser (jaxmeta.core.aggregation); default paper")
+    parser.add_argument("--context-size", type=int, default=None, help="CAVIA: context entries; default 100")
+    parser.add_argument("--taml-weight", type=float, default=None,
+                        help="TAML's lambda; default 0.1 (entropy), 1 (Theil)")
+    parser.add_argument("--epsilon", type=float, default=None,
+                        help="ADML: the FGSM step of its adversarial training examples (images in [0, 1]); "
+                             "default 0.1")
+    parser.add_argument("--test-epsilons", type=float, nargs="*", default=[],
+                        help="also score the trained model on FGSM queries at these epsilons (gradient-based "
+                             "learners; the attack targets the adapted model)")
     parser.add_argument("--meta-batch", type=int, default=None, help="default: 32 (5-way), 16 (20-way), Reptile 5")
     parser.add_argument("--meta-lr", type=float, default=None, help="default: Adam 1e-3; Reptile SGD 1.0 -> 0")
     parser.add_argument("--iterations", type=int, default=60_000)
@@ -220,7 +252,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="test the newest checkpoint in --run-dir (same settings) without training")
-    parser.add_argument("--record", action="store_true", help="add the result to benchmarks/results/omniglot.*")
+    parser.add_argument("--record", action="store_true",
+                        help="add the result to benchmarks/results/omniglot.* (the MAML variants, gradient agreement "
+                             "and --table maml-variants: maml_variants.*)")
+    parser.add_argument("--table", choices=("omniglot", "maml-variants"), default=None,
+                        help="the results table --record writes; default maml-variants for the variants and "
+                             "--aggregate gradient-agreement, omniglot otherwise")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--root", type=Path, default=None, help="default: $JAXMETA_DATA/omniglot")
     parser.add_argument("--no-progress", action="store_true")
@@ -266,6 +303,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.similarity = "euclidean"
     if args.meta_lr is None:
         args.meta_lr = 1e-3 if paper is None else paper.meta_lr
+    variant_options = {"cavia": ("context_size", "context_size"), "adml": ("epsilon", "epsilon"),
+                       "taml-entropy": ("taml_weight", "weight"), "taml-theil": ("taml_weight", "weight")}
+    if args.algorithm in variant_options:
+        option, name = variant_options[args.algorithm]
+        if getattr(args, option) is None:
+            setattr(args, option, hyper[name])
+    if args.aggregate == "gradient-agreement" and args.agreement_normaliser is None:
+        args.agreement_normaliser = "paper"
+    if args.table is None:
+        args.table = "maml-variants" if args.algorithm in VARIANTS or args.aggregate != "mean" else "omniglot"
     if args.init is None and not metric_based:  # Reptile's TensorFlow code: Glorot-uniform kernels, whose variance
         args.init = "lecun" if reptile else "pytorch"  # 2 / (fan_in + fan_out) is lecun's 1 / fan_in for 64 -> 64
     common.use_host_devices(args.devices)  # on the CPU, as many host devices as asked for
@@ -320,6 +367,29 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.transductive is not None and args.algorithm in NO_INNER_LOOP:
         parser.error(f"--transductive / --no-transductive choose how a gradient-based learner's batch norm sees the "
                      f"test queries; {args.algorithm} scores whole episodes: drop the flag.")
+    for option, owner in (("context_size", "cavia"), ("epsilon", "adml")):
+        if getattr(args, option) is not None and args.algorithm != owner:
+            parser.error(f"--{option.replace('_', '-')} is an option of {owner}: drop it for {args.algorithm}.")
+    if args.taml_weight is not None and not args.algorithm.startswith("taml"):
+        parser.error(f"--taml-weight is TAML's lambda: drop it for {args.algorithm}.")
+    if args.context_size is not None and args.context_size < 1:
+        parser.error(f"--context-size must be at least 1 (CAVIA adapts only the context), got {args.context_size}.")
+    for name, value in (("--epsilon", args.epsilon), ("--taml-weight", args.taml_weight),
+                        *(("--test-epsilons", e) for e in args.test_epsilons)):
+        if value is not None and not value >= 0:
+            parser.error(f"{name} must be non-negative, got {value}.")
+    if args.agreement_normaliser is not None and args.aggregate != "gradient-agreement":
+        parser.error("--agreement-normaliser configures --aggregate gradient-agreement: add that, or drop it.")
+    if args.aggregate != "mean" and args.algorithm == "taml-theil":
+        parser.error("taml-theil combines its task gradients itself (its penalty couples the tasks of a batch): "
+                     "drop --aggregate.")
+    if args.table == "omniglot" and (args.algorithm in VARIANTS or args.aggregate != "mean"):
+        parser.error("The MAML variants and gradient agreement are recorded beside MAML in maml_variants.*: drop "
+                     "--table omniglot.")
+    if args.algorithm == "cavia" and args.downsample != "pool":
+        parser.error("CAVIA's network is the pooled conv-4 with a FiLM layer: drop --downsample.")
+    if args.test_epsilons and args.algorithm in NO_INNER_LOOP:
+        parser.error(f"--test-epsilons attacks the queries of a learner with an inner loop; {args.algorithm} has none.")
     if args.inner_state is not None and args.algorithm != "reptile":
         parser.error("--inner-state applies to Reptile, whose pseudo-gradient does not differentiate the inner loop; "
                      "the other learners start every task's inner optimizer afresh.")
@@ -353,14 +423,20 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                          "use --conv im2col, or switch float64 off.")
 
 
-def build_learner(args, loss_fn, key):
-    """The gradient-based learner named by ``--algorithm`` (jaxmeta.registry); ``key`` initialises meta-lstm's LSTM."""
+def build_learner(args, loss_fn, key, apply_fn=None):
+    """The gradient-based learner named by ``--algorithm`` (jaxmeta.registry); ``key`` initialises meta-lstm's LSTM,
+    ``apply_fn`` (the model's logits) is TAML-entropy's."""
     steps = dict(inner_steps=args.inner_steps)
     if args.algorithm == "maml++":
         return registry.make("maml++", loss_fn, lr_init=args.inner_lr, anneal_steps=args.msl_anneal_steps,
                              first_order_steps=args.first_order_steps, **steps)
     if args.algorithm == "meta-lstm":
         return registry.make("meta-lstm", loss_fn, key=key, **steps)
+    variant = {"cavia": {"context_size": args.context_size}, "adml": {"epsilon": args.epsilon},
+               "taml-entropy": {"weight": args.taml_weight, "apply_fn": apply_fn},
+               "taml-theil": {"weight": args.taml_weight}}
+    if args.algorithm in variant:
+        return registry.make(args.algorithm, loss_fn, inner_lr=args.inner_lr, **steps, **variant[args.algorithm])
     # Adam's learning rate is the inner rate; nothing scales its update (Meta-SGD: its rates scale Adam's direction)
     rule = dict(inner_optimizer="adam", inner_beta1=args.inner_beta1) if args.inner_optimizer == "adam" else {}
     rate = {"lr_init" if args.algorithm == "metasgd" else "inner_lr": args.inner_lr}
@@ -402,6 +478,11 @@ def run_config(args) -> dict:
         config["similarity"] = args.similarity
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
+    if args.aggregate != "mean":
+        config.update(aggregate=args.aggregate, agreement_normaliser=args.agreement_normaliser)
+    for option in ("context_size", "taml_weight", "epsilon"):
+        if getattr(args, option) is not None:
+            config[option] = getattr(args, option)
     return config
 
 
@@ -457,21 +538,30 @@ def main(argv=None) -> dict:
     if args.algorithm in NO_INNER_LOOP:
         model = build_metric_model(args, args.train_ways)
         learner, scorer = metric.metric_learner(model), metric.metric_learner(build_metric_model(args, args.ways))
+        loss_fn = None
         example = jax.tree.map(lambda x: x[0], sampler(jax.random.key(0)))
         params = model.init(init_key, example.support[0], example.support[1], example.query[0])["params"]
+    elif args.algorithm == "cavia":  # the conv-4 with a FiLM layer of the context after its third block
+        model = ContextConv4(num_classes=args.ways, context_size=args.context_size, features=args.width,
+                             conv=args.conv, init_scheme=args.init)
+        loss_fn = jaxmeta.classification_loss(functional_with_context(model))
+        learner = scorer = build_learner(args, loss_fn, None)
+        params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8), np.zeros(args.context_size))["params"]
     else:
         model = Conv4(num_classes=args.ways, features=args.width, conv=args.conv, init_scheme=args.init,
                       downsample=args.downsample)
         loss_fn = jaxmeta.classification_loss(functional(model))
-        learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1))
+        learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1), functional(model))
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
+    aggregate = None if args.aggregate == "mean" else gradient_agreement(args.agreement_normaliser)
     if args.devices > 1:  # the same step with the task batch split over a mesh; the state replicated
         mesh = distributed.task_mesh(num_devices=args.devices)
-        meta_step = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk)
+        meta_step = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk,
+                                                       aggregate=aggregate)
         state = distributed.replicate(state, mesh)
     else:
-        meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk)
+        meta_step = jaxmeta.make_meta_step(learner, optimizer, task_chunk=args.task_chunk, aggregate=aggregate)
     episode = dict(ways=args.ways, shots=args.shots, queries=args.eval_queries, task_chunk=args.task_chunk,
                    query_by_query=None if args.transductive in (None, True) else non_transductive_loss(model),
                    pairs=args.algorithm == "relation")
@@ -494,8 +584,9 @@ def main(argv=None) -> dict:
                        budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes,
                        progress=not args.no_progress, description=name)
     train_seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"][-1]
+    attacked = {epsilon: adversarial_score(scorer, loss_fn, epsilon=epsilon) for epsilon in args.test_epsilons}
     summaries = [test_and_report(args, scorer, result, test_images, test_key, train_seconds, started,
-                                 query_by_query=episode["query_by_query"])]
+                                 query_by_query=episode["query_by_query"], attacked=attacked)]
     for ways in args.extra_test_ways:  # the same trained parameters, scored on wider (or narrower) episodes
         summaries.append(test_and_report(args, metric.metric_learner(build_metric_model(args, ways)), result,
                                          test_images, test_key, train_seconds, started, ways=ways))
@@ -503,8 +594,11 @@ def main(argv=None) -> dict:
 
 
 def test_and_report(args, scorer, result, test_images, key, train_seconds, started, ways=None,
-                    query_by_query=None) -> dict:
-    """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result."""
+                    query_by_query=None, attacked=None) -> dict:
+    """Score the trained meta-parameters on ``args.eval_tasks`` test tasks; print, save and record the result.
+
+    ``attacked``: ``{epsilon: learner}`` scored on FGSM queries (:func:`jaxmeta.adversarial_score`), on the same
+    test tasks after the training number of inner steps."""
     ways = args.ways if ways is None else ways
     metric_based = args.algorithm in NO_INNER_LOOP
     mean, ci = evaluate_accuracy(scorer, result.state.meta_params, test_images, count=args.eval_tasks,
@@ -528,9 +622,18 @@ def test_and_report(args, scorer, result, test_images, key, train_seconds, start
         else [float(mean[args.eval_steps]), float(ci[args.eval_steps])],
         "eval_steps": args.eval_steps,
         "accuracy_by_steps": [[float(m), float(c)] for m, c in zip(mean, ci)],
+        "adversarial": {},  # FGSM epsilon -> [mean, ci] after the training steps, the queries attacked
         "wall_seconds": time.perf_counter() - started,
         "environment": common.environment(),
     }
+    for epsilon, learner in (attacked or {}).items():
+        robust, robust_ci = evaluate_accuracy(learner, result.state.meta_params, test_images, count=args.eval_tasks,
+                                              steps=args.inner_steps, key=key, ways=ways, shots=args.shots,
+                                              queries=args.eval_queries, task_chunk=args.task_chunk,
+                                              progress=not args.no_progress)
+        summary["adversarial"][f"{epsilon:g}"] = [float(robust[-1]), float(robust_ci[-1])]
+        print(f"FGSM epsilon {epsilon:g}: {percent(summary['adversarial'][f'{epsilon:g}'])}%")
+    summary["wall_seconds"] = time.perf_counter() - started
     suffix = "" if ways == args.ways else f"-{ways}way"
     common.write_json(Path(args.run_dir) / f"result{suffix}.json", summary)
     after, later = summary["accuracy_after_training_steps"], summary["accuracy_after_eval_steps"]
@@ -541,7 +644,10 @@ def test_and_report(args, scorer, result, test_images, key, train_seconds, start
         line += f" after {args.inner_steps} step(s), {percent(later)}% after {args.eval_steps}"
     print(line)
     if args.record:
-        record_result(args.results_dir, summary)
+        if args.table == "maml-variants":
+            maml_variants.record(args.results_dir, maml_variants.omniglot_key(summary["config"]), summary)
+        else:
+            record_result(args.results_dir, summary)
     return summary
 
 

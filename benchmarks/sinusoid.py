@@ -1,4 +1,4 @@
-"""Sinusoid regression with MAML's protocol: MAML, FOMAML, Meta-SGD, Reptile and ANIL, and MAML with inner optimizers.
+"""Sinusoid regression with MAML's protocol: MAML, FOMAML, Meta-SGD, Reptile, ANIL, CAVIA, MAML with inner optimizers.
 
 Protocol (Finn et al. 2017, section 5.1, and the official code): amplitude
 U[0.1, 5], phase U[0, pi], inputs U[-5, 5]; K support and K query points per
@@ -10,6 +10,12 @@ One model is trained per learner and per K (as in Meta-SGD's Table 1).
 an optax optimizer, differentiated through: Adam (lr 0.01, the default betas, eps_root 1e-8)
 and SGD with heavy-ball momentum 0.9 (lr 0.01), both with 5 inner steps in
 meta-training (one step of momentum SGD is plain SGD).
+
+``cavia`` (Zintgraf et al. 2019, its code's sinusoid flags) adapts only 5 context
+inputs, appended to x and reset to zero for every task, with one step at lr
+1.0; the weights of its 1+5-40-40-1 MLP are meta-learned. With
+``--variants-table`` its rows also go to ``maml_variants.{json,md}`` there,
+beside MAML's row of the same K (``benchmarks/maml_variants.py``).
 
 Evaluation: 600 held-out tasks, fixed by ``--eval-seed`` and shared by every
 learner; each adapts on its K support points and is scored on 100 query
@@ -45,8 +51,9 @@ import jaxmeta  # noqa: E402
 from jaxmeta import registry  # noqa: E402
 from jaxmeta.data.sinusoid import Sinusoid, sinusoid_examples, sinusoid_tasks  # noqa: E402
 from jaxmeta.models import MLP, functional  # noqa: E402
+from jaxmeta.models.context import ContextMLP, functional_with_context  # noqa: E402
 
-ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum")
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum", "cavia")
 OPTIMIZER_STEPS = registry.defaults("maml-adam", "sinusoid").learner["inner_steps"]  # in meta-training
 EVAL_STEPS = (0, 1, 10)
 
@@ -88,6 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps-per-call", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     parser.add_argument("--quick", action="store_true", help="K=10, 1,500 iterations, 200 eval tasks: < 1 minute")
+    parser.add_argument("--variants-table", type=Path, default=None,
+                        help="also record cavia's rows in maml_variants.{json,md} in this folder, beside MAML's")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -104,9 +113,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def run_one(name, shots, args, model, init_params, eval_tasks):
-    """Train one learner at one K; evaluate it; return its record and meta-parameters."""
-    loss_fn = jaxmeta.regression_loss(functional(model))
+def build_model(name: str, seed: int):
+    """The network of learner ``name``: ``(apply(params, x), initial parameters)``; MAML's 1-40-40-1 MLP, or for
+    CAVIA the same MLP with the registry's context entries appended to its input."""
+    if name == "cavia":
+        context = registry.defaults("cavia", "sinusoid").learner["context_size"]
+        model = ContextMLP((40, 40, 1), context_size=context)
+        params = model.init(jax.random.key(seed), jnp.zeros((1, 1)), jnp.zeros(context))["params"]
+        return functional_with_context(model), params
+    model = MLP((40, 40, 1))
+    return functional(model), model.init(jax.random.key(seed), jnp.zeros((1, 1)))["params"]
+
+
+def run_one(name, shots, args, eval_tasks):
+    """Train one learner at one K; evaluate it; return its record, learner, training result and model apply."""
+    apply, init_params = build_model(name, args.seed)
+    loss_fn = jaxmeta.regression_loss(apply)
     learner = build_learner(name, loss_fn, args.inner_lr)
     optimizer = optax.adam(args.outer_lr)
     state = jaxmeta.init_state(learner, optimizer, init_params)
@@ -132,7 +154,7 @@ def run_one(name, shots, args, model, init_params, eval_tasks):
         "tasks_per_second": timer.steps_per_second() * args.meta_batch,
         "final_train_loss_last_1000": float(np.mean(result.history["loss"][-1000:])),
     }
-    return record, learner, result
+    return record, learner, result, apply
 
 
 def mse_summary(losses: np.ndarray) -> dict:
@@ -245,16 +267,16 @@ def _compare(ours, published: str) -> str:
     return "no worse" if ours <= value else f"WORSE by {ours - value:.3f}"
 
 
-def plot_adaptation(learners, model, shots, args, path):
-    """Figure 2 of MAML: the true wave, the prediction before adaptation and after 1 and 10 steps."""
+def plot_adaptation(learners, shots, args, path):
+    """Figure 2 of MAML: the true wave, the prediction before adaptation and after 1 and 10 steps
+    (``learners``: name -> (learner, meta-parameters, the model's apply))."""
     wave = Sinusoid(jnp.float32(3.2), jnp.float32(1.1))
     support = sinusoid_examples(jax.random.key(args.eval_seed + 7), wave, shots)
     grid = jnp.linspace(-5, 5, 200).reshape(-1, 1)
-    apply = functional(model)
     fig, axes = plt.subplots(1, len(learners), figsize=(4 * len(learners), 3.4), sharey=True, squeeze=False)
-    for ax, (name, (learner, meta_params)) in zip(axes[0], learners.items()):
+    for ax, (name, (learner, meta_params, apply)) in zip(axes[0], learners.items()):
         curves = learner.adapt(meta_params, support, key=jax.random.key(0), steps=10,
-                               observe=lambda phi: apply(phi, grid)).observed
+                               observe=lambda phi, apply=apply: apply(phi, grid)).observed
         ax.plot(grid, wave(grid), color="red", label="ground truth")
         ax.plot(grid, curves[0], ":", color="tab:green", label="pre-update")
         ax.plot(grid, curves[1], "--", color="tab:green", label="1 grad step")
@@ -284,11 +306,22 @@ def plot_training(histories, path):
     plt.close(fig)
 
 
+def record_variants(records, args) -> None:
+    """CAVIA's rows of this run in ``maml_variants.{json,md}``, each with MAML's row of the same K and host."""
+    import maml_variants
+
+    for row in records:
+        if row["algorithm"] != "cavia":
+            continue
+        baseline = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == row["shots"]
+                         and common.hardware(r["environment"]) == common.hardware(row["environment"])), None)
+        maml_variants.record(args.variants_table, f"cavia-sinusoid-{row['shots']}shot",
+                             {**row, "iterations": args.iterations, "baseline": baseline})
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     environment = common.environment()
-    model = MLP((40, 40, 1))
-    init_params = model.init(jax.random.key(args.seed), jnp.zeros((1, 1)))["params"]
     started = time.perf_counter()
     records, histories, figures = [], {}, {}
     for shots in args.shots:
@@ -296,9 +329,9 @@ def main(argv=None) -> dict:
                                     query_shots=args.eval_query)
         learners = {}
         for name in args.algorithms:
-            record, learner, result = run_one(name, shots, args, model, init_params, eval_tasks)
+            record, learner, result, apply = run_one(name, shots, args, eval_tasks)
             records.append({**record, "environment": environment})  # rows of several runs name their hosts
-            learners[name] = (learner, result.state.meta_params)
+            learners[name] = (learner, result.state.meta_params, apply)
             histories[f"{name} K={shots}"] = result.history["loss"]
             mse = record["mse"]
             print(f"{name:8s} K={shots:<2d} MSE after 0/1/10 steps: "
@@ -315,7 +348,7 @@ def main(argv=None) -> dict:
     others = {r["algorithm"] for r in previous} - set(args.algorithms)
     suffix = "_" + "_".join(args.algorithms) if others else ""
     for shots, learners in figures.items():
-        plot_adaptation(learners, model, shots, args, args.out / f"sinusoid{suffix}.png")
+        plot_adaptation(learners, shots, args, args.out / f"sinusoid{suffix}.png")
     plot_training(histories, args.out / f"sinusoid_training{suffix}.png")
     records = merged(previous, records)
     speed = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == 10), None)
@@ -328,6 +361,8 @@ def main(argv=None) -> dict:
     }
     common.write_json(args.out / "sinusoid.json", summary)
     common.write_atomically(args.out / "sinusoid.md", markdown(records, args, environment, speed))
+    if args.variants_table is not None:
+        record_variants(records, args)
     print(f"\nwrote {args.out}/sinusoid.json, sinusoid.md, sinusoid.png, sinusoid_training.png "
           f"in {summary['total_seconds']:.0f} s")
     if speed:

@@ -17,7 +17,10 @@ The functional API in one screen::
 from jaxmeta import inner
 from jaxmeta import models
 from jaxmeta import registry
+from jaxmeta.algorithms.adml import adml
+from jaxmeta.algorithms.adml import adversarial_score
 from jaxmeta.algorithms.anil import anil
+from jaxmeta.algorithms.cavia import cavia
 from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml
 from jaxmeta.algorithms.maml import maml
@@ -25,7 +28,10 @@ from jaxmeta.algorithms.maml_plus_plus import maml_plus_plus
 from jaxmeta.algorithms.metasgd import MetaSGDParams
 from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import reptile
+from jaxmeta.algorithms.taml import taml_entropy
+from jaxmeta.algorithms.taml import taml_inequality
 from jaxmeta.core.adapt import Adaptation
+from jaxmeta.core.aggregation import gradient_agreement
 from jaxmeta.core.adapt import adapt
 from jaxmeta.core.adapt import gradient_step
 from jaxmeta.core.evaluate import Evaluation
@@ -47,10 +53,9 @@ from jaxmeta.training.fit import fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adaptation", "Evaluation", "MetaLearner", "MetaSGDParams", "MetaTrainState",
-    "NonFiniteLossError", "Task", "adapt", "anil", "classification_loss", "confidence_interval",
-    "evaluate", "fit", "fomaml", "gradient_step", "imaml", "init_state", "inner", "make_meta_step", "maml",
-    "maml_plus_plus",
-    "meta_gradient", "metasgd", "models", "registry", "regression_loss", "reptile", "sinusoid_task",
-    "sinusoid_tasks",
+    "Adaptation", "Evaluation", "MetaLearner", "MetaSGDParams", "MetaTrainState", "NonFiniteLossError", "Task",
+    "adapt", "adml", "adversarial_score", "anil", "cavia", "classification_loss", "confidence_interval",
+    "evaluate", "fit", "fomaml", "gradient_agreement", "gradient_step", "imaml", "init_state", "inner",
+    "make_meta_step", "maml", "maml_plus_plus", "meta_gradient", "metasgd", "models", "registry",
+    "regression_loss", "reptile", "sinusoid_task", "sinusoid_tasks", "taml_entropy", "taml_inequality",
 ]

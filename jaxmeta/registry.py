@@ -42,12 +42,15 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import optax
 
+from jaxmeta.algorithms.adml import adml
 from jaxmeta.algorithms.anil import anil
+from jaxmeta.algorithms.cavia import cavia
 from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml, maml
 from jaxmeta.algorithms.maml_plus_plus import maml_plus_plus
 from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import reptile
+from jaxmeta.algorithms.taml import taml_entropy, taml_inequality
 from jaxmeta.core.learner import MetaLearner
 from jaxmeta.core.types import LossFn
 from jaxmeta.memory.mann import MANNCell
@@ -127,6 +130,32 @@ _MAML_ADAM_SETTINGS = _from_maml("MAML's rate as Adam's, 5 steps",
 _MAML_MOMENTUM_SETTINGS = _from_maml("MAML's rate, momentum 0.9, 5 steps",
                                      lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "momentum"})
 
+_CAVIA = "Zintgraf et al. 2019's code: its sinusoid flags, and its image classifier's for Omniglot"
+_CAVIA_SETTINGS = {
+    "sinusoid": Defaults({"context_size": 5, "inner_lr": 1.0, "inner_steps": 1}, 25, 1e-3, _CAVIA),
+    "omniglot-5way": Defaults({"context_size": 100, "inner_lr": 1.0, "inner_steps": 2}, 16, 1e-3, _CAVIA),
+    "omniglot-20way": Defaults({"context_size": 100, "inner_lr": 1.0, "inner_steps": 2}, 16, 1e-3, _CAVIA),
+}
+_ADML_SETTINGS = _from_maml("MAML's settings; FGSM epsilon 0.1 on [0, 1] images (this library's choice: Yin et al. "
+                            "report no Omniglot numbers)", lambda maml: {**maml, "epsilon": 0.1}, omniglot_only=True)
+_TAML_ENTROPY_SETTINGS = _from_maml("MAML's settings; lambda 0.1 (this library's choice)",
+                                   lambda maml: {**maml, "weight": 0.1})
+_TAML_INEQUALITY_SETTINGS = _from_maml("MAML's settings; lambda 1 (this library's choice)",
+                                      lambda maml: {**maml, "weight": 1.0})
+
+
+def _taml_entropy(loss_fn: LossFn, *, apply_fn: Callable, weight: float, **maml_options: Any) -> MetaLearner:
+    """Entropy-based TAML around MAML (``apply_fn``: the model's logits, ``apply_fn(params, inputs)``)."""
+    return taml_entropy(maml(loss_fn, **maml_options), loss_fn, apply_fn, weight=weight)
+
+
+def _taml_inequality(measure: str) -> Callable[..., MetaLearner]:
+    def build(loss_fn: LossFn, *, weight: float, alpha: float = 2.0, **maml_options: Any) -> MetaLearner:
+        return taml_inequality(maml(loss_fn, **maml_options), weight=weight, measure=measure, alpha=alpha)
+
+    return build
+
+
 RECIPES: dict[str, Recipe] = {
     "maml": Recipe(maml, "Finn et al. 2017", _MAML_SETTINGS),
     "maml-remat": Recipe(functools.partial(maml, remat=True),
@@ -142,6 +171,19 @@ RECIPES: dict[str, Recipe] = {
     "maml-adam": Recipe(maml, "MAML with Adam inside the inner loop (jaxmeta.adapt)", _MAML_ADAM_SETTINGS),
     "maml-momentum": Recipe(maml, "MAML with heavy-ball momentum 0.9 inside the inner loop",
                             _MAML_MOMENTUM_SETTINGS),
+    "cavia": Recipe(cavia, "Zintgraf et al. 2019 (the model takes a context: jaxmeta.models.context)",
+                    _CAVIA_SETTINGS),
+    "adml": Recipe(adml, "Yin et al. 2018", _ADML_SETTINGS),
+    "taml-entropy": Recipe(_taml_entropy, "Jamal and Qi 2019, entropy-based, around MAML (pass apply_fn=)",
+                           _TAML_ENTROPY_SETTINGS),
+    "taml-theil": Recipe(_taml_inequality("theil"), "Jamal and Qi 2019, Theil index, around MAML",
+                         _TAML_INEQUALITY_SETTINGS),
+    "taml-generalized-entropy": Recipe(_taml_inequality("generalized-entropy"),
+                                       "Jamal and Qi 2019, generalised entropy GE(alpha), around MAML",
+                                       _TAML_INEQUALITY_SETTINGS),
+    "taml-variance-of-logarithms": Recipe(_taml_inequality("variance-of-logarithms"),
+                                          "Jamal and Qi 2019, variance of logarithms, around MAML",
+                                          _TAML_INEQUALITY_SETTINGS),
 }
 """Every learner :func:`make` knows, by name."""
 

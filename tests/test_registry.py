@@ -21,7 +21,7 @@ def meta_grad(learner):
 
 def test_every_name_builds_at_each_of_its_settings():
     extra = {"anil": {"head": lambda path: True}, "meta-lstm": {"key": jax.random.key(0)},
-             "maml++": {"anneal_steps": 10, "first_order_steps": 10}}
+             "maml++": {"anneal_steps": 10, "first_order_steps": 10}, "taml-entropy": {"apply_fn": lambda w, x: x}}
     for name, entry in registry.RECIPES.items():
         assert entry.settings, name
         for setting in entry.settings:
@@ -40,6 +40,19 @@ def test_a_setting_gives_its_papers_values_and_overrides_win():
     assert not np.allclose(meta_grad(overridden), meta_grad(by_hand))
     assert registry.defaults("maml", "omniglot-5way").learner == {"inner_lr": 0.4, "inner_steps": 1}
     assert registry.defaults("reptile", "omniglot-20way").learner["inner_batch"] == 20
+
+
+def test_the_maml_variants_by_name_are_their_factories_at_their_papers_settings():
+    assert registry.defaults("cavia", "omniglot-5way").learner == {"context_size": 100, "inner_lr": 1.0,
+                                                                   "inner_steps": 2}
+    assert registry.defaults("cavia", "sinusoid").meta_batch == 25
+    theil = registry.make("taml-theil", LOSS, setting="omniglot-5way")
+    by_hand = jaxmeta.taml_inequality(jaxmeta.maml(LOSS, inner_lr=0.4), weight=1.0, measure="theil")
+    tasks = jax.tree.map(lambda x: jnp.concatenate([x, 2 * x]), TASKS)  # two tasks: the penalty couples them
+    grads = [jaxmeta.meta_gradient(learner, THETA, tasks, jax.random.key(0))[0] for learner in (theil, by_hand)]
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12)
+    adml = registry.make("adml", LOSS, setting="omniglot-5way")
+    np.testing.assert_allclose(meta_grad(adml), meta_grad(jaxmeta.adml(LOSS, epsilon=0.1, inner_lr=0.4)), rtol=1e-12)
 
 
 def test_a_named_inner_optimizer_is_the_optax_one():

@@ -1,6 +1,10 @@
 """Gradient-based meta-learners, each a factory returning a :class:`~jaxmeta.core.learner.MetaLearner`."""
 
+from jaxmeta.algorithms.adml import adml
+from jaxmeta.algorithms.adml import adversarial_score
+from jaxmeta.algorithms.adml import fgsm
 from jaxmeta.algorithms.anil import anil
+from jaxmeta.algorithms.cavia import cavia
 from jaxmeta.algorithms.imaml import imaml
 from jaxmeta.algorithms.maml import fomaml
 from jaxmeta.algorithms.maml import maml
@@ -10,6 +14,11 @@ from jaxmeta.algorithms.metasgd import MetaSGDParams
 from jaxmeta.algorithms.metasgd import metasgd
 from jaxmeta.algorithms.reptile import ReptileParams
 from jaxmeta.algorithms.reptile import reptile
+from jaxmeta.algorithms.taml import taml_entropy
+from jaxmeta.algorithms.taml import taml_inequality
 
-__all__ = ["anil", "fomaml", "imaml", "maml", "maml_plus_plus", "MetaSGDParams", "metasgd", "multi_step_loss_weights",
-           "ReptileParams", "reptile"]
+__all__ = [
+    "adml", "adversarial_score", "anil", "cavia", "fgsm", "fomaml", "imaml", "maml", "maml_plus_plus",
+    "MetaSGDParams", "metasgd", "multi_step_loss_weights", "ReptileParams", "reptile", "taml_entropy",
+    "taml_inequality",
+]

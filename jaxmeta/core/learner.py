@@ -21,6 +21,10 @@ factory that closes over the hyper-parameters (``jaxmeta.maml(...)``,
   -> (losses, metrics)``, the query loss and metrics of one task after
   0, 1, ..., n inner steps (arrays of ``n + 1``; one entry for learners
   without an inner loop). :func:`jaxmeta.evaluate` scores any learner with it.
+* ``aggregate`` (optional): ``aggregate(stacked) -> grads``, how the meta step
+  combines this learner's task gradients (``task_grad``'s first output, stacked
+  over the batch) into one update, for learners whose objective couples the
+  tasks of a batch (TAML's inequality penalty). ``None``: their mean.
 
 Batching over tasks (``jax.vmap``), averaging, the optax update and ``jax.jit``
 live in :mod:`jaxmeta.core.meta_step` and serve every learner.
@@ -69,6 +73,7 @@ class MetaLearner(NamedTuple):
     adapt: AdaptFn
     at_step: Callable[[jax.Array], "MetaLearner"] | None = None
     score: ScoreFn | None = None
+    aggregate: Callable[[Any], Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

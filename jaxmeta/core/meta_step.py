@@ -7,6 +7,10 @@ Batched (the default): the task gradients are computed in parallel with
     g = \frac{1}{B} \sum_{i=1}^{B} \nabla_{\Theta} \mathcal{L}_i(\Theta), \qquad
     \Theta \leftarrow \Theta + \operatorname{optax\ update}(g).
 
+Another rule than the mean (``aggregate=``, :mod:`jaxmeta.core.aggregation`)
+combines the stacked task gradients instead, e.g. gradient agreement's
+weighted sum :math:`g = \sum_i w_i g_i`.
+
 Serial (``serial=True``): the tasks are visited in order with one optimizer
 update each (``jax.lax.scan``), as in the serial version of Reptile.
 """
@@ -18,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmeta.core.aggregation import Aggregate
 from jaxmeta.core.learner import MetaLearner, learner_at_step
 from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
 
@@ -75,7 +80,8 @@ def task_batch_size(tasks: Task) -> int:
 def meta_gradient(
     learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: int | None = None
 ) -> tuple[MetaParams, Metrics]:
-    """The mean over a batch of tasks of ``learner.task_grad``, and the mean metrics.
+    """The mean over a batch of tasks of ``learner.task_grad`` (or the learner's ``aggregate`` of them), and the
+    mean metrics.
 
     ``task_chunk=None`` computes every task at once (``jax.vmap``); an int
     ``k`` computes ``k`` tasks at a time, one group after another
@@ -93,17 +99,26 @@ def meta_gradient(
       >>> grads.shape, metrics["loss"].shape
       ((), ())
     """
-    return task_gradient_mean(learner, meta_params, tasks, jax.random.split(key, task_batch_size(tasks)),
-                              task_chunk)
+    keys = jax.random.split(key, task_batch_size(tasks))
+    if learner.aggregate is not None:
+        stacked, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
+        return learner.aggregate(stacked), _mean(metrics)
+    return task_gradient_mean(learner, meta_params, tasks, keys, task_chunk)
 
 
 def task_gradient_mean(
     learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: int | None = None
 ) -> tuple[MetaParams, Metrics]:
     """:func:`meta_gradient` with one key per task given (``keys [B]``): the mean of ``task_grad`` over the tasks."""
-    grads, metrics = map_over_tasks(lambda task, key: learner.task_grad(meta_params, task, key), tasks, keys,
-                                    task_chunk)
+    grads, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
     return _mean(grads), _mean(metrics)
+
+
+def task_gradients(
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey, task_chunk: int | None = None
+) -> tuple[MetaParams, Metrics]:
+    """``learner.task_grad`` of every task (``keys [B]``, one per task), stacked along a leading task axis."""
+    return map_over_tasks(lambda task, key: learner.task_grad(meta_params, task, key), tasks, keys, task_chunk)
 
 
 def map_over_tasks(fn: Callable[[Task, PRNGKey], Any], tasks: Task, keys: PRNGKey,
@@ -132,6 +147,26 @@ def _mean(tree: Any) -> Any:
     return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
 
 
+def resolve_aggregate(learner: MetaLearner, aggregate: Aggregate | None, serial: bool = False) -> Aggregate | None:
+    """The rule that combines the task gradients: ``aggregate``, the learner's own, or ``None`` (the mean).
+
+    A clear error for a rule that is not callable, for one given to the serial step, and for a rule given to a
+    learner that has its own (its task gradients are not plain gradients).
+    """
+    if aggregate is not None and not callable(aggregate):
+        raise TypeError(f"aggregate must be a function stacked_grads -> grads (e.g. jaxmeta.gradient_agreement()), "
+                        f"got {type(aggregate).__name__}.")
+    if aggregate is not None and learner.aggregate is not None:
+        raise ValueError("This learner combines its task gradients itself (learner.aggregate: its task_grad "
+                         "returns more than a gradient, as TAML's inequality penalty does), so it cannot take "
+                         "another rule: drop aggregate=.")
+    rule = aggregate if aggregate is not None else learner.aggregate
+    if rule is not None and serial:
+        raise ValueError("aggregate combines the task gradients of a batch, but serial=True updates after every "
+                         "task: drop aggregate (or use a learner without one), or set serial=False.")
+    return rule
+
+
 def update_function(optimizer: optax.GradientTransformation) -> Callable[[MetaTrainState, MetaParams], MetaTrainState]:
     """``apply_update(state, grads) -> state``: one optimizer update of the meta-parameters, step + 1."""
 
@@ -149,6 +184,7 @@ def make_meta_step(
     serial: bool = False,
     task_chunk: int | None = None,
     jit: bool = True,
+    aggregate: Aggregate | None = None,
 ) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
     """Build ``meta_step(state, tasks, key) -> (state, metrics)``.
 
@@ -163,6 +199,11 @@ def make_meta_step(
         combination is refused.
       jit: compile the step with ``jax.jit`` (donating nothing, so the caller's
         state stays valid).
+      aggregate: how the task gradients are combined: ``None``, their mean
+        (or the learner's own ``aggregate``, as TAML's inequality penalty has);
+        or a rule ``stacked_grads -> grads`` such as
+        :func:`jaxmeta.gradient_agreement` (:mod:`jaxmeta.core.aggregation`).
+        Batched mode only.
 
     Returns:
       The meta step. ``metrics`` are means over the tasks of the batch.
@@ -183,11 +224,17 @@ def make_meta_step(
     if serial and task_chunk is not None:
         raise ValueError(f"task_chunk={task_chunk} has no effect with serial=True, which visits the tasks one at a "
                          "time already: drop task_chunk, or set serial=False to average chunked task gradients.")
+    rule = resolve_aggregate(learner, aggregate, serial)
     apply_update = update_function(optimizer)
 
     def batched_step(state, tasks, key):
         now = learner_at_step(learner, state.step)
-        grads, metrics = meta_gradient(now, state.meta_params, tasks, key, task_chunk)
+        if rule is None:
+            grads, metrics = meta_gradient(now, state.meta_params, tasks, key, task_chunk)
+        else:
+            keys = jax.random.split(key, task_batch_size(tasks))
+            stacked, metrics = task_gradients(now, state.meta_params, tasks, keys, task_chunk)
+            grads, metrics = rule(stacked), _mean(metrics)
         return apply_update(state, grads), metrics
 
     def serial_step(state, tasks, key):

@@ -28,12 +28,15 @@ code runs in every process after :func:`jax.distributed.initialize`; see
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxmeta.core.aggregation import Aggregate
 from jaxmeta.core.learner import MetaLearner, learner_at_step
-from jaxmeta.core.meta_step import MetaTrainState, task_batch_size, task_gradient_mean, update_function
+from jaxmeta.core.meta_step import (MetaTrainState, resolve_aggregate, task_batch_size, task_gradient_mean,
+                                   task_gradients, update_function)
 from jaxmeta.core.types import Metrics, PRNGKey, Task
 
 TASK_AXIS = "tasks"
@@ -102,6 +105,7 @@ def make_sharded_meta_step(
     mesh: Mesh,
     *,
     task_chunk: int | None = None,
+    aggregate: Aggregate | None = None,
 ) -> Callable[[MetaTrainState, Task, PRNGKey], tuple[MetaTrainState, Metrics]]:
     """:func:`jaxmeta.make_meta_step` with the task batch split over ``mesh``.
 
@@ -112,6 +116,10 @@ def make_sharded_meta_step(
       mesh: a mesh with a ``"tasks"`` axis (:func:`task_mesh`).
       task_chunk: on each device, compute this many task gradients at a time
         (see :func:`jaxmeta.meta_gradient`).
+      aggregate: a rule for combining the task gradients instead of their mean
+        (:func:`jaxmeta.gradient_agreement`; or the learner's own ``aggregate``):
+        the devices gather every task's gradient and each applies the rule to the
+        whole batch, so the step is the unsharded one.
 
     Returns:
       A jitted ``meta_step(state, tasks, key) -> (state, metrics)``. The
@@ -132,14 +140,25 @@ def make_sharded_meta_step(
     """
     if TASK_AXIS not in mesh.axis_names:
         raise ValueError(f"The mesh needs an axis named {TASK_AXIS!r} (see task_mesh), got axes {mesh.axis_names}.")
+    rule = resolve_aggregate(learner, aggregate)
     apply_update = update_function(optimizer)
 
     def share_gradient(meta_params, step, tasks, keys):
         # Device-varying from here on: each device differentiates its own tasks. Left replicated,
         # shard_map would all-reduce every gradient taken with respect to them, inner steps included.
         meta_params = jax.lax.pcast(meta_params, TASK_AXIS, to="varying")
-        grads, metrics = task_gradient_mean(learner_at_step(learner, step), meta_params, tasks, keys, task_chunk)
-        return jax.lax.pmean((grads, metrics), TASK_AXIS)
+        now = learner_at_step(learner, step)
+        if rule is None:
+            grads, metrics = task_gradient_mean(now, meta_params, tasks, keys, task_chunk)
+            return jax.lax.pmean((grads, metrics), TASK_AXIS)
+        # Every device gathers the whole batch's task gradients and applies the rule to them; the results are
+        # equal, and device 0's, summed with zeros from the others, is the replicated step (exactly).
+        stacked, metrics = task_gradients(now, meta_params, tasks, keys, task_chunk)
+        combined = rule(jax.lax.all_gather(stacked, TASK_AXIS, tiled=True))
+        first = jax.lax.axis_index(TASK_AXIS) == 0
+        combined = jax.lax.psum(jax.tree.map(lambda g: jnp.where(first, g, jnp.zeros_like(g)), combined), TASK_AXIS)
+        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
+        return combined, jax.lax.pmean(metrics, TASK_AXIS)
 
     sharded_gradient = jax.shard_map(
         share_gradient, mesh=mesh,

@@ -1,5 +1,9 @@
 """Models as Flax linen modules."""
 
+from jaxmeta.models.context import ContextConv4
+from jaxmeta.models.context import ContextMLP
+from jaxmeta.models.context import ContextParams
+from jaxmeta.models.context import functional_with_context
 from jaxmeta.models.conv import Conv4
 from jaxmeta.models.conv import ConvBlock
 from jaxmeta.models.conv import ConvEmbedding
@@ -11,5 +15,8 @@ from jaxmeta.models.transduction import one_query_at_a_time
 from jaxmeta.models.transduction import uses_batch_norm
 from jaxmeta.models.transduction import with_support_inputs
 
-__all__ = ["Conv4", "ConvBlock", "ConvEmbedding", "MLP", "TaskBatchNorm", "functional", "max_pool_2x2",
-           "one_query_at_a_time", "uses_batch_norm", "with_support_inputs"]
+__all__ = [
+    "ContextConv4", "ContextMLP", "ContextParams", "Conv4", "ConvBlock", "ConvEmbedding", "MLP",
+    "TaskBatchNorm", "functional", "functional_with_context", "max_pool_2x2", "one_query_at_a_time",
+    "uses_batch_norm", "with_support_inputs",
+]

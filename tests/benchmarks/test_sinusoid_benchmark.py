@@ -39,6 +39,18 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
     assert all(row.endswith(f"| {host} |") for row in rows)  # every row names the machine it ran on
     assert (tmp_path / "sinusoid_maml-momentum.png").exists() and (tmp_path / "sinusoid.png").exists()
 
+    # CAVIA's row also goes to the variants table, beside MAML's row of the same K and host.
+    sinusoid.main(["--algorithms", "cavia", "--shots", "5", "--iterations", "40", "--steps-per-call", "20",
+                   "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path), "--no-progress",
+                   "--variants-table", str(tmp_path / "variants")])
+    variants = json.loads((tmp_path / "variants" / "maml_variants.json").read_text())
+    cavia = variants["cavia-sinusoid-5shot"]
+    assert cavia["algorithm"] == "cavia" and cavia["baseline"] == {**data["results"][0],
+                                                                     "environment": data["environment"]}
+    row = next(line for line in (tmp_path / "variants" / "maml_variants.md").read_text().splitlines()
+               if line.startswith("| cavia-sinusoid-5shot |"))
+    assert format(data["results"][0]["mse"]["1"]["mean"], ".3f") in row  # MAML's 1-step MSE beside CAVIA's
+
 
 @pytest.mark.parametrize("argv, message", [
     (["--iterations", "0"], "--iterations must be at least 1"),

@@ -1,0 +1,172 @@
+"""The MAML variants of the meta-learning book beside MAML at the same budget: CAVIA, gradient agreement, TAML, ADML.
+
+The rows of ``benchmarks/results/maml_variants.{json,md}``, each made by one of the drivers (this script runs
+them one after the other, then writes the table):
+
+* ``cavia-sinusoid-5shot``: ``benchmarks/sinusoid.py --algorithms cavia maml --shots 5`` (MAML's full
+  sinusoid protocol, 70,000 meta-iterations; MAML's K = 5 row is the baseline);
+* ``cavia-5w1s``, ``gradient-agreement-5w1s``, ``taml-entropy-5w1s``, ``taml-theil-5w1s``, ``adml-5w1s``:
+  ``benchmarks/omniglot.py`` with ``--algorithm cavia / taml-entropy / taml-theil / adml`` or
+  ``--aggregate gradient-agreement``, each for ``--budget-minutes`` (30) on the CPU;
+* ``maml-5w1s``: MAML for the same budget, the column every Omniglot row is compared with, scored on FGSM
+  queries too (``--test-epsilons``), as ADML is.
+
+    python benchmarks/maml_variants.py                        # every row (about 3.5 hours on a 2-core CPU)
+    python benchmarks/maml_variants.py --only maml adml       # some rows; the others stay as recorded
+    python benchmarks/maml_variants.py --table-only           # rewrite the Markdown table from the JSON
+
+A row's baseline is the MAML row of the same setting recorded on the same kind of host (budgets buy
+different numbers of meta-steps on different hosts); the table says when there is none.
+"""
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+RESULTS = "maml_variants"
+TEST_EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3)  # FGSM steps on [0, 1] images: the robustness curve
+OMNIGLOT_ROWS = {  # key -> benchmarks/omniglot.py arguments (5-way 1-shot)
+    "maml-5w1s": ["--algorithm", "maml", "--table", "maml-variants"],
+    "cavia-5w1s": ["--algorithm", "cavia"],
+    "gradient-agreement-5w1s": ["--algorithm", "maml", "--aggregate", "gradient-agreement"],
+    "taml-entropy-5w1s": ["--algorithm", "taml-entropy"],
+    "taml-theil-5w1s": ["--algorithm", "taml-theil"],
+    "adml-5w1s": ["--algorithm", "adml"],
+}
+ROBUSTNESS_ROWS = ("maml-5w1s", "adml-5w1s")  # scored on FGSM queries too
+SINUSOID_ROW = "cavia-sinusoid-5shot"
+
+# What each method's paper reports for these settings (none of it is re-checked against the papers here).
+PUBLISHED = {
+    "cavia-sinusoid-5shot": "- (Zintgraf et al. 2019 report sinusoid MSE for other K; not re-checked here)",
+    "cavia-5w1s": "- (Zintgraf et al. 2019 report no Omniglot numbers)",
+    "gradient-agreement-5w1s": "- (Eshratifar et al. 2018 report Omniglot results; not re-checked here)",
+    "taml-entropy-5w1s": "- (Jamal and Qi 2019 report Omniglot results; not re-checked here)",
+    "taml-theil-5w1s": "- (Jamal and Qi 2019 report Omniglot results; not re-checked here)",
+    "adml-5w1s": "- (Yin et al. 2018 report no Omniglot numbers)",
+    "maml-5w1s": "98.7 (Finn et al. 2017, Table 1)",
+}
+METHODS = {
+    "cavia": "CAVIA (Zintgraf et al. 2019)",
+    "gradient-agreement": "gradient agreement (Eshratifar et al. 2018)",
+    "taml-entropy": "TAML, entropy (Jamal and Qi 2019)",
+    "taml-theil": "TAML, Theil index (Jamal and Qi 2019)",
+    "adml": "ADML (Yin et al. 2018)",
+    "maml": "MAML (Finn et al. 2017), the baseline",
+}
+
+
+def omniglot_key(config: dict) -> str:
+    """The row of an Omniglot run: ``<method>-<ways>w<shots>s`` (gradient agreement with the book's normaliser: a
+    ``-book`` suffix)."""
+    setting = f"{config['ways']}w{config['shots']}s"
+    if config.get("aggregate") == "gradient-agreement":
+        book = "-book" if config.get("agreement_normaliser") == "book" else ""
+        return f"gradient-agreement-{setting}{book}"
+    return f"{config['algorithm']}-{setting}"
+
+
+def record(results_dir: Path, key: str, row: dict) -> None:
+    """Add (or replace) row ``key`` of ``maml_variants.json`` and rewrite ``maml_variants.md``."""
+    path = Path(results_dir) / f"{RESULTS}.json"
+    rows = common.read_json(path, default={})
+    rows[key] = row
+    common.write_json(path, rows)
+    write_table(results_dir)
+
+
+def _baseline(rows: dict, key: str) -> dict | None:
+    """The MAML row of ``key``'s setting, recorded on the same kind of host."""
+    if key == SINUSOID_ROW:
+        return rows[key].get("baseline")
+    setting = re.search(r"\d+w\d+s", key)
+    candidate = None if setting is None else rows.get(f"maml-{setting.group()}")
+    if candidate is None or common.hardware(candidate["environment"]) != common.hardware(rows[key]["environment"]):
+        return None
+    return candidate
+
+
+def _accuracy(row: dict) -> str:
+    return common.mean_ci(100 * row["accuracy_after_training_steps"][0], 100 * row["accuracy_after_training_steps"][1])
+
+
+def _robustness(row: dict) -> str:
+    attacked = row.get("adversarial") or {}
+    return ", ".join(f"{eps}: {common.mean_ci(100 * m, 100 * c)}" for eps, (m, c) in attacked.items()) or "-"
+
+
+def write_table(results_dir: Path) -> None:
+    """``maml_variants.md`` from ``maml_variants.json``."""
+    rows = common.read_json(Path(results_dir) / f"{RESULTS}.json", default={})
+    lines = [
+        "# The MAML variants beside MAML at the same budget",
+        "",
+        "Omniglot 5-way 1-shot: test accuracy (%, mean ± 95% CI over 600 test tasks, 15 queries per class, the MAML "
+        "split) after the training number of inner steps, each method trained for the stated budget on the "
+        "hardware named; MAML's column is MAML trained for the same budget on the same kind of host "
+        "(`maml-5w1s`). FGSM columns: the same test tasks with every query attacked against the adapted model "
+        "(x + epsilon sign(grad_x L), clipped to [0, 1]). Sinusoid: query MSE after one inner step on 600 held-out "
+        "tasks (MAML's protocol, K = 5).",
+        "",
+        "| row | method | ours | MAML, same budget | ours under FGSM (epsilon: accuracy) | MAML under FGSM | "
+        "meta-steps | budget | hardware | published |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(rows):
+        row = rows[key]
+        base = _baseline(rows, key)
+        method = METHODS.get(key.split("-5w")[0].split("-sinusoid")[0].removesuffix("-book"), key)
+        if key == SINUSOID_ROW:
+            ours = common.mean_ci(row["mse"]["1"]["mean"], row["mse"]["1"]["ci95"], 3) + " MSE"
+            theirs = "-" if base is None else common.mean_ci(base["mse"]["1"]["mean"], base["mse"]["1"]["ci95"], 3)
+            steps, budget = f"{row['iterations']:,}", "full protocol"
+            robust = theirs_robust = "-"
+        else:
+            ours = f"{_accuracy(row)} ({row['config']['inner_steps']} steps)"
+            theirs = "no MAML row on this host" if base is None else _accuracy(base)
+            theirs = "(this row)" if key.startswith("maml-") else theirs
+            steps = f"{row['meta_steps']:,}"
+            budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
+            robust = _robustness(row)
+            theirs_robust = "-" if base is None or key.startswith("maml-") else _robustness(base)
+        lines.append(f"| {key} | {method} | {ours} | {theirs} | {robust} | {theirs_robust} | {steps} | {budget} | "
+                     f"{common.hardware(row['environment'])} | {PUBLISHED.get(key, '-')} |")
+    common.write_atomically(Path(results_dir) / f"{RESULTS}.md", "\n".join(lines) + "\n")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", default=None,
+                        choices=[key.removesuffix("-5w1s") for key in OMNIGLOT_ROWS] + ["cavia-sinusoid"],
+                        help="run these rows only (the others stay as recorded)")
+    parser.add_argument("--budget-minutes", type=float, default=30.0)
+    parser.add_argument("--table-only", action="store_true", help="rewrite the Markdown table and stop")
+    parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.table_only:
+        write_table(args.results_dir)
+        return
+    import omniglot
+    import sinusoid
+
+    chosen = args.only or [key.removesuffix("-5w1s") for key in OMNIGLOT_ROWS] + ["cavia-sinusoid"]
+    progress = ["--no-progress"] if args.no_progress else []
+    if "cavia-sinusoid" in chosen:
+        sinusoid.main(["--algorithms", "maml", "cavia", "--shots", "5", "--variants-table", str(args.results_dir),
+                       "--out", str(args.results_dir), *progress])
+    for key, arguments in OMNIGLOT_ROWS.items():
+        if key.removesuffix("-5w1s") not in chosen:
+            continue
+        epsilons = ["--test-epsilons", *map(str, TEST_EPSILONS)] if key in ROBUSTNESS_ROWS else []
+        omniglot.main([*arguments, "--budget-minutes", f"{args.budget_minutes:g}", "--validate-every", "500",
+                       "--validation-tasks", "100", "--run-dir", f"runs/maml_variants/{key}", "--record",
+                       "--results-dir", str(args.results_dir), *epsilons, *progress])
+
+
+if __name__ == "__main__":
+    main()

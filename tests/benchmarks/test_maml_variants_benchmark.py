@@ -1,0 +1,75 @@
+"""The MAML variants through benchmarks/omniglot.py on a tiny model, and the table of benchmarks/maml_variants.py."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import maml_variants  # noqa: E402
+import omniglot  # noqa: E402
+
+TINY = ["--width", "4", "--iterations", "2", "--meta-batch", "2", "--queries", "2", "--eval-queries", "2",
+        "--validate-every", "0", "--checkpoint-every", "2", "--steps-per-call", "2", "--eval-tasks", "4",
+        "--eval-steps", "1", "--no-progress", "--record"]
+
+
+@pytest.mark.long
+def test_the_variants_train_and_their_rows_sit_beside_maml(omniglot_root, tmp_path):
+    results = tmp_path / "results"
+    run = lambda name, *argv: omniglot.main(["--root", str(omniglot_root), "--run-dir", str(tmp_path / name),  # noqa: E731
+                                             "--results-dir", str(results), *TINY, *argv])
+    maml = run("maml", "--algorithm", "maml", "--table", "maml-variants", "--test-epsilons", "0", "0.3")
+    adml = run("adml", "--algorithm", "adml", "--test-epsilons", "0.3")
+    cavia = run("cavia", "--algorithm", "cavia", "--context-size", "3")
+    agreement = run("agreement", "--algorithm", "fomaml", "--aggregate", "gradient-agreement",
+                    "--agreement-normaliser", "book")
+    theil = run("theil", "--algorithm", "taml-theil")
+    entropy = run("entropy", "--algorithm", "taml-entropy", "--taml-weight", "0.5")
+    # epsilon 0 attacks nothing: the same score as the clean test
+    assert maml["adversarial"]["0"] == maml["accuracy_after_training_steps"]
+    assert set(adml["adversarial"]) == {"0.3"} and adml["config"]["epsilon"] == 0.1
+    assert cavia["config"]["context_size"] == 3 and cavia["config"]["inner_steps"] == 2  # CAVIA's code: 2 steps
+    assert agreement["config"]["aggregate"] == "gradient-agreement"
+    assert theil["config"]["taml_weight"] == 1.0 and entropy["config"]["taml_weight"] == 0.5
+    rows = json.loads((results / "maml_variants.json").read_text())
+    assert set(rows) == {"maml-5w1s", "adml-5w1s", "cavia-5w1s", "gradient-agreement-5w1s-book",
+                         "taml-theil-5w1s", "taml-entropy-5w1s"}
+    assert not (results / "omniglot.json").exists()  # the variants have a table of their own
+    table = (results / "maml_variants.md").read_text()
+    adml_row = next(line for line in table.splitlines() if line.startswith("| adml-5w1s |"))
+    maml_accuracy = maml_variants._accuracy(rows["maml-5w1s"])
+    assert f"| {maml_accuracy} |" in adml_row and "| 0.3: " in adml_row and "0: " in adml_row
+    assert "Yin et al. 2018 report no Omniglot numbers" in adml_row
+
+
+def test_a_row_without_maml_on_its_host_says_so(tmp_path):
+    environment = {"cpu_model": "Host A", "cpu_count": 2, "device_kind": "cpu", "backend": "cpu"}
+    row = {"config": {"algorithm": "cavia", "ways": 5, "shots": 1, "inner_steps": 2}, "meta_steps": 10,
+           "budget_minutes": 30, "accuracy_after_training_steps": [0.9, 0.01], "adversarial": {},
+           "environment": environment}
+    maml_variants.record(tmp_path, "cavia-5w1s", row)
+    other_host = {**row, "config": {**row["config"], "algorithm": "maml"},
+                  "environment": {**environment, "cpu_model": "Host B"}}
+    maml_variants.record(tmp_path, "maml-5w1s", other_host)
+    line = next(line for line in (tmp_path / "maml_variants.md").read_text().splitlines()
+                if line.startswith("| cavia-5w1s |"))
+    assert "no MAML row on this host" in line and "90.00 ± 1.00 (2 steps)" in line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--algorithm", "maml", "--context-size", "5"], "--context-size is an option of cavia"),
+    (["--algorithm", "cavia", "--context-size", "0"], "--context-size must be at least 1"),
+    (["--algorithm", "adml", "--epsilon", "-0.1"], "--epsilon must be non-negative"),
+    (["--algorithm", "maml", "--taml-weight", "1"], "--taml-weight is TAML's lambda"),
+    (["--algorithm", "taml-theil", "--taml-weight", "-1"], "--taml-weight must be non-negative"),
+    (["--algorithm", "maml", "--agreement-normaliser", "book"], "add that, or drop it"),
+    (["--algorithm", "taml-theil", "--aggregate", "gradient-agreement"], "taml-theil combines its task gradients"),
+    (["--algorithm", "protonet", "--test-epsilons", "0.1"], "protonet has none"),
+    (["--algorithm", "maml", "--test-epsilons", "-1"], "--test-epsilons must be non-negative"),
+])
+def test_invalid_variant_settings_are_refused_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        omniglot.parse_args(argv)
+    assert message in capsys.readouterr().err
