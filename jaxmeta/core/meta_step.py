@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.aggregation import Aggregate
+from jaxmeta.core.aggregation import Aggregate, mean_of_tasks
 from jaxmeta.core.learner import MetaLearner, learner_at_step
 from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
 
@@ -78,10 +78,11 @@ def task_batch_size(tasks: Task) -> int:
 
 
 def meta_gradient(
-    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: int | None = None
+    learner: MetaLearner, meta_params: MetaParams, tasks: Task, key: PRNGKey, task_chunk: int | None = None,
+    aggregate: Aggregate | None = None,
 ) -> tuple[MetaParams, Metrics]:
-    """The mean over a batch of tasks of ``learner.task_grad`` (or the learner's ``aggregate`` of them), and the
-    mean metrics.
+    """The mean over a batch of tasks of ``learner.task_grad`` (or ``aggregate`` of them, else the learner's own
+    ``aggregate``), and the mean metrics.
 
     ``task_chunk=None`` computes every task at once (``jax.vmap``); an int
     ``k`` computes ``k`` tasks at a time, one group after another
@@ -100,10 +101,11 @@ def meta_gradient(
       ((), ())
     """
     keys = jax.random.split(key, task_batch_size(tasks))
-    if learner.aggregate is not None:
-        stacked, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
-        return learner.aggregate(stacked), _mean(metrics)
-    return task_gradient_mean(learner, meta_params, tasks, keys, task_chunk)
+    rule = aggregate if aggregate is not None else learner.aggregate
+    if rule is None:
+        return task_gradient_mean(learner, meta_params, tasks, keys, task_chunk)
+    stacked, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
+    return rule(stacked), mean_of_tasks(metrics)
 
 
 def task_gradient_mean(
@@ -111,7 +113,7 @@ def task_gradient_mean(
 ) -> tuple[MetaParams, Metrics]:
     """:func:`meta_gradient` with one key per task given (``keys [B]``): the mean of ``task_grad`` over the tasks."""
     grads, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
-    return _mean(grads), _mean(metrics)
+    return mean_of_tasks(grads), mean_of_tasks(metrics)
 
 
 def task_gradients(
@@ -141,10 +143,6 @@ def map_over_tasks(fn: Callable[[Task, PRNGKey], Any], tasks: Task, keys: PRNGKe
     if isinstance(task_chunk, bool) or not isinstance(task_chunk, int) or task_chunk < 1:
         raise ValueError(f"task_chunk must be None or a positive int, got {task_chunk!r}.")
     return jax.lax.map(lambda pair: fn(*pair), (tasks, keys), batch_size=min(task_chunk, task_batch_size(tasks)))
-
-
-def _mean(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)
 
 
 def resolve_aggregate(learner: MetaLearner, aggregate: Aggregate | None, serial: bool = False) -> Aggregate | None:
@@ -229,12 +227,7 @@ def make_meta_step(
 
     def batched_step(state, tasks, key):
         now = learner_at_step(learner, state.step)
-        if rule is None:
-            grads, metrics = meta_gradient(now, state.meta_params, tasks, key, task_chunk)
-        else:
-            keys = jax.random.split(key, task_batch_size(tasks))
-            stacked, metrics = task_gradients(now, state.meta_params, tasks, keys, task_chunk)
-            grads, metrics = rule(stacked), _mean(metrics)
+        grads, metrics = meta_gradient(now, state.meta_params, tasks, key, task_chunk, rule)
         return apply_update(state, grads), metrics
 
     def serial_step(state, tasks, key):
@@ -249,7 +242,7 @@ def make_meta_step(
             return updated._replace(step=carry.step), metrics
 
         new_state, metrics = jax.lax.scan(visit, state, (tasks, keys))
-        return new_state._replace(step=state.step + 1), _mean(metrics)
+        return new_state._replace(step=state.step + 1), mean_of_tasks(metrics)
 
     step = serial_step if serial else batched_step
     return jax.jit(step) if jit else step

@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxmeta.core.aggregation import Aggregate
+from jaxmeta.core.aggregation import Aggregate, mean_of_tasks
 from jaxmeta.core.learner import MetaLearner, learner_at_step
 from jaxmeta.core.meta_step import (MetaTrainState, resolve_aggregate, task_batch_size, task_gradient_mean,
                                    task_gradients, update_function)
@@ -157,8 +157,7 @@ def make_sharded_meta_step(
         combined = rule(jax.lax.all_gather(stacked, TASK_AXIS, tiled=True))
         first = jax.lax.axis_index(TASK_AXIS) == 0
         combined = jax.lax.psum(jax.tree.map(lambda g: jnp.where(first, g, jnp.zeros_like(g)), combined), TASK_AXIS)
-        metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
-        return combined, jax.lax.pmean(metrics, TASK_AXIS)
+        return combined, jax.lax.pmean(mean_of_tasks(metrics), TASK_AXIS)
 
     sharded_gradient = jax.shard_map(
         share_gradient, mesh=mesh,
