@@ -33,9 +33,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.core.adapt import check_steps
-from jaxmeta.core.learner import (AdaptFn, AdaptationScore, MetaLearner, check_inner_rule, inner_loop,
-                                  query_metrics)
+from jaxmeta.algorithms.maml import maml
+from jaxmeta.core.learner import AdaptFn, MetaLearner, check_inner_rule, query_metrics
 from jaxmeta.core.types import Batch, LossFn, Params, PRNGKey
 from jaxmeta.models.conv import images_as_float
 
@@ -117,9 +116,9 @@ def adml(
     """
     epsilon = check_epsilon(epsilon)
     check_inner_rule(inner_lr, inner_optimizer, learner="adml")
-    inner_steps = check_steps(inner_steps, "inner_steps")
-    adapt_fn = inner_loop(loss_fn, lambda theta: (theta, inner_lr, inner_optimizer), inner_steps=inner_steps,
-                          first_order=first_order)
+    clean_maml = maml(loss_fn, inner_lr=inner_lr, inner_steps=inner_steps, inner_optimizer=inner_optimizer,
+                      first_order=first_order)  # both inner loops are MAML's
+    adapt_fn = clean_maml.adapt
 
     def task_grad(theta, task, key):
         keys = jax.random.split(key, 6)
@@ -138,8 +137,7 @@ def adml(
 
         return jax.grad(objective, has_aux=True)(theta)
 
-    return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn,
-                       score=AdaptationScore(loss_fn, adapt_fn))
+    return clean_maml._replace(task_grad=task_grad)
 
 
 @dataclasses.dataclass(frozen=True)
