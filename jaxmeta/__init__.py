@@ -14,6 +14,7 @@ The functional API in one screen::
     state, metrics = step(state, tasks, jax.random.key(2))
 """
 
+from jaxmeta import bilevel
 from jaxmeta import inner
 from jaxmeta import models
 from jaxmeta import registry
@@ -54,7 +55,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adaptation", "Evaluation", "MetaLearner", "MetaSGDParams", "MetaTrainState", "NonFiniteLossError", "Task",
-    "adapt", "adml", "adversarial_score", "anil", "cavia", "classification_loss", "confidence_interval",
+    "adapt", "adml", "adversarial_score", "anil", "bilevel", "cavia", "classification_loss", "confidence_interval",
     "evaluate", "fit", "fomaml", "gradient_agreement", "gradient_step", "imaml", "init_state", "inner",
     "make_meta_step", "maml", "maml_plus_plus", "meta_gradient", "metasgd", "models", "registry",
     "regression_loss", "reptile", "sinusoid_task", "sinusoid_tasks", "taml_entropy", "taml_inequality",

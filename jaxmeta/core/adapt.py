@@ -213,7 +213,7 @@ def init_optimizer_state(optimizer: optax.GradientTransformation, params: Params
     if not _same_shapes(after, expected):
         raise ValueError(
             "The inner optimizer's update returns a state that differs from its init's "
-            f"({_describe(after)} vs {_describe(expected)}); the state is the inner loop's carry, so every "
+            f"({describe_tree(after)} vs {describe_tree(expected)}); the state is the inner loop's carry, so every "
             "step must keep its structure, shapes and dtypes."
         )
     if opt_state is None:
@@ -221,7 +221,7 @@ def init_optimizer_state(optimizer: optax.GradientTransformation, params: Params
     if not _same_shapes(opt_state, expected):
         raise ValueError(
             "The inner optimizer state does not match the parameters: expected "
-            f"{_describe(expected)}, got {_describe(opt_state)}. Pass opt_state=optimizer.init(params) for "
+            f"{describe_tree(expected)}, got {describe_tree(opt_state)}. Pass opt_state=optimizer.init(params) for "
             "these parameters (the same tree, shapes and dtypes), or leave opt_state out."
         )
     return opt_state
@@ -234,7 +234,8 @@ def _same_shapes(a: Any, b: Any) -> bool:
                for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def _describe(tree: Any) -> str:
+def describe_tree(tree: Any) -> str:
+    """A pytree's structure and its leaves' dtypes and shapes, for error messages."""
     shapes = [f"{jnp.result_type(x)}{list(jnp.shape(x))}" for x in jax.tree.leaves(tree)]
     return f"{jax.tree.structure(tree)} with leaves {shapes}"
 

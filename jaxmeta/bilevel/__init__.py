@@ -1,0 +1,37 @@
+"""Bilevel meta-learning beyond initialisations: hypergradients, DARTS's alternating search, example reweighting.
+
+Four hypergradients with one signature (:func:`unrolled`, :func:`implicit`,
+:func:`finite_difference`, :func:`first_order`), the alternating loop that
+DARTS searches architectures with, its toy problem, and Ren et al.'s
+learning to reweight examples.
+"""
+
+from jaxmeta.bilevel.alternating import AlternatingState
+from jaxmeta.bilevel.alternating import init_alternating
+from jaxmeta.bilevel.alternating import make_alternating_step
+from jaxmeta.bilevel.hypergradient import METHODS
+from jaxmeta.bilevel.hypergradient import BilevelProblem
+from jaxmeta.bilevel.hypergradient import Hypergradient
+from jaxmeta.bilevel.hypergradient import HypergradientFn
+from jaxmeta.bilevel.hypergradient import check_variables
+from jaxmeta.bilevel.hypergradient import finite_difference
+from jaxmeta.bilevel.hypergradient import first_order
+from jaxmeta.bilevel.hypergradient import hypergradient
+from jaxmeta.bilevel.hypergradient import implicit
+from jaxmeta.bilevel.hypergradient import make_outer_step
+from jaxmeta.bilevel.hypergradient import unrolled
+from jaxmeta.bilevel.reweighting import WEIGHTINGS
+from jaxmeta.bilevel.reweighting import ExampleWeights
+from jaxmeta.bilevel.reweighting import example_weights
+from jaxmeta.bilevel.reweighting import inverse_frequency_weights
+from jaxmeta.bilevel.reweighting import make_weighted_step
+from jaxmeta.bilevel.reweighting import normalised_positive_part
+from jaxmeta.bilevel.toy import darts_toy
+from jaxmeta.bilevel.toy import toy_trajectory
+
+__all__ = [
+    "METHODS", "WEIGHTINGS", "AlternatingState", "BilevelProblem", "ExampleWeights", "Hypergradient",
+    "HypergradientFn", "check_variables", "darts_toy", "example_weights", "finite_difference", "first_order",
+    "hypergradient", "implicit", "init_alternating", "inverse_frequency_weights", "make_alternating_step",
+    "make_outer_step", "make_weighted_step", "normalised_positive_part", "toy_trajectory", "unrolled",
+]
