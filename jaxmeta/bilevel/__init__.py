@@ -2,13 +2,19 @@
 
 Four hypergradients with one signature (:func:`unrolled`, :func:`implicit`,
 :func:`finite_difference`, :func:`first_order`), the alternating loop that
-DARTS searches architectures with, its toy problem, and Ren et al.'s
+DARTS searches architectures with, its cell search space (:class:`DartsNetwork`,
+:func:`derive_genotype`), its toy problem, and Ren et al.'s
 learning to reweight examples.
 """
 
+from jaxmeta.bilevel import operations
 from jaxmeta.bilevel.alternating import AlternatingState
 from jaxmeta.bilevel.alternating import init_alternating
 from jaxmeta.bilevel.alternating import make_alternating_step
+from jaxmeta.bilevel.darts import DartsNetwork
+from jaxmeta.bilevel.darts import Genotype
+from jaxmeta.bilevel.darts import derive_genotype
+from jaxmeta.bilevel.darts import init_architecture
 from jaxmeta.bilevel.hypergradient import METHODS
 from jaxmeta.bilevel.hypergradient import BilevelProblem
 from jaxmeta.bilevel.hypergradient import Hypergradient
@@ -30,8 +36,8 @@ from jaxmeta.bilevel.toy import darts_toy
 from jaxmeta.bilevel.toy import toy_trajectory
 
 __all__ = [
-    "METHODS", "WEIGHTINGS", "AlternatingState", "BilevelProblem", "ExampleWeights", "Hypergradient",
-    "HypergradientFn", "check_variables", "darts_toy", "example_weights", "finite_difference", "first_order",
+    "METHODS", "WEIGHTINGS", "AlternatingState", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
+    "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "init_architecture", "example_weights", "finite_difference", "first_order",
     "hypergradient", "implicit", "init_alternating", "inverse_frequency_weights", "make_alternating_step",
-    "make_outer_step", "make_weighted_step", "normalised_positive_part", "toy_trajectory", "unrolled",
+    "make_outer_step", "make_weighted_step", "normalised_positive_part", "operations", "toy_trajectory", "unrolled",
 ]

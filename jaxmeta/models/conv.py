@@ -95,7 +95,8 @@ class TaskBatchNorm(nn.Module):
 
     with :math:`\mu_B, \sigma_B^2` the mean and (biased) variance of ``x`` over
     every axis but the last, and :math:`\gamma` (``scale``), :math:`\beta`
-    (``bias``) learned per channel.
+    (``bias``) learned per channel (``affine=False``: :math:`\gamma = 1, \beta = 0`
+    and no parameters, as DARTS's search operations normalise).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -108,14 +109,17 @@ class TaskBatchNorm(nn.Module):
 
     epsilon: float = 1e-5
     scale_init: Callable = nn.initializers.ones
+    affine: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        scale = self.param("scale", self.scale_init, (x.shape[-1],))
-        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
         axes = tuple(range(x.ndim - 1))
         mean = jnp.mean(x, axis=axes)
         variance = jnp.mean(jnp.square(x - mean), axis=axes)
+        if not self.affine:
+            return (x - mean) * jax.lax.rsqrt(variance + self.epsilon)
+        scale = self.param("scale", self.scale_init, (x.shape[-1],))
+        bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
         return (x - mean) * (jax.lax.rsqrt(variance + self.epsilon) * scale) + bias
 
 
