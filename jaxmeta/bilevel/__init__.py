@@ -37,7 +37,8 @@ from jaxmeta.bilevel.toy import toy_trajectory
 
 __all__ = [
     "METHODS", "WEIGHTINGS", "AlternatingState", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
-    "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "init_architecture", "example_weights", "finite_difference", "first_order",
-    "hypergradient", "implicit", "init_alternating", "inverse_frequency_weights", "make_alternating_step",
-    "make_outer_step", "make_weighted_step", "normalised_positive_part", "operations", "toy_trajectory", "unrolled",
+    "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "example_weights",
+    "finite_difference", "first_order", "hypergradient", "implicit", "init_alternating", "init_architecture",
+    "inverse_frequency_weights", "make_alternating_step", "make_outer_step", "make_weighted_step",
+    "normalised_positive_part", "operations", "toy_trajectory", "unrolled",
 ]
