@@ -76,3 +76,52 @@ def rotate_as_classes(images: np.ndarray, classes: np.ndarray | None = None) -> 
     if classes is not None:
         images = images[classes]
     return np.concatenate([np.rot90(images, r, axes=(2, 3)) for r in range(4)])
+
+
+class LabelledImages(NamedTuple):
+    """Images pooled over classes for ordinary classification: ``images`` ``uint8 [n, H, W, 1]``, ``labels``
+    ``int32 [n]`` (the class's position in the array the split was made from)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+
+
+class DrawingSplit(NamedTuple):
+    """The drawings of every class divided into training, validation and test images."""
+
+    train: LabelledImages
+    validation: LabelledImages
+    test: LabelledImages
+
+
+def split_drawings(images: np.ndarray, parts: tuple[int, int, int] = (10, 5, 5), *, seed: int = 0) -> DrawingSplit:
+    """Divide each class's drawings among training, validation and test sets (for classification over classes).
+
+    ``images`` is ``[classes, drawings, H, W]`` (e.g. the 964 background characters' 20 drawings); each
+    class's drawings are shuffled by ``numpy.random.default_rng(seed)`` and the first ``parts[0]`` go to
+    training, the next ``parts[1]`` to validation, the next ``parts[2]`` to test. DARTS-style searches use the
+    training and validation halves; the derived network is then scored on the test drawings of the same classes.
+
+    Example:
+      >>> split = split_drawings(np.zeros((3, 20, 28, 28), np.uint8), (10, 5, 5))
+      >>> split.train.images.shape, split.validation.labels.tolist()[:6]
+      ((30, 28, 28, 1), [0, 0, 0, 0, 0, 1])
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be [classes, drawings, H, W], got shape {images.shape}.")
+    classes, drawings = images.shape[:2]
+    if len(parts) != 3 or any(int(p) < 0 for p in parts) or sum(parts) > drawings:
+        raise ValueError(f"parts must be three counts >= 0 summing to at most the {drawings} drawings per class, "
+                         f"got {parts}.")
+    rng = np.random.default_rng(seed)
+    order = np.stack([rng.permutation(drawings) for _ in range(classes)])
+    bounds = np.cumsum((0, *parts))
+
+    def part(k):
+        chosen = order[:, bounds[k]:bounds[k + 1]]
+        picked = np.take_along_axis(images, chosen[:, :, None, None], axis=1)
+        labels = np.repeat(np.arange(classes, dtype=np.int32), parts[k])
+        return LabelledImages(picked.reshape(-1, *images.shape[2:], 1), labels)
+
+    return DrawingSplit(part(0), part(1), part(2))

@@ -1,9 +1,9 @@
-"""The split protocols: sizes, disjointness, coverage, reproducibility; rotation as classes."""
+"""The split protocols (sizes, disjointness, coverage, reproducibility), rotation as classes, drawing splits."""
 
 import numpy as np
 import pytest
 
-from jaxmeta.data.omniglot import rotate_as_classes, split_characters
+from jaxmeta.data.omniglot import rotate_as_classes, split_characters, split_drawings
 
 
 @pytest.mark.parametrize("protocol, sizes", [("maml", (1100, 100, 423)), ("protonet", (1200, 0, 423)),
@@ -48,3 +48,25 @@ def test_rotation_as_new_classes():
     np.testing.assert_array_equal(rotated[:2], images)
     np.testing.assert_array_equal(rotated[2 + 1, 0], np.rot90(images[1, 0]))
     np.testing.assert_array_equal(rotated[6 + 0, 2], np.rot90(images[0, 2], 3))
+
+
+def test_split_drawings_gives_every_class_disjoint_drawings_in_each_part():
+    classes, drawings = 4, 20
+    images = np.arange(classes * drawings, dtype=np.int64).reshape(classes, drawings, 1, 1) * np.ones((1, 1, 2, 2), int)
+    split = split_drawings(images, (10, 6, 4), seed=3)
+    seen = set()
+    for part, count in zip(split, (10, 6, 4)):
+        assert part.images.shape == (classes * count, 2, 2, 1)
+        ids = part.images[:, 0, 0, 0]
+        np.testing.assert_array_equal(ids // drawings, part.labels)  # each image is one of its class's drawings
+        assert not seen & set(ids.tolist())
+        seen |= set(ids.tolist())
+    assert len(seen) == classes * drawings
+    again = split_drawings(images, (10, 6, 4), seed=3)
+    np.testing.assert_array_equal(again.train.images, split.train.images)
+    assert not np.array_equal(split_drawings(images, (10, 6, 4), seed=4).train.images, split.train.images)
+
+
+def test_split_drawings_refuses_more_drawings_than_there_are():
+    with pytest.raises(ValueError, match="at most the 20 drawings"):
+        split_drawings(np.zeros((2, 20, 1, 1)), (10, 6, 5))
