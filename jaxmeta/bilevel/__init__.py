@@ -8,7 +8,6 @@ learning to reweight examples.
 """
 
 from jaxmeta.bilevel import operations
-from jaxmeta.bilevel.alternating import AlternatingState
 from jaxmeta.bilevel.alternating import init_alternating
 from jaxmeta.bilevel.alternating import make_alternating_step
 from jaxmeta.bilevel.darts import DartsNetwork
@@ -36,7 +35,7 @@ from jaxmeta.bilevel.toy import darts_toy
 from jaxmeta.bilevel.toy import toy_trajectory
 
 __all__ = [
-    "METHODS", "WEIGHTINGS", "AlternatingState", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
+    "METHODS", "WEIGHTINGS", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
     "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "example_weights",
     "finite_difference", "first_order", "hypergradient", "implicit", "init_alternating", "init_architecture",
     "inverse_frequency_weights", "make_alternating_step", "make_outer_step", "make_weighted_step",

@@ -59,8 +59,8 @@ def toy_trajectory(hypergradient_fn: HypergradientFn, *, steps: int, outer_lr: f
     alpha, w = (jnp.asarray(x, dtype=jnp.result_type(float)) for x in start)
 
     def body(state, key):
-        state, _ = step(state, None, None, key)
-        return state, jnp.stack([state.outer, state.inner])
+        state, _ = step(state, (None, None), key)
+        return state, jnp.stack([state.meta_params["outer"], state.meta_params["inner"]])
 
     state = init_alternating(alpha, w, outer_optimizer, inner_optimizer)
     _, path = jax.lax.scan(body, state, jax.random.split(jax.random.key(0), steps))

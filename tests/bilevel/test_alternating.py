@@ -20,7 +20,7 @@ def test_one_step_is_the_outer_update_then_the_inner_update_at_the_new_outer_var
     state = init_alternating(a, w, outer_optimizer, inner_optimizer)
     step = jax.jit(make_alternating_step(problem, fn, outer_optimizer, inner_optimizer))
     key = jax.random.key(3)
-    new, metrics = step(state, None, None, key)
+    new, metrics = step(state, (None, None), key)
 
     outer_key, _ = jax.random.split(key)
     result = fn(a, w, None, None, outer_key)
@@ -28,7 +28,8 @@ def test_one_step_is_the_outer_update_then_the_inner_update_at_the_new_outer_var
     a_next = a + updates
     train_loss, grads = jax.value_and_grad(lambda v: problem.inner_loss(v, a_next, None, key=None)[0])(w)
     w_next = w - 0.2 * grads  # momentum's first step is the plain step
-    np.testing.assert_allclose(new.outer, a_next, rtol=1e-12)
-    np.testing.assert_allclose(new.inner, w_next, rtol=1e-12)
+    np.testing.assert_allclose(new.meta_params["outer"], a_next, rtol=1e-12)
+    np.testing.assert_allclose(new.meta_params["inner"], w_next, rtol=1e-12)
     np.testing.assert_allclose(metrics["val_loss"], result.loss, rtol=1e-12)
-    np.testing.assert_allclose(metrics["train_loss"], train_loss, rtol=1e-12)
+    np.testing.assert_allclose(metrics["loss"], train_loss, rtol=1e-12)
+    assert int(new.step) == 1
