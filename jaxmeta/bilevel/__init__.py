@@ -8,6 +8,7 @@ learning to reweight examples.
 """
 
 from jaxmeta.bilevel import operations
+from jaxmeta.bilevel import search
 from jaxmeta.bilevel.alternating import init_alternating
 from jaxmeta.bilevel.alternating import make_alternating_step
 from jaxmeta.bilevel.darts import DartsNetwork
@@ -39,5 +40,5 @@ __all__ = [
     "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "example_weights",
     "finite_difference", "first_order", "hypergradient", "implicit", "init_alternating", "init_architecture",
     "inverse_frequency_weights", "make_alternating_step", "make_outer_step", "make_weighted_step",
-    "normalised_positive_part", "operations", "toy_trajectory", "unrolled",
+    "normalised_positive_part", "operations", "search", "toy_trajectory", "unrolled",
 ]

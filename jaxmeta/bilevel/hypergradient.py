@@ -252,7 +252,11 @@ def finite_difference(problem: BilevelProblem, *, lr: float, epsilon: float = 0.
     :func:`unrolled` with ``steps=1, lr=xi``; where :math:`v = 0` the
     correction is zero. The DARTS code steps its lookahead with the weights'
     momentum and weight decay; here the lookahead is plain SGD, which is the
-    paper's equation 6.
+    paper's equation 6. In a ReLU network :math:`\nabla_\alpha L_{\text{train}}`
+    is only piecewise smooth in :math:`w` (units switching on or off), so a
+    difference over a radius that crosses switches measures jumps, not the
+    derivative; it converges to :func:`unrolled`'s value as ``epsilon``
+    shrinks (``tests/bilevel/test_search.py``).
 
     Args:
       problem: the :class:`BilevelProblem`.
