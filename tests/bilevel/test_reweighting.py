@@ -81,3 +81,20 @@ def test_weighted_steps(data):
         make_weighted_step(softmax_loss, optimizer, weighting="focal")
     with pytest.raises(ValueError, match="num_classes"):
         make_weighted_step(softmax_loss, optimizer, weighting="inverse-frequency")
+
+
+def test_train_weighted_is_deterministic_for_a_key_and_learns():
+    from jaxmeta.bilevel import accuracy, train_weighted
+    from jaxmeta.data.digits import imbalanced_pair, load_digits
+    from jaxmeta.models import MLP, functional
+
+    split = imbalanced_pair(load_digits(), ratio=0.9, train_size=100)
+    model = MLP((16, 2))
+    apply = functional(model)
+    params = model.init(jax.random.key(0), split.train.images[:1])["params"]
+    runs = [train_weighted(apply, params, tuple(split.train), tuple(split.validation), weighting=w, steps=60,
+                           lr=0.1, batch_size=20, key=jax.random.key(1), num_classes=2)
+            for w in ("learned", "learned", "inverse-frequency")]
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), runs[0], runs[1])
+    for trained in runs:
+        assert float(accuracy(apply, trained, tuple(split.test))) > 0.75
