@@ -28,7 +28,6 @@ from jaxmeta.bilevel.hypergradient import make_outer_step
 from jaxmeta.bilevel.hypergradient import unrolled
 from jaxmeta.bilevel.reweighting import WEIGHTINGS
 from jaxmeta.bilevel.reweighting import ExampleWeights
-from jaxmeta.bilevel.reweighting import accuracy
 from jaxmeta.bilevel.reweighting import example_weights
 from jaxmeta.bilevel.reweighting import inverse_frequency_weights
 from jaxmeta.bilevel.reweighting import make_weighted_step
@@ -39,7 +38,7 @@ from jaxmeta.bilevel.toy import darts_toy
 from jaxmeta.bilevel.toy import toy_trajectory
 
 __all__ = [
-    "METHODS", "WEIGHTINGS", "BilevelProblem", "accuracy", "DartsNetwork", "ExampleWeights", "Genotype",
+    "METHODS", "WEIGHTINGS", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
     "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "example_weights",
     "finite_difference", "first_order", "hypergradient", "implicit", "init_alternating", "init_architecture",
     "inverse_frequency_weights", "make_alternating_step", "make_outer_step", "make_weighted_step",

@@ -184,8 +184,9 @@ def train_weighted(apply_fn: Callable[[Params, jax.Array], jax.Array], params: P
       >>> apply = lambda w, x: x @ w
       >>> w = train_weighted(apply, jnp.zeros((1, 2)), (x, y), (x, y), weighting="learned", steps=50, lr=0.1,
       ...                    batch_size=4, key=jax.random.key(0))
-      >>> bool(accuracy(apply, w, (x, y)) == 1.0)
-      True
+      >>> from jaxmeta.training.classifier import classify_accuracy
+      >>> classify_accuracy(apply, w, x, y)
+      1.0
     """
     optimizer = optax.sgd(lr, momentum=momentum)
     step = make_weighted_step(per_example_cross_entropy(apply_fn), optimizer, weighting=weighting, lr=lr,
@@ -207,8 +208,3 @@ def train_weighted(apply_fn: Callable[[Params, jax.Array], jax.Array], params: P
 
     return run(params, opt_state, key)
 
-
-def accuracy(apply_fn: Callable[[Params, jax.Array], jax.Array], params: Params, examples: Batch) -> jax.Array:
-    """The fraction of ``(inputs, labels)`` whose largest logit is the label's."""
-    inputs, labels = examples
-    return jnp.mean(jnp.argmax(apply_fn(params, jnp.asarray(inputs)), axis=-1) == jnp.asarray(labels))

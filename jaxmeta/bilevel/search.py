@@ -35,6 +35,7 @@ from jaxmeta.core.hessian import tree_vdot
 from jaxmeta.core.losses import classification_loss
 from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import PRNGKey
+from jaxmeta.training.classifier import ImageBatches
 
 WEIGHT_LR = 0.025
 """DARTS's initial learning rate of the weights (and its lookahead step :math:`\\xi`)."""
@@ -52,7 +53,8 @@ def classification_problem(network: DartsNetwork) -> BilevelProblem:
 @flax.struct.dataclass
 class SplitBatches:
     """A jit-able source of ``(train_batch, val_batch)`` pairs: ``batch_size`` images of each half, drawn with
-    replacement. A pytree (the images live on the device), so :func:`jaxmeta.fit` passes it as data.
+    replacement (two :class:`~jaxmeta.training.classifier.ImageBatches`); a pytree, so :func:`jaxmeta.fit`
+    passes it as data.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -63,31 +65,18 @@ class SplitBatches:
       ((2, 4, 4, 1), (2,))
     """
 
-    train: tuple[jax.Array, jax.Array]
-    validation: tuple[jax.Array, jax.Array]
-    batch_size: int = flax.struct.field(pytree_node=False)
+    train: ImageBatches
+    validation: ImageBatches
 
     @classmethod
     def create(cls, train: Any, validation: Any, *, batch_size: int) -> "SplitBatches":
         """From ``(images, labels)`` pairs (NumPy or JAX); a clear error for an empty half or a bad batch size."""
-        halves = []
-        for name, (images, labels) in (("training", train), ("validation", validation)):
-            if len(images) == 0 or len(images) != len(labels):
-                raise ValueError(f"The {name} half has {len(images)} images and {len(labels)} labels; it needs at "
-                                 "least one image and one label per image.")
-            halves.append((jnp.asarray(images), jnp.asarray(labels)))
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-        return cls(halves[0], halves[1], batch_size)
+        return cls(ImageBatches.create(*train, batch_size=batch_size, name="training half"),
+                   ImageBatches.create(*validation, batch_size=batch_size, name="validation half"))
 
     def __call__(self, key: PRNGKey):
-        def draw(half, key):
-            images, labels = half
-            index = jax.random.randint(key, (self.batch_size,), 0, images.shape[0])
-            return images[index], labels[index]
-
         train_key, val_key = jax.random.split(key)
-        return draw(self.train, train_key), draw(self.validation, val_key)
+        return self.train(train_key), self.validation(val_key)
 
 
 def search_optimizers(steps: int, *, weight_lr: float = WEIGHT_LR, arch_lr: float = 3e-4):

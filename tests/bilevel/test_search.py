@@ -26,19 +26,19 @@ def source():
 def test_batches_come_from_their_own_half(source):
     (x, y), (vx, vy) = source(jax.random.key(1))
     assert x.shape == vx.shape == (6, 8, 8, 1)
-    train_rows = {bytes(np.asarray(r)) for r in source.train[0]}
+    train_rows = {bytes(np.asarray(r)) for r in source.train.images}
     assert all(bytes(np.asarray(r)) in train_rows for r in x)
     assert not any(bytes(np.asarray(r)) in train_rows for r in vx)
 
 
 def test_an_empty_validation_half_is_refused():
-    with pytest.raises(ValueError, match="validation half has 0 images"):
+    with pytest.raises(ValueError, match="validation half set has 0 images"):
         SplitBatches.create((np.zeros((4, 8, 8, 1)), np.zeros(4)), (np.zeros((0, 8, 8, 1)), np.zeros(0)), batch_size=2)
 
 
 def test_search_steps_run_under_fit_and_move_both_variables(source):
     steps = 3
-    state = init_search(NETWORK, source.train[0][:2], jax.random.key(0), steps=steps)
+    state = init_search(NETWORK, source.train.images[:2], jax.random.key(0), steps=steps)
     step = make_search_step(NETWORK, finite_difference(classification_problem(NETWORK), lr=0.025), steps=steps)
     result = fit(step, state, source, key=jax.random.key(2), num_steps=steps, steps_per_call=steps, progress=False)
     assert int(result.state.step) == steps
@@ -52,7 +52,7 @@ def test_search_steps_run_under_fit_and_move_both_variables(source):
 def test_the_finite_difference_tends_to_the_exact_one_step_hypergradient_on_a_network(source):
     """On a ReLU network the gradient in alpha has kinks in w, so the difference needs a small radius to be
     exact; DARTS's 0.01 / ||v|| crosses kinks here (the benchmark measures how much that costs on a real search)."""
-    state = init_search(NETWORK, source.train[0][:2], jax.random.key(0), steps=1)
+    state = init_search(NETWORK, source.train.images[:2], jax.random.key(0), steps=1)
     state = state._replace(meta_params={"outer": state.meta_params["outer"],
                                         "inner": jax.tree.map(lambda x: x.astype(jnp.float64),
                                                               state.meta_params["inner"])})
