@@ -77,6 +77,14 @@ def test_weighted_steps(data):
     learned = jax.jit(make_weighted_step(softmax_loss, optimizer, weighting="learned", lr=0.3))
     _, _, weights = learned(params, state, train, val)
     np.testing.assert_allclose(weights, example_weights(softmax_loss, params, train, val, lr=0.3).weights)
+    balanced = jax.jit(make_weighted_step(softmax_loss, optimizer, weighting="inverse-frequency", num_classes=3))
+    new, _, weights = balanced(params, state, train, val)
+    expected = inverse_frequency_weights(train[1], 3)
+    assert not np.allclose(expected, 1 / 12)  # the batch is imbalanced, so the weights are not uniform
+    np.testing.assert_allclose(weights, expected)
+    manual = jax.tree.map(lambda p, g: p - 0.3 * g, params,
+                          jax.grad(lambda p: jnp.sum(expected * softmax_loss(p, train)))(params))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-12), new, manual)
     with pytest.raises(ValueError, match="Unknown weighting"):
         make_weighted_step(softmax_loss, optimizer, weighting="focal")
     with pytest.raises(ValueError, match="num_classes"):
