@@ -36,6 +36,7 @@ def test_an_empty_validation_half_is_refused():
         SplitBatches.create((np.zeros((4, 8, 8, 1)), np.zeros(4)), (np.zeros((0, 8, 8, 1)), np.zeros(0)), batch_size=2)
 
 
+@pytest.mark.long
 def test_search_steps_run_under_fit_and_move_both_variables(source):
     steps = 3
     state = init_search(NETWORK, source.train.images[:2], jax.random.key(0), steps=steps)
@@ -49,6 +50,7 @@ def test_search_steps_run_under_fit_and_move_both_variables(source):
         assert max(jax.tree.leaves(moved)) > 0, part
 
 
+@pytest.mark.long
 def test_the_finite_difference_tends_to_the_exact_one_step_hypergradient_on_a_network(source):
     """On a ReLU network the gradient in alpha has kinks in w, so the difference needs a small radius to be
     exact; DARTS's 0.01 / ||v|| crosses kinks here (the benchmark measures how much that costs on a real search)."""
