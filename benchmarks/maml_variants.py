@@ -36,8 +36,12 @@ OMNIGLOT_ROWS = {  # key -> benchmarks/omniglot.py arguments (5-way 1-shot)
     "taml-entropy-5w1s": ["--algorithm", "taml-entropy"],
     "taml-theil-5w1s": ["--algorithm", "taml-theil"],
     "adml-5w1s": ["--algorithm", "adml"],
+    # MAML stopped at ADML's meta-step count: the same run as maml-5w1s up to there (same seed, constant rate),
+    # so ADML and MAML can be compared at equal meta-steps as well as at equal time.
+    "maml-5w1s-680steps": ["--algorithm", "maml", "--iterations", "680", "--table", "maml-variants"],
 }
-ROBUSTNESS_ROWS = ("maml-5w1s", "adml-5w1s")  # scored on FGSM queries too
+ROBUSTNESS_ROWS = ("maml-5w1s", "adml-5w1s", "maml-5w1s-680steps")  # scored on FGSM queries too
+PROTOCOL_ITERATIONS = 60_000  # benchmarks/omniglot.py's default cap: rows with it are stopped by the budget
 SINUSOID_ROW = "cavia-sinusoid-5shot"
 
 # What each method's paper reports for these settings (none of it is re-checked against the papers here).
@@ -49,7 +53,9 @@ PUBLISHED = {
     "taml-theil-5w1s": "- (Jamal and Qi 2019 report Omniglot results; not re-checked here)",
     "adml-5w1s": "- (Yin et al. 2018 report no Omniglot numbers)",
     "maml-5w1s": "98.7 (Finn et al. 2017, Table 1)",
+    "maml-5w1s-680steps": "-",
 }
+ROW_METHODS = {"maml-5w1s-680steps": "MAML stopped at ADML's 680 meta-steps"}
 METHODS = {
     "cavia": "CAVIA (Zintgraf et al. 2019)",
     "gradient-agreement": "gradient agreement (Eshratifar et al. 2018)",
@@ -62,12 +68,18 @@ METHODS = {
 
 def omniglot_key(config: dict) -> str:
     """The row of an Omniglot run: ``<method>-<ways>w<shots>s`` (gradient agreement with the book's normaliser: a
-    ``-book`` suffix)."""
+    ``-book`` suffix; a run capped at other than the protocol's iterations: ``-<cap>steps``).
+
+    >>> omniglot_key({"ways": 5, "shots": 1, "algorithm": "maml", "iterations": 680})
+    'maml-5w1s-680steps'
+    """
     setting = f"{config['ways']}w{config['shots']}s"
+    cap = config.get("iterations", PROTOCOL_ITERATIONS)
+    steps = "" if cap == PROTOCOL_ITERATIONS else f"-{cap}steps"
     if config.get("aggregate") == "gradient-agreement":
         book = "-book" if config.get("agreement_normaliser") == "book" else ""
-        return f"gradient-agreement-{setting}{book}"
-    return f"{config['algorithm']}-{setting}"
+        return f"gradient-agreement-{setting}{book}{steps}"
+    return f"{config['algorithm']}-{setting}{steps}"
 
 
 def record(results_dir: Path, key: str, row: dict) -> None:
@@ -119,7 +131,8 @@ def write_table(results_dir: Path) -> None:
     for key in sorted(rows):
         row = rows[key]
         base = _baseline(rows, key)
-        method = METHODS.get(key.split("-5w")[0].split("-sinusoid")[0].removesuffix("-book"), key)
+        method = ROW_METHODS.get(key) or METHODS.get(key.split("-5w")[0].split("-sinusoid")[0].removesuffix("-book"),
+                                                     key)
         if key == SINUSOID_ROW:
             ours = common.mean_ci(row["mse"]["1"]["mean"], row["mse"]["1"]["ci95"], 3) + " MSE"
             theirs = "-" if base is None else common.mean_ci(base["mse"]["1"]["mean"], base["mse"]["1"]["ci95"], 3)

@@ -58,6 +58,15 @@ def test_a_row_without_maml_on_its_host_says_so(tmp_path):
     assert "no MAML row on this host" in line and "90.00 ± 1.00 (2 steps)" in line
 
 
+def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_protocols():
+    base = {"ways": 5, "shots": 1, "algorithm": "maml", "iterations": maml_variants.PROTOCOL_ITERATIONS}
+    assert maml_variants.omniglot_key(base) == "maml-5w1s"
+    assert maml_variants.omniglot_key({**base, "iterations": 680}) == "maml-5w1s-680steps"
+    assert maml_variants.omniglot_key({**base, "aggregate": "gradient-agreement", "agreement_normaliser": "book"}) \
+        == "gradient-agreement-5w1s-book"
+    assert set(maml_variants.ROBUSTNESS_ROWS) <= set(maml_variants.OMNIGLOT_ROWS)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--algorithm", "maml", "--context-size", "5"], "--context-size is an option of cavia"),
     (["--algorithm", "cavia", "--context-size", "0"], "--context-size must be at least 1"),
