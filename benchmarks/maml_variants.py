@@ -145,7 +145,7 @@ def write_table(results_dir: Path) -> None:
             steps = f"{row['meta_steps']:,}"
             budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
             robust = _robustness(row)
-            theirs_robust = "-" if base is None or key.startswith("maml-") else _robustness(base)
+            theirs_robust = "-" if base is None or key.startswith("maml-") or robust == "-" else _robustness(base)
         lines.append(f"| {key} | {method} | {ours} | {theirs} | {robust} | {theirs_robust} | {steps} | {budget} | "
                      f"{common.hardware(row['environment'])} | {PUBLISHED.get(key, '-')} |")
     common.write_atomically(Path(results_dir) / f"{RESULTS}.md", "\n".join(lines) + "\n")
