@@ -9,9 +9,11 @@ them one after the other, then writes the table):
   ``benchmarks/omniglot.py`` with ``--algorithm cavia / taml-entropy / taml-theil / adml`` or
   ``--aggregate gradient-agreement``, each for ``--budget-minutes`` (30) on the CPU;
 * ``maml-5w1s``: MAML for the same budget, the column every Omniglot row is compared with, scored on FGSM
-  queries too (``--test-epsilons``), as ADML is.
+  queries too (``--test-epsilons``), as ADML is;
+* ``maml-5w1s-680steps``: MAML stopped at ADML's 680 meta-steps (the same run up to there), for ADML's
+  comparison at equal steps.
 
-    python benchmarks/maml_variants.py                        # every row (about 3.5 hours on a 2-core CPU)
+    python benchmarks/maml_variants.py                        # every row (about 4 hours on a 2-core CPU)
     python benchmarks/maml_variants.py --only maml adml       # some rows; the others stay as recorded
     python benchmarks/maml_variants.py --table-only           # rewrite the Markdown table from the JSON
 
