@@ -68,16 +68,16 @@ METHODS = {
 }
 
 
-def omniglot_key(config: dict) -> str:
+def omniglot_key(config: dict, budget_minutes: float | None = None) -> str:
     """The row of an Omniglot run: ``<method>-<ways>w<shots>s`` (gradient agreement with the book's normaliser: a
-    ``-book`` suffix; a run capped at other than the protocol's iterations: ``-<cap>steps``).
+    ``-book`` suffix; a budgeted run capped at other than the protocol's iterations: ``-<cap>steps``).
 
-    >>> omniglot_key({"ways": 5, "shots": 1, "algorithm": "maml", "iterations": 680})
+    >>> omniglot_key({"ways": 5, "shots": 1, "algorithm": "maml", "iterations": 680}, budget_minutes=30)
     'maml-5w1s-680steps'
     """
     setting = f"{config['ways']}w{config['shots']}s"
     cap = config.get("iterations", PROTOCOL_ITERATIONS)
-    steps = "" if cap == PROTOCOL_ITERATIONS else f"-{cap}steps"
+    steps = "" if not budget_minutes or cap == PROTOCOL_ITERATIONS else f"-{cap}steps"
     if config.get("aggregate") == "gradient-agreement":
         book = "-book" if config.get("agreement_normaliser") == "book" else ""
         return f"gradient-agreement-{setting}{book}{steps}"

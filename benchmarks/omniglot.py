@@ -645,7 +645,8 @@ def test_and_report(args, scorer, result, test_images, key, train_seconds, start
     print(line)
     if args.record:
         if args.table == "maml-variants":
-            maml_variants.record(args.results_dir, maml_variants.omniglot_key(summary["config"]), summary)
+            maml_variants.record(args.results_dir,
+                                 maml_variants.omniglot_key(summary["config"], summary.get("budget_minutes")), summary)
         else:
             record_result(args.results_dir, summary)
     return summary

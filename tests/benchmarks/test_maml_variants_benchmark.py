@@ -61,7 +61,8 @@ def test_a_row_without_maml_on_its_host_says_so(tmp_path):
 def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_protocols():
     base = {"ways": 5, "shots": 1, "algorithm": "maml", "iterations": maml_variants.PROTOCOL_ITERATIONS}
     assert maml_variants.omniglot_key(base) == "maml-5w1s"
-    assert maml_variants.omniglot_key({**base, "iterations": 680}) == "maml-5w1s-680steps"
+    assert maml_variants.omniglot_key({**base, "iterations": 680}, budget_minutes=30) == "maml-5w1s-680steps"
+    assert maml_variants.omniglot_key({**base, "iterations": 2}) == "maml-5w1s"  # no budget: no cap to name
     assert maml_variants.omniglot_key({**base, "aggregate": "gradient-agreement", "agreement_normaliser": "book"}) \
         == "gradient-agreement-5w1s-book"
     assert set(maml_variants.ROBUSTNESS_ROWS) <= set(maml_variants.OMNIGLOT_ROWS)
