@@ -48,6 +48,19 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop jax's compiled executables when a test module ends.
+
+    XLA's CPU backend maps each compiled kernel's code and data into memory of its own, three
+    memory maps a kernel, held as long as jax caches the executable. A worker that runs hundreds
+    of test modules gathered over 60,000 maps and hit Linux's limit (``vm.max_map_count``, 65,530
+    by default): the next compilation segfaulted, in whichever test came then. One module maps at
+    most about 10,000; clearing the caches at its end returns the worker to a few hundred."""
+    yield
+    jax.clear_caches()
+
+
 def pytest_collection_modifyitems(config, items):
     """Run the tests marked ``long`` first, so that parallel workers finish together."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
