@@ -10,12 +10,10 @@ scikit-learn ships with (about 180 per class, no download):
 * :func:`flip_labels`: a fraction of the labels replaced by another class,
   uniformly.
 
-The digits are read from scikit-learn's installed files (``pip install scikit-learn``; it is in the ``dev``
-extra), without importing it.
+scikit-learn is imported only by :func:`load_digits` (``pip install scikit-learn``; it is in the ``dev``
+extra).
 """
 
-import importlib.util
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -31,23 +29,18 @@ class Examples(NamedTuple):
 def load_digits() -> Examples:
     """All 1,797 digits, pixels scaled from 0..16 to [0, 1].
 
-    The digits are read from the CSV file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``) without
-    importing scikit-learn: its wheels bundle a GNU OpenMP runtime of their own, and with it loaded beside the
-    one of oneDNN's convolutions, later XLA compilations in the same process crashed (segmentation faults in
-    two test runs).
-
     Example:
       >>> digits = load_digits()
       >>> digits.images.shape, int(digits.labels.max())
       ((1797, 64), 9)
     """
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        from sklearn.datasets import load_digits as sklearn_digits
+    except ImportError as error:
         raise ImportError("The digits come with scikit-learn: pip install scikit-learn (or jaxmeta's dev extra, "
-                          "pip install -e '.[dev]').")
-    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
-    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    return Examples((table[:, :-1] / 16.0).astype(np.float32), table[:, -1].astype(np.int32))
+                          "pip install -e '.[dev]').") from error
+    data = sklearn_digits()
+    return Examples((data.data / 16.0).astype(np.float32), data.target.astype(np.int32))
 
 
 class ImbalancedSplit(NamedTuple):
