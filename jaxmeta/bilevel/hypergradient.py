@@ -70,7 +70,7 @@ import optax
 
 from jaxmeta.core.adapt import adapt, check_steps, describe_tree
 from jaxmeta.core.hessian import hvp, tree_vdot
-from jaxmeta.core.types import Batch, Metrics, Params, PRNGKey
+from jaxmeta.core.types import Batch, Metrics, Params, PRNGKey, example_count
 
 BilevelLoss = Callable[..., tuple[jax.Array, Metrics]]
 """``loss(inner, outer, batch, *, key) -> (loss, aux)``."""
@@ -393,10 +393,8 @@ def check_variables(problem: BilevelProblem, inner: Params, outer: Params, train
             raise TypeError(f"The outer variables are differentiated, so they must be floating-point arrays; leaf "
                             f"{jax.tree_util.keystr(path)} has dtype {jnp.result_type(leaf)}.")
     for name, batch in (("training", train_batch), ("validation", val_batch)):
-        for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]:
-            if jnp.ndim(leaf) and jnp.shape(leaf)[0] == 0:
-                raise ValueError(f"The {name} batch is empty (leaf {jax.tree_util.keystr(path)} has shape "
-                                 f"{jnp.shape(leaf)}); the {name} loss needs at least one example.")
+        if any(jnp.ndim(leaf) for leaf in jax.tree.leaves(batch)):  # losses that ignore the batch may get None
+            example_count(batch, name)
     for name, loss, batch in (("inner_loss", problem.inner_loss, train_batch),
                               ("outer_loss", problem.outer_loss, val_batch)):
         try:

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.bilevel.hypergradient import BilevelProblem, unrolled
-from jaxmeta.core.types import Batch, Params, PRNGKey
+from jaxmeta.core.types import Batch, Params, PRNGKey, example_count
+from jaxmeta.training.classifier import ImageBatches
 
 PerExampleLoss = Callable[[Params, Batch], jax.Array]
 """``per_example_loss(params, batch) -> [n]``: one loss per example of the batch."""
@@ -73,8 +74,8 @@ def example_weights(per_example_loss: PerExampleLoss, params: Params, batch: Bat
       >>> example_weights(loss, jnp.array(0.0), train, val, lr=0.1).weights.tolist()
       [1.0, 0.0]
     """
-    n = _batch_size(batch, "training")
-    _batch_size(val_batch, "validation")
+    n = example_count(batch, "training")
+    example_count(val_batch, "validation")
     problem = BilevelProblem(
         inner_loss=lambda theta, eps, b, *, key: (jnp.sum(eps * per_example_loss(theta, b)), {}),
         outer_loss=lambda theta, eps, b, *, key: (jnp.mean(per_example_loss(theta, b)), {}),
@@ -132,7 +133,7 @@ def make_weighted_step(per_example_loss: PerExampleLoss, optimizer: optax.Gradie
 
     def weights_of(params, batch, val_batch):
         if weighting == "uniform":
-            n = _batch_size(batch, "training")
+            n = example_count(batch, "training")
             return jnp.full((n,), 1.0 / n)
         if weighting == "inverse-frequency":
             return inverse_frequency_weights(batch[1], num_classes)
@@ -145,18 +146,6 @@ def make_weighted_step(per_example_loss: PerExampleLoss, optimizer: optax.Gradie
         return optax.apply_updates(params, updates), opt_state, weights
 
     return step
-
-
-def _batch_size(batch: Batch, name: str) -> int:
-    """The number of examples of ``batch`` (the leading axis of its leaves); a clear error when it is 0."""
-    sizes = {jnp.shape(leaf)[0] for leaf in jax.tree.leaves(batch) if jnp.ndim(leaf)}
-    if len(sizes) != 1:
-        raise ValueError(f"The {name} batch's leaves must share one leading (example) axis; got sizes {sorted(sizes)}.")
-    (n,) = sizes
-    if n == 0:
-        raise ValueError(f"The {name} set is empty; it needs at least one example (Ren et al. use 10 clean "
-                         "validation images).")
-    return n
 
 
 def per_example_cross_entropy(apply_fn: Callable[[Params, jax.Array], jax.Array]) -> PerExampleLoss:
@@ -176,7 +165,11 @@ def train_weighted(apply_fn: Callable[[Params, jax.Array], jax.Array], params: P
     Each step draws ``batch_size`` training examples (with replacement) and
     weighs them by ``weighting`` (:data:`WEIGHTINGS`); ``"learned"`` uses the
     whole (small, clean) ``validation`` set for its lookahead, as Ren et al.
-    do. One compiled ``lax.scan``; deterministic for a key.
+    do. ``train`` and ``validation`` are ``(inputs, labels)``; minibatches come
+    from :class:`~jaxmeta.training.ImageBatches`. The steps run as one compiled
+    ``lax.scan`` rather than through :func:`jaxmeta.fit` (a benchmark trains
+    hundreds of these small models, and a per-step host loop would dominate);
+    deterministic for a key.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -191,20 +184,16 @@ def train_weighted(apply_fn: Callable[[Params, jax.Array], jax.Array], params: P
     optimizer = optax.sgd(lr, momentum=momentum)
     step = make_weighted_step(per_example_cross_entropy(apply_fn), optimizer, weighting=weighting, lr=lr,
                               num_classes=num_classes)
-    n = _batch_size(train, "training")
+    batches = ImageBatches.create(*train, batch_size=batch_size)
     validation = jax.tree.map(jnp.asarray, validation)
-    train = jax.tree.map(jnp.asarray, train)
-    opt_state = optimizer.init(params)
+    example_count(validation, "validation")
 
     @jax.jit
     def run(params, opt_state, key):
         def body(carry, step_key):
-            params, opt_state = carry
-            index = jax.random.randint(step_key, (batch_size,), 0, n)
-            params, opt_state, _ = step(params, opt_state, jax.tree.map(lambda a: a[index], train), validation)
+            params, opt_state, _ = step(*carry, batches(step_key), validation)
             return (params, opt_state), None
 
         return jax.lax.scan(body, (params, opt_state), jax.random.split(key, steps))[0][0]
 
-    return run(params, opt_state, key)
-
+    return run(params, optimizer.init(params), key)

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
+import numpy as np
 
 Params = Any
 """A pytree of arrays: the parameters of a model."""
@@ -63,3 +64,34 @@ class Task(NamedTuple):
 
     support: Batch
     query: Batch
+
+
+def example_count(batch: Batch, name: str = "training") -> int:
+    """The number of examples of ``batch``: the leading axis its array leaves share (scalar leaves are ignored).
+
+    A clear error names the ``name`` set when the leaves disagree on that axis
+    or when it is 0, so that an empty set is refused before anything is
+    compiled or averaged over it.
+
+    Example:
+      >>> import numpy as np
+      >>> example_count((np.zeros((5, 28, 28, 1)), np.arange(5)))
+      5
+      >>> example_count((np.zeros((0, 3)), np.zeros(0)), "validation")
+      Traceback (most recent call last):
+      ...
+      ValueError: The validation set is empty (leaf [0] has shape (0, 3)); it needs at least one example.
+    """
+    leaves = [(path, np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(batch)[0]
+              if np.ndim(leaf)]
+    sizes = sorted({shape[0] for _, shape in leaves})
+    if len(sizes) > 1:
+        raise ValueError(f"The {name} set's arrays must share one leading (example) axis, got sizes {sizes}: give "
+                         "one label (or target) per input.")
+    if not sizes:
+        raise ValueError(f"The {name} set holds no arrays with an example axis; it needs at least one example.")
+    if sizes[0] == 0:
+        path, shape = leaves[0]
+        raise ValueError(f"The {name} set is empty (leaf {jax.tree_util.keystr(path)} has shape {shape}); it needs at "
+                         "least one example.")
+    return sizes[0]

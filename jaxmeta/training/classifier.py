@@ -22,7 +22,7 @@ import optax
 
 from jaxmeta.core.losses import classification_loss
 from jaxmeta.core.meta_step import MetaTrainState
-from jaxmeta.core.types import ApplyFn, Params, PRNGKey
+from jaxmeta.core.types import ApplyFn, Params, PRNGKey, example_count
 
 
 @flax.struct.dataclass
@@ -44,9 +44,7 @@ class ImageBatches:
     @classmethod
     def create(cls, images: Any, labels: Any, *, batch_size: int, name: str = "training") -> "ImageBatches":
         """From arrays (NumPy or JAX); a clear error for an empty set, a label count mismatch or a bad batch size."""
-        if len(images) == 0 or len(images) != len(labels):
-            raise ValueError(f"The {name} set has {len(images)} images and {len(labels)} labels; it needs at least "
-                             "one image and one label per image.")
+        example_count((images, labels), name)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         return cls(jnp.asarray(images), jnp.asarray(labels), batch_size)

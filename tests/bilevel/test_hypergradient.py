@@ -165,5 +165,5 @@ def test_an_empty_validation_set_is_refused():
 
     fn = implicit(BilevelProblem(loss, loss), steps=1, lr=0.1)
     train = (jnp.ones((3, 2)), jnp.ones(3))
-    with pytest.raises(ValueError, match="validation batch is empty"):
+    with pytest.raises(ValueError, match="validation set is empty"):
         fn(jnp.ones(2), jnp.ones(2), train, (jnp.ones((0, 2)), jnp.ones(0)), jax.random.key(0))

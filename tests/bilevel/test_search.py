@@ -32,7 +32,7 @@ def test_batches_come_from_their_own_half(source):
 
 
 def test_an_empty_validation_half_is_refused():
-    with pytest.raises(ValueError, match="validation half set has 0 images"):
+    with pytest.raises(ValueError, match="validation half set is empty"):
         SplitBatches.create((np.zeros((4, 8, 8, 1)), np.zeros(4)), (np.zeros((0, 8, 8, 1)), np.zeros(0)), batch_size=2)
 
 

@@ -44,7 +44,9 @@ def test_batches_come_from_the_set_and_bad_sets_are_refused():
     source = ImageBatches.create(np.arange(10.0).reshape(10, 1, 1, 1), np.arange(10), batch_size=5)
     images, labels = source(jax.random.key(1))
     np.testing.assert_array_equal(images[:, 0, 0, 0], labels)
-    with pytest.raises(ValueError, match="has 0 images"):
+    with pytest.raises(ValueError, match="training set is empty"):
         ImageBatches.create(np.zeros((0, 2, 2, 1)), np.zeros(0), batch_size=2)
+    with pytest.raises(ValueError, match="one label"):
+        ImageBatches.create(np.zeros((3, 2, 2, 1)), np.zeros(2), batch_size=2)
     with pytest.raises(ValueError, match="batch_size"):
         ImageBatches.create(np.zeros((3, 2, 2, 1)), np.zeros(3), batch_size=0)
