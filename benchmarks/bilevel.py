@@ -13,8 +13,9 @@ Writes ``benchmarks/results/bilevel.{json,md,png}``, one key per part (``--parts
   network and a conv-4 of about as many parameters, each trained for ``--train-steps`` on the training and
   validation drawings, scored on the test drawings.
 * ``reweight``: Ren et al.'s learned example weights against plain training and inverse class frequency, on
-  scikit-learn's digits: a 4-vs-9 training set with the 4s' share up to 0.995, and all ten digits with 40%
-  uniform label noise, each with 10 clean validation images; test accuracy over ``--seeds`` seeds.
+  scikit-learn's digits: a 4-vs-9 training set with the 4s' share up to 0.995 (10 clean validation images),
+  and all ten digits with 40% uniform label noise (1 and 10 clean validation images per class); test accuracy
+  over ``--seeds`` seeds.
 
     JAXMETA_DATA=../shared/data python benchmarks/bilevel.py                 # every part
     python benchmarks/bilevel.py --parts toy reweight                        # no Omniglot needed
@@ -39,7 +40,7 @@ from jaxmeta.bilevel import (WEIGHTINGS, DartsNetwork, darts_toy, derive_genotyp
 from jaxmeta.bilevel.search import (WEIGHT_LR, SplitBatches, classification_problem,  # noqa: E402
                                     compare_hypergradients, init_search, make_search_step, search_optimizers)
 from jaxmeta.bilevel.toy import OPTIMUM, START  # noqa: E402
-from jaxmeta.data.digits import Examples, flip_labels, imbalanced_pair, load_digits  # noqa: E402
+from jaxmeta.data.digits import imbalanced_pair, load_digits, noisy_split  # noqa: E402
 from jaxmeta.models import MLP, Conv4, functional  # noqa: E402
 from jaxmeta.training import ImageBatches, classify_accuracy, init_classifier, make_classifier_step, train  # noqa: E402
 
@@ -47,6 +48,7 @@ RESULTS = "bilevel"
 PARTS = ("toy", "reweight", "darts")
 IMBALANCE = (0.9, 0.95, 0.98, 0.99, 0.995)  # the 4s' share of the 4-vs-9 training set
 NOISE = 0.4
+NOISE_CLEAN_PER_CLASS = (1, 10)  # clean validation images per class in the label-noise setting
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,23 +110,18 @@ def run_reweight(seeds: int, steps: int) -> dict:
                                             seed=seed, steps=steps))
         imbalance[str(ratio)] = summarise(per_seed)
         print(f"reweight imbalance {ratio}: {imbalance[str(ratio)]}", flush=True)
-    per_seed = []
-    for seed in range(seeds):
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(digits.labels))
-        clean_val = np.concatenate([order[digits.labels[order] == k][:1] for k in range(10)])
-        rest = np.setdiff1d(order, clean_val)
-        rest = rest[rng.permutation(len(rest))]
-        test_index, train_index = rest[:500], rest[500:]
-        noisy = Examples(digits.images[train_index], flip_labels(digits.labels[train_index], NOISE, 10, seed=seed))
-        clean = Examples(digits.images[clean_val], digits.labels[clean_val])
-        test = Examples(digits.images[test_index], digits.labels[test_index])
-        per_seed.append(reweight_scores(noisy, clean, test, hidden=64, classes=10, seed=seed, steps=steps))
-    noise = summarise(per_seed)
-    print(f"reweight noise {NOISE}: {noise}", flush=True)
+    noise = {}
+    for per_class in NOISE_CLEAN_PER_CLASS:
+        per_seed = []
+        for seed in range(seeds):
+            split = noisy_split(digits, fraction=NOISE, clean_per_class=per_class, test_size=500, seed=seed)
+            per_seed.append(reweight_scores(split.train, split.validation, split.test, hidden=64, classes=10,
+                                            seed=seed, steps=steps))
+        noise[str(per_class)] = summarise(per_seed)
+        print(f"reweight noise {NOISE}, {per_class} clean per class: {noise[str(per_class)]}", flush=True)
     return {"seeds": seeds, "steps": steps, "imbalance": {"train_size": 150, "validation": 10, "test": 50,
                                                           "by_ratio": imbalance},
-            "noise": {"fraction": NOISE, "validation": 10, "test": 500, "scores": noise}}
+            "noise": {"fraction": NOISE, "test": 500, "by_clean_per_class": noise}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -178,7 +175,7 @@ def parameter_count(params) -> int:
 
 def train_and_score(model, example, data, *, steps: int, batch_size: int, key, run_dir: Path, progress: bool,
                     what: str) -> dict:
-    params = model.init(key, example)["params"]
+    params = jax.jit(model.init)(key, example)["params"]
     optimizer = search_optimizers(steps)[1]
     source = ImageBatches.create(np.concatenate([data.train.images, data.validation.images]),
                                  np.concatenate([data.train.labels, data.validation.labels]), batch_size=batch_size)
@@ -224,9 +221,9 @@ def run_darts(args) -> dict:
     derived = DartsNetwork(num_classes=args.classes, features=args.features, layers=args.layers, nodes=args.nodes,
                            genotype=genotype)
     example = jnp.asarray(data.train.images[:2])
-    derived_size = parameter_count(derived.init(key, example)["params"])
+    derived_size = parameter_count(jax.eval_shape(derived.init, key, example)["params"])
     width = min(range(2, 129, 2), key=lambda f: abs(parameter_count(
-        Conv4(num_classes=args.classes, features=f).init(key, example)["params"]) - derived_size))
+        jax.eval_shape(Conv4(num_classes=args.classes, features=f).init, key, example)["params"]) - derived_size))
     accuracy = {
         "derived": {**train_and_score(derived, example, data, steps=args.train_steps, batch_size=args.batch_size,
                                       key=key, run_dir=run_dir / "derived", progress=not args.no_progress,
@@ -299,9 +296,11 @@ def write_table(results_dir: Path) -> None:
         for ratio, scores in rw["imbalance"]["by_ratio"].items():
             lines.append(f"| 4 vs 9, 4s' share {ratio} | " + " | ".join(
                 common.mean_ci(100 * scores[w]["mean"], 100 * scores[w]["ci95"]) for w in WEIGHTINGS) + " |")
-        scores = rw["noise"]["scores"]
-        lines.append(f"| ten digits, {int(100 * rw['noise']['fraction'])}% uniform label noise | " + " | ".join(
-            common.mean_ci(100 * scores[w]["mean"], 100 * scores[w]["ci95"]) for w in WEIGHTINGS) + " |")
+        for per_class, scores in rw["noise"]["by_clean_per_class"].items():
+            lines.append(f"| ten digits, {int(100 * rw['noise']['fraction'])}% uniform label noise, {per_class} clean "
+                         f"validation image(s) per class | " + " | ".join(
+                             common.mean_ci(100 * scores[w]["mean"], 100 * scores[w]["ci95"]) for w in WEIGHTINGS)
+                         + " |")
         lines.append("")
     common.write_atomically(Path(results_dir) / f"{RESULTS}.md", "\n".join(lines))
 
@@ -314,6 +313,7 @@ def plot(results_dir: Path) -> None:
 
     rows = common.read_json(Path(results_dir) / f"{RESULTS}.json", default={})
     panels = [key for key in ("darts-toy", "darts-hypergradient-cosine", "reweight") if key in rows]
+    panels += ["reweight-noise"] if "reweight" in rows else []
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.5), squeeze=False)
@@ -334,6 +334,17 @@ def plot(results_dir: Path) -> None:
             ax.set(xlabel="search step", ylabel="cosine with the exact hypergradient", ylim=(-1.05, 1.05),
                    title="Hypergradients during a DARTS search")
             ax.legend(fontsize=7)
+        elif key == "reweight-noise":
+            noise = rows["reweight"]["noise"]
+            settings = list(noise["by_clean_per_class"])
+            for k, w in enumerate(WEIGHTINGS):
+                mean = [100 * noise["by_clean_per_class"][c][w]["mean"] for c in settings]
+                ci = [100 * noise["by_clean_per_class"][c][w]["ci95"] for c in settings]
+                ax.bar(np.arange(len(settings)) + 0.27 * (k - 1), mean, 0.27, yerr=ci, capsize=3, label=w)
+            ax.set_xticks(range(len(settings)), [f"{c} per class" for c in settings])
+            ax.set(xlabel="clean validation images", ylabel="test accuracy (%)",
+                   title=f"Reweighting: ten digits, {int(100 * noise['fraction'])}% label noise")
+            ax.legend(fontsize=7)
         else:
             ratios = list(rows[key]["imbalance"]["by_ratio"])
             for w in WEIGHTINGS:
@@ -353,13 +364,13 @@ def main(argv=None) -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--seeds", type=int, default=10, help="reweighting: seeds per setting")
     parser.add_argument("--reweight-steps", type=int, default=1000)
-    parser.add_argument("--classes", type=int, default=100, help="DARTS: background characters classified")
+    parser.add_argument("--classes", type=int, default=50, help="DARTS: background characters classified")
     parser.add_argument("--features", type=int, default=8)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--search-steps", type=int, default=1000)
-    parser.add_argument("--compare-every", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--search-steps", type=int, default=200)
+    parser.add_argument("--compare-every", type=int, default=20)
     parser.add_argument("--train-steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", type=Path, default=Path("runs/bilevel"))

@@ -94,7 +94,7 @@ def init_search(network: DartsNetwork, images: jax.Array, key: PRNGKey, *, steps
     the optimizers' states (``images``: a batch, for the shapes)."""
     arch_key, weight_key = jax.random.split(key)
     architecture = init_architecture(arch_key, nodes=network.nodes, operations=network.operations)
-    weights = network.init(weight_key, images, architecture)["params"]
+    weights = jax.jit(network.init)(weight_key, images, architecture)["params"]  # one compile, not one per op
     return init_alternating(architecture, weights, *search_optimizers(steps, weight_lr=weight_lr))
 
 

@@ -8,7 +8,8 @@ scikit-learn ships with (about 180 per class, no download):
 * :func:`imbalanced_pair`: a binary problem with ``ratio`` of the training
   images from one digit, and small balanced clean validation and test sets;
 * :func:`flip_labels`: a fraction of the labels replaced by another class,
-  uniformly.
+  uniformly; :func:`noisy_split` uses it for a ten-class training set with
+  noisy labels beside clean validation and test sets.
 
 scikit-learn is imported only by :func:`load_digits` (``pip install scikit-learn``; it is in the ``dev``
 extra).
@@ -43,8 +44,8 @@ def load_digits() -> Examples:
     return Examples((data.data / 16.0).astype(np.float32), data.target.astype(np.int32))
 
 
-class ImbalancedSplit(NamedTuple):
-    """Training (imbalanced), validation and test (balanced) sets of a binary problem; label 1 is the minority."""
+class Split(NamedTuple):
+    """Training, validation and test sets (disjoint)."""
 
     train: Examples
     validation: Examples
@@ -52,12 +53,12 @@ class ImbalancedSplit(NamedTuple):
 
 
 def imbalanced_pair(data: Examples, *, majority: int = 4, minority: int = 9, ratio: float, train_size: int,
-                    validation_per_class: int = 5, test_per_class: int = 20, seed: int = 0) -> ImbalancedSplit:
+                    validation_per_class: int = 5, test_per_class: int = 20, seed: int = 0) -> Split:
     r"""A binary split with ``ratio`` of the ``train_size`` training images from the ``majority`` digit.
 
     The minority class gets :math:`\max(1, \operatorname{round}((1 - r) n))` training
     images. Validation (Ren et al.: 10 clean images) and test sets are
-    balanced and disjoint from training. Labels: 0 for ``majority``, 1 for ``minority``.
+    balanced and disjoint from training. Labels: 0 for ``majority``, 1 for ``minority`` (the minority).
 
     Example:
       >>> split = imbalanced_pair(load_digits(), ratio=0.9, train_size=100)
@@ -81,7 +82,7 @@ def imbalanced_pair(data: Examples, *, majority: int = 4, minority: int = 9, rat
         for k, name in enumerate(parts):
             chosen = index[bounds[k]:bounds[k + 1]]
             parts[name].append((data.images[chosen], np.full(len(chosen), label, np.int32)))
-    return ImbalancedSplit(*(Examples(np.concatenate([x for x, _ in p]), np.concatenate([y for _, y in p]))
+    return Split(*(Examples(np.concatenate([x for x, _ in p]), np.concatenate([y for _, y in p]))
                              for p in parts.values()))
 
 
@@ -100,3 +101,30 @@ def flip_labels(labels: np.ndarray, fraction: float, num_classes: int, *, seed: 
     flipped = rng.permutation(len(labels))[:int(round(fraction * len(labels)))]
     labels[flipped] = (labels[flipped] + rng.integers(1, num_classes, len(flipped))) % num_classes
     return labels
+
+
+def noisy_split(data: Examples, *, fraction: float, clean_per_class: int, test_size: int, seed: int = 0) -> Split:
+    """All classes, with a ``fraction`` of the training labels flipped (:func:`flip_labels`); clean validation
+    (``clean_per_class`` images of each class) and test (``test_size`` images drawn at random) sets; the rest
+    trains.
+
+    Example:
+      >>> split = noisy_split(load_digits(), fraction=0.4, clean_per_class=1, test_size=500)
+      >>> len(split.train.labels), np.bincount(split.validation.labels).tolist()
+      (1287, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+    """
+    num_classes = int(data.labels.max()) + 1
+    smallest = int(np.bincount(data.labels, minlength=num_classes).min())
+    if not 1 <= clean_per_class < smallest:
+        raise ValueError(f"clean_per_class must be in [1, {smallest}) (the smallest class has {smallest} images), "
+                         f"got {clean_per_class}.")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.labels))
+    clean = np.concatenate([order[data.labels[order] == k][:clean_per_class] for k in range(num_classes)])
+    rest = rng.permutation(np.setdiff1d(order, clean))
+    if not 1 <= test_size < len(rest):
+        raise ValueError(f"test_size must leave training images: in [1, {len(rest)}), got {test_size}.")
+    test, train = rest[:test_size], rest[test_size:]
+    noisy = flip_labels(data.labels[train], fraction, num_classes, seed=seed)
+    return Split(Examples(data.images[train], noisy), Examples(data.images[clean], data.labels[clean]),
+                 Examples(data.images[test], data.labels[test]))

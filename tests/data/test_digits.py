@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from jaxmeta.data.digits import flip_labels, imbalanced_pair, load_digits
+from jaxmeta.data.digits import flip_labels, imbalanced_pair, load_digits, noisy_split
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +46,20 @@ def test_flip_labels_changes_exactly_the_fraction_to_other_classes():
     assert counts[0] == 0 and counts[1:].min() > 5  # every other class is reachable
     with pytest.raises(ValueError, match="fraction"):
         flip_labels(labels, 1.5, 10)
+
+
+def test_noisy_split_keeps_validation_and_test_clean_and_flips_only_training_labels(digits):
+    split = noisy_split(digits, fraction=0.4, clean_per_class=10, test_size=300, seed=3)
+    assert np.bincount(split.validation.labels).tolist() == [10] * 10
+    assert len(split.test.labels) == 300 and len(split.train.labels) == 1797 - 100 - 300
+    lookup = {bytes(row): label for row, label in zip(digits.images, digits.labels)}
+    rows = [bytes(row) for part in split for row in part.images]
+    assert len(set(rows)) == len(rows)  # disjoint
+    for part in (split.validation, split.test):
+        np.testing.assert_array_equal([lookup[bytes(row)] for row in part.images], part.labels)
+    true = np.array([lookup[bytes(row)] for row in split.train.images])
+    assert int(np.sum(true != split.train.labels)) == round(0.4 * len(true))
+    with pytest.raises(ValueError, match="clean_per_class"):
+        noisy_split(digits, fraction=0.4, clean_per_class=0, test_size=300)
+    with pytest.raises(ValueError, match="test_size"):
+        noisy_split(digits, fraction=0.4, clean_per_class=1, test_size=1787)
