@@ -143,11 +143,13 @@ def write_table(results_dir: Path) -> None:
         else:
             ours = f"{_accuracy(row)} ({row['config']['inner_steps']} steps)"
             theirs = "no MAML row on this host" if base is None else _accuracy(base)
-            theirs = "(this row)" if key.startswith("maml-") else theirs
+            theirs = "(this row)" if base is row else theirs
             steps = f"{row['meta_steps']:,}"
             budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
+            if row["budget_minutes"] and row["config"]["iterations"] != PROTOCOL_ITERATIONS:  # its cap stopped it
+                budget = f"{row['train_seconds'] / 60:.1f} min (stopped at {row['config']['iterations']:,} steps)"
             robust = _robustness(row)
-            theirs_robust = "-" if base is None or key.startswith("maml-") or robust == "-" else _robustness(base)
+            theirs_robust = "-" if base is None or base is row or robust == "-" else _robustness(base)
         lines.append(f"| {key} | {method} | {ours} | {theirs} | {robust} | {theirs_robust} | {steps} | {budget} | "
                      f"{common.hardware(row['environment'])} | {PUBLISHED.get(key, '-')} |")
     common.write_atomically(Path(results_dir) / f"{RESULTS}.md", "\n".join(lines) + "\n")
