@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint check-minimums sinusoid-benchmark notebooks compare-env maml-speed onednn clean
+.PHONY: run test docs lint check-minimums sinusoid-benchmark notebooks compare-env maml-speed onednn clean
 
 $(VENV)/installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ run: $(VENV)/installed
 # workers keep both cores busy. Tests go out one at a time, the long ones first (tests/conftest.py).
 test: $(VENV)/installed $(ONEDNN_EXTENSION) lint
 	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1
+
+# The documentation site (docs/, Sphinx with myst-nb): warnings are errors, so a broken cross-reference or a
+# public name without a page fails the build; the notebooks are rendered from their stored outputs, not run.
+$(VENV)/docs-installed: $(VENV)/installed setup.cfg
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(VENV)/docs-installed
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "The site is in docs/_build/html/index.html"
 
 # ruff (pycodestyle, pyflakes, bugbear, pyupgrade) and mypy on the library, configured in pyproject.toml.
 lint: $(VENV)/installed

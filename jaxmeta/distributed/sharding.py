@@ -40,6 +40,7 @@ from jaxmeta.core.meta_step import (MetaTrainState, resolve_aggregate, task_batc
 from jaxmeta.core.types import Metrics, PRNGKey, Task
 
 TASK_AXIS = "tasks"
+"""The name of the mesh axis the task batch is split over (:func:`task_mesh` makes a mesh with this one axis)."""
 
 
 def task_mesh(devices: Sequence[jax.Device] | None = None, *, num_devices: int | None = None) -> Mesh:

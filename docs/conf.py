@@ -1,0 +1,147 @@
+"""Sphinx configuration of jaxmeta's documentation (``make docs``).
+
+The API reference is generated at build time from the ``__all__`` of each
+public subpackage (:data:`API_PAGES`), so every public name has a page and a
+name added to ``__all__`` appears without editing the docs. Notebooks are
+rendered by myst-nb from their stored outputs, never executed here.
+"""
+
+import importlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+project = "jaxmeta"
+author = "the jaxmeta developers"
+copyright = "2026, the jaxmeta developers"
+release = importlib.import_module("jaxmeta").__version__
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+nb_execution_mode = "off"  # the notebooks are stored with their outputs; `make test` executes them
+nb_merge_streams = True
+
+autosummary_generate = True
+autodoc_typehints = "none"  # the signatures carry the annotations; repeating them in the text only adds noise
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+napoleon_use_rtype = False
+napoleon_use_ivar = True  # a NamedTuple's "Attributes:" as fields, not as a second description of its members
+
+html_theme = "sphinx_book_theme"
+html_title = "jaxmeta"
+html_theme_options = {"show_toc_level": 2}
+
+# One reference page per public subpackage: (module, title).
+API_PAGES = [
+    ("jaxmeta", "jaxmeta: the functional core and the gradient-based learners"),
+    ("jaxmeta.algorithms", "jaxmeta.algorithms"),
+    ("jaxmeta.inner", "jaxmeta.inner: learned inner-loop rules"),
+    ("jaxmeta.bilevel", "jaxmeta.bilevel: hypergradients, DARTS, example weights"),
+    ("jaxmeta.metric", "jaxmeta.metric: metric learners"),
+    ("jaxmeta.memory", "jaxmeta.memory: memory models and MetaNet"),
+    ("jaxmeta.optimizers", "jaxmeta.optimizers: learned optimizers"),
+    ("jaxmeta.models", "jaxmeta.models"),
+    ("jaxmeta.data", "jaxmeta.data: task distributions"),
+    ("jaxmeta.data.omniglot", "jaxmeta.data.omniglot"),
+    ("jaxmeta.training", "jaxmeta.training: loops, checkpoints, classifiers"),
+    ("jaxmeta.distributed", "jaxmeta.distributed: many devices and hosts"),
+]
+
+
+def _attribute_modules(package_name: str) -> dict[str, str]:
+    """``{name: module}`` of the documented module-level constants (``X = ...`` then a docstring) of a package."""
+    import pkgutil
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    package = importlib.import_module(package_name)
+    modules = [package_name] + [info.name for info in pkgutil.walk_packages(getattr(package, "__path__", []),
+                                                                            package_name + ".")]
+    found = {}
+    for module in modules:
+        for (scope, attribute), _ in ModuleAnalyzer.for_module(module).find_attr_docs().items():
+            if scope == "":
+                found.setdefault(attribute, module)
+    return found
+
+
+def write_api_pages(app) -> None:
+    """Write ``api/<module>.rst`` for each of :data:`API_PAGES`: the module's docstring and an autosummary of
+    its ``__all__``. An object exported by several subpackages is documented on the first page that lists it
+    and linked from the others; constants are documented under the module that defines (and documents) them."""
+    import inspect
+    import types
+
+    out = Path(app.srcdir) / "api"
+    out.mkdir(exist_ok=True)
+    documented: dict[int, str] = {}
+    constants = _attribute_modules("jaxmeta")
+    for name, title in API_PAGES:
+        module = importlib.import_module(name)
+        entries, elsewhere = [], []
+        for public in module.__all__:
+            obj = getattr(module, public)
+            if isinstance(obj, types.ModuleType):
+                continue
+            if inspect.isclass(obj) or inspect.isroutine(obj):
+                if id(obj) in documented:
+                    elsewhere.append(f":obj:`~{documented[id(obj)]}`")
+                    continue
+                documented[id(obj)] = f"{name}.{public}"
+                entries.append(public)
+            else:  # a constant or a type alias: its docstring lives beside its definition
+                defined_in = constants.get(public, name)
+                entries.append(f"~{defined_in.removeprefix(name + '.')}.{public}" if defined_in != name else public)
+        lines = [title, "=" * len(title), "", f".. automodule:: {name}", "   :no-members:", "",
+                 f".. currentmodule:: {name}", "", ".. autosummary::", "   :toctree: generated",
+                 "   :nosignatures:", ""]
+        lines += [f"   {entry}" for entry in entries]
+        if elsewhere:
+            lines += ["", "Also exported here, documented with their first package: " + ", ".join(elsewhere) + "."]
+        text = "\n".join(lines) + "\n"
+        page = out / f"{name}.rst"
+        if not page.exists() or page.read_text() != text:  # unchanged pages keep Sphinx's incremental build
+            page.write_text(text)
+
+
+def copy_repository_pages(app) -> None:
+    """Copy the notebooks and the benchmarks' result tables and figures into the source tree (``docs/notebooks``,
+    ``docs/results``, both ignored by git), so the guide links to them as pages of the site."""
+    import shutil
+
+    for source, target, patterns in ((ROOT / "notebooks", "notebooks", ("*.ipynb",)),
+                                     (ROOT / "benchmarks" / "results", "results", ("*.md", "*.png"))):
+        destination = Path(app.srcdir) / target
+        for pattern in patterns:
+            for path in source.rglob(pattern):
+                copy = destination / path.relative_to(source)
+                if not copy.exists() or copy.read_bytes() != path.read_bytes():
+                    copy.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, copy)
+
+
+def link_repository_pages(app, docname, source) -> None:
+    """The guide's pages link to ``../benchmarks/results/...`` and ``../notebooks/...`` (right on GitHub and in an
+    editor); in the site those are the copies made by :func:`copy_repository_pages`."""
+    source[0] = source[0].replace("](../benchmarks/results/", "](results/").replace("](../notebooks/", "](notebooks/")
+
+
+def setup(app):
+    app.connect("source-read", link_repository_pages)
+    # at config-inited, before Sphinx lists the source files and autosummary generates its stubs from them
+    app.connect("config-inited", lambda app, config: write_api_pages(app))
+    app.connect("config-inited", lambda app, config: copy_repository_pages(app))
