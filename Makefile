@@ -15,22 +15,15 @@ $(VENV)/installed: setup.cfg pyproject.toml
 
 # conv="onednn" (jaxmeta/models/onednn_conv.py): oneDNN's direct convolutions as XLA FFI custom calls, the
 # fastest CPU path for the conv-4. onednn-cpu-gomp is oneDNN 3.2's CPU-only build (GNU OpenMP threads, 39 MB);
-# onednn-devel-cpu-gomp adds the headers. The extension is compiled against them and jaxlib's FFI headers, with
-# an RPATH into the venv's lib/ (where the wheel puts libdnnl.so). A few seconds with the wheels cached.
+# onednn-devel-cpu-gomp adds the headers (the package's `onednn` extra). onednn_conv.build compiles the extension
+# against them and jaxlib's FFI headers, with an RPATH into the venv's lib/, and says what is missing (a C++
+# compiler, another platform than Linux x86-64) with the fix. A few seconds with the wheels cached. Outside a
+# checkout, the first use of conv="onednn" runs the same build into the user's cache.
 ONEDNN_EXTENSION := jaxmeta/models/native/libjaxmeta_onednn.so
 onednn: $(ONEDNN_EXTENSION)
 $(ONEDNN_EXTENSION): jaxmeta/models/native/onednn_conv.cc $(VENV)/installed
-	@if [ "$$(uname -s)-$$(uname -m)" != "Linux-x86_64" ]; then \
-	  echo "make onednn: oneDNN's CPU wheels exist for Linux x86-64 only, this is $$(uname -s)-$$(uname -m)." \
-	       "jaxmeta runs without the extension (conv='auto' takes the im2col path); run the tests with" \
-	       "'$(PY) -m pytest --numprocesses=2 --maxschedchunk=1' (the oneDNN tests then fail)." >&2; exit 1; fi
-	@command -v g++ > /dev/null || { echo "make onednn: no C++ compiler (g++) found. Install one (Debian/Ubuntu:" \
-	  "apt install g++; Fedora: dnf install gcc-c++) and run make again." >&2; exit 1; }
-	$(PY) -m pip install --quiet onednn-cpu-gomp==2023.2.0 onednn-devel-cpu-gomp==2023.2.0
-	prefix=$$($(PY) -c 'import sys; print(sys.prefix)') && \
-	  g++ -O2 -std=c++17 -shared -fPIC -Wno-attributes -Wno-return-type $< -o $@ \
-	    -I$$prefix/include -I$$($(PY) -c 'import jax; print(jax.ffi.include_dir())') \
-	    -L$$prefix/lib -ldnnl -Wl,-rpath,$$prefix/lib
+	$(PY) -m pip install --quiet -e '.[onednn]'
+	$(PY) -c "from jaxmeta.models import onednn_conv; onednn_conv.build(onednn_conv.EXTENSION)"
 
 run: $(VENV)/installed
 	$(PY) benchmarks/sinusoid.py --quick

@@ -23,45 +23,121 @@ so reverse mode of any order (second-order MAML differentiates the inner
 loop's gradient) runs on oneDNN throughout. Forward mode (``jax.jvp``) is
 refused, as for any ``jax.custom_vjp``.
 
-The extension is built by ``make onednn`` (``make test`` builds it too): the
-``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels (oneDNN 3.2, CPU only,
-GNU OpenMP threads) and a C++ compiler. It is float32 and CPU only, which is why
-it is a switch and not the default: on GPU and TPU, ``conv="xla"`` is the right
-choice. ``benchmarks/omniglot.py`` picks it on the CPU when it is built.
+The extension (``native/onednn_conv.cc``, shipped in the wheel) is compiled
+against the ``onednn-cpu-gomp`` and ``onednn-devel-cpu-gomp`` wheels (oneDNN 3.2,
+CPU only, GNU OpenMP threads; ``pip install 'jaxmeta[onednn]'``) by a C++17
+compiler, in one of two places:
+
+* in a checkout, ``make onednn`` (which ``make test`` runs) builds
+  :data:`EXTENSION` beside the source;
+* anywhere else, the first use of ``conv="onednn"`` compiles it into the cache
+  (:func:`cached_extension`, a few seconds, said on stderr), once per
+  environment and version of the source; a missing compiler or oneDNN wheel is
+  an error naming the fix.
+
+Compiling on first use, rather than in the wheel's build, keeps the wheel pure
+Python: the extension must match the user's jaxlib (its FFI headers) and the
+oneDNN wheel in their environment, both known only after installation.
+It is float32 and CPU only, which is why it is a switch and not the default: on
+GPU and TPU, ``conv="xla"`` is the right choice. ``benchmarks/omniglot.py``
+picks it on the CPU when it is built.
 """
 
 import ctypes
 import functools
+import hashlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+
+from jaxmeta.data.paths import cache_root
 
 _TARGETS = {
     "forward": "JaxmetaOnednnConvForward",
     "backward_data": "JaxmetaOnednnConvBackwardData",
     "backward_weights": "JaxmetaOnednnConvBackwardWeights",
 }
+SOURCE = Path(__file__).parent / "native" / "onednn_conv.cc"
+"""The extension's C++ source, shipped with the package."""
 EXTENSION = Path(__file__).parent / "native" / "libjaxmeta_onednn.so"
+"""Where ``make onednn`` builds the extension in a checkout."""
+INSTALL_HINT = "pip install 'jaxmeta[onednn]'"
+
+
+def cached_extension() -> Path:
+    """Where the first use compiles the extension: ``$JAXMETA_CACHE/native/<tag>/``, the tag a hash of the source,
+    jaxlib's version and the environment (``sys.prefix``), so another environment or source gets its own build."""
+    tag = hashlib.sha256(b"\0".join([SOURCE.read_bytes(), importlib.metadata.version("jaxlib").encode(),
+                                      sys.prefix.encode()])).hexdigest()[:16]
+    return cache_root() / "native" / tag / "libjaxmeta_onednn.so"
+
+
+def extension() -> Path | None:
+    """The built extension: :data:`EXTENSION` if ``make onednn`` built it, else the cached build, else ``None``."""
+    return next((path for path in (EXTENSION, cached_extension()) if path.exists()), None)
 
 
 def available() -> bool:
-    """Whether the extension is built (``make onednn``); :func:`load` says what to do when it is not."""
-    return EXTENSION.exists()
+    """Whether the extension is built (``make onednn``, or a first use); :func:`load` builds it when it is not."""
+    return extension() is not None
+
+
+def build(output: Path | None = None, *, compiler: str | None = None) -> Path:
+    """Compile the extension into ``output`` (default :func:`cached_extension`), atomically; returns the path.
+
+    Needs Linux x86-64 (the only platform of oneDNN's wheels), the ``onednn-devel-cpu-gomp`` wheel in this
+    environment (``pip install 'jaxmeta[onednn]'``) and a C++17 compiler (``compiler``, default ``$CXX``, else
+    ``g++`` or ``c++``); a clear error names whichever is missing and the fix.
+    """
+    output = Path(output) if output is not None else cached_extension()
+    if (platform.system(), platform.machine()) != ("Linux", "x86_64"):
+        raise RuntimeError(f"conv='onednn': oneDNN's CPU wheels exist for Linux x86-64 only, this is "
+                           f"{platform.system()}-{platform.machine()}; use conv='im2col'.")
+    prefix = Path(sys.prefix)
+    if not (prefix / "include" / "oneapi" / "dnnl" / "dnnl.hpp").exists():
+        raise RuntimeError(f"conv='onednn': oneDNN's headers are not in this environment ({prefix}/include): "
+                           f"{INSTALL_HINT}, or use conv='im2col'.")
+    compiler = compiler or os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not compiler or not shutil.which(compiler):
+        raise RuntimeError("conv='onednn' compiles its extension on first use and found no C++ compiler (g++, c++ "
+                           "or $CXX): install one (Debian/Ubuntu: apt install g++; Fedora: dnf install gcc-c++), or "
+                           "use conv='im2col'.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
+        built = Path(scratch) / output.name
+        command = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-Wno-attributes", "-Wno-return-type",
+                   str(SOURCE), "-o", str(built), f"-I{prefix / 'include'}", f"-I{jax.ffi.include_dir()}",
+                   f"-L{prefix / 'lib'}", "-ldnnl", f"-Wl,-rpath,{prefix / 'lib'}"]
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode:
+            raise RuntimeError(f"conv='onednn': compiling the extension failed ({' '.join(command)}):\n"
+                               f"{result.stderr[-2000:]}")
+        os.replace(built, output)  # a reader never sees a half-written library
+    return output
 
 
 @functools.cache
 def load() -> None:
-    """Loads the extension and registers its custom calls with XLA (once); a clear error if it is not built."""
-    if not EXTENSION.exists():
-        raise RuntimeError(f"conv='onednn' needs the oneDNN extension {EXTENSION}, which is not built: run "
-                           "`make onednn` (installs the onednn-cpu-gomp wheels and compiles it), or use "
-                           "conv='im2col'.")
+    """Loads the extension and registers its custom calls with XLA (once), compiling it first if it is not built."""
+    path = extension()
+    if path is None:
+        path = cached_extension()
+        print(f"jaxmeta: compiling the oneDNN extension into {path} (first use in this environment; a few "
+              "seconds)", file=sys.stderr)
+        build(path)
     try:
-        library = ctypes.CDLL(str(EXTENSION))
+        library = ctypes.CDLL(str(path))
     except OSError as error:  # built for another venv or interpreter, or damaged
-        raise RuntimeError(f"conv='onednn': the oneDNN extension {EXTENSION} does not load ({error}); rebuild it "
-                           "with `make -B onednn`, or use conv='im2col'.") from error
+        raise RuntimeError(f"conv='onednn': the oneDNN extension {path} does not load ({error}); delete it to "
+                           "have it rebuilt (in a checkout: `make -B onednn`), or use conv='im2col'.") from error
     for symbol in _TARGETS.values():
         jax.ffi.register_ffi_target(symbol, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
 

@@ -5,6 +5,7 @@ The custom calls compute in float32 only, so these tests compare them with ``lax
 tolerances. ``make test`` builds the extension first (``make onednn``); without it these tests fail.
 """
 
+import ctypes
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -149,13 +150,31 @@ def test_other_dtypes_and_kernel_shapes_are_refused_with_the_fix():
         onednn_conv.conv3x3_onednn(jnp.zeros((1, 4, 4, 16), jnp.float32), jnp.zeros((3, 3, 8, 16), jnp.float32))
 
 
-def test_a_missing_or_damaged_extension_is_reported_with_the_command_that_builds_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(onednn_conv, "EXTENSION", tmp_path / "absent.so")
-    monkeypatch.setattr(onednn_conv, "load", onednn_conv.load.__wrapped__)  # skip the cache of the real load
-    with pytest.raises(RuntimeError, match="not built: run `make onednn`"):
-        onednn_conv.load()
+def test_a_missing_extension_is_compiled_into_the_cache_on_first_use(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(onednn_conv, "EXTENSION", tmp_path / "absent.so")  # as for a user of the wheel
+    monkeypatch.setenv("JAXMETA_CACHE", str(tmp_path / "cache"))
+    assert onednn_conv.extension() is None and not onednn_conv.available()
+    built = onednn_conv.build()
+    assert built == onednn_conv.cached_extension() and str(built).startswith(str(tmp_path / "cache"))
+    assert onednn_conv.extension() == built
+    library = ctypes.CDLL(str(built))
+    assert all(hasattr(library, symbol) for symbol in onednn_conv._TARGETS.values())
+
+
+def test_what_the_first_use_build_needs_is_named_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler .*apt install g\\+\\+"):
+        onednn_conv.build(tmp_path / "lib.so")
+    monkeypatch.delenv("CXX")
+    monkeypatch.setattr(onednn_conv.sys, "prefix", str(tmp_path))  # an environment without oneDNN's wheels
+    with pytest.raises(RuntimeError, match=r"pip install 'jaxmeta\[onednn\]'"):
+        onednn_conv.build(tmp_path / "lib.so")
+
+
+def test_a_damaged_extension_is_reported_with_the_fix(monkeypatch, tmp_path):
     damaged = tmp_path / "damaged.so"
     damaged.write_bytes(b"not a shared library")
     monkeypatch.setattr(onednn_conv, "EXTENSION", damaged)
-    with pytest.raises(RuntimeError, match="does not load .*rebuild it with `make -B onednn`"):
+    monkeypatch.setattr(onednn_conv, "load", onednn_conv.load.__wrapped__)  # skip the cache of the real load
+    with pytest.raises(RuntimeError, match="does not load .*delete it to have it rebuilt"):
         onednn_conv.load()
