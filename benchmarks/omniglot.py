@@ -85,7 +85,7 @@ built them), else ``--conv im2col`` (convolutions as matrix products of image
 patches); same function and parameters. And ``--task-chunk 1`` (the tasks of a
 meta-batch one after the other, so that activations stay in the cache). All
 compute the same meta step; the measurements behind them are in
-``benchmarks/experiments/conv_speed``.
+``docs/design/onednn.md``.
 
 Each run lives in ``--run-dir`` (default ``runs/omniglot/<algorithm>-<ways>w<shots>s``):
 config, orbax checkpoints, ``metrics.jsonl``, ``learning_curve.png`` and

@@ -54,7 +54,7 @@ Options:
   default (``lax.scan(..., unroll=True)``); longer ones stay a loop. Unrolled,
   XLA fuses across steps and keeps no stacked per-step residuals (written and
   read with dynamic slices in a loop): 20-way 1-shot MAML with 5 inner steps ran
-  20% faster on the CPU (``benchmarks/experiments/conv_speed``), for a longer
+  20% faster on the CPU (the measurements in the docs, ``docs/design/onednn.md``), for a longer
   compile that grows with the number of steps.
 """
 

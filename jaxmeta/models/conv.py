@@ -154,7 +154,7 @@ def conv3x3_im2col(x: jax.Array, kernel: jax.Array, stride: int = 1) -> jax.Arra
     :math:`P^\top` of shape ``[9, C, ..., H, W]``, and multiplied by
     :func:`channel_major_product`, whose cotangents are written out so that no
     order of reverse mode copies the output gradient into a transposed layout
-    (``benchmarks/experiments/conv_speed``).
+    (the measurements in the docs, ``docs/design/onednn.md``).
 
     ``stride`` 2 takes every other patch (the output is ``ceil(H / 2) x ceil(W / 2)``,
     padded as TensorFlow's "SAME").
@@ -189,7 +189,7 @@ def channel_major_product(patches: jax.Array, kernel: jax.Array) -> jax.Array:
     forward product computes :math:`\bar K` as :math:`(\bar Y^\top P^\top)^\top`,
     for which XLA's CPU backend copies the output gradient :math:`\bar Y`, the
     step's largest tensor, into a transposed layout: 22% more tasks/s for
-    5-way 1-shot MAML (``benchmarks/experiments/conv_speed``). The rules
+    5-way 1-shot MAML (the measurements in the docs, ``docs/design/onednn.md``). The rules
     themselves are plain JAX, so every order of reverse mode is exact
     (including gradients with respect to the input images, through
     :math:`\bar P`), and so is forward-over-reverse (``jax.jvp`` of a gradient,
@@ -266,7 +266,7 @@ class Conv3x3(nn.Module):
     ``implementation`` chooses how it is computed, with identical results (up
     to rounding): ``"xla"`` (``lax.conv_general_dilated``; the right choice on
     GPU and TPU), ``"im2col"`` (:func:`conv3x3_im2col`; faster on the CPU, see
-    ``benchmarks/experiments/conv_speed``) or ``"onednn"`` (oneDNN's direct
+    ``docs/design/onednn.md``) or ``"onednn"`` (oneDNN's direct
     convolutions through XLA's FFI, :mod:`jaxmeta.models.onednn_conv`; the
     fastest on the CPU, float32 only, built by ``make onednn``; a first layer
     with fewer than ``features / 9`` input channels stays im2col). Every order
