@@ -1,7 +1,18 @@
-"""What every benchmark script shares: timing, result files and formatting."""
+"""What every benchmark script shares, so that each driver reads as a list of what it measures.
 
+* the host's facts (:func:`environment`, :func:`hardware`) named in every record;
+* timing (:func:`compile_and_time`, :func:`time_compiled`, :class:`ChunkTimer`), the host's matrix-product
+  ceiling (:func:`matmul_ceiling`), XLA's FLOP count and memory of a compiled step (:func:`cost_flops`,
+  :func:`memory_bytes`, :func:`scan_unrolled` for counting loop bodies more than once);
+* measurements in separate processes (:func:`worker_command`, :func:`run_json`);
+* result files written atomically (:func:`write_json`, :func:`read_json`) and their formatting.
+"""
+
+import contextlib
 import json
 import os
+import statistics
+import sys
 import platform
 import subprocess
 import time
@@ -227,3 +238,69 @@ def cost_flops(compiled) -> float:
     if isinstance(analysis, (list, tuple)):  # older jax: one dict per device
         analysis = analysis[0]
     return float(analysis.get("flops", float("nan")))
+
+
+def memory_bytes(compiled) -> dict[str, int]:
+    """XLA's memory analysis of a compiled computation, in bytes: ``argument``, ``output``, ``temp``,
+    ``generated_code`` and ``step`` (the first three together); empty where the backend gives none."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return {}
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
+              "generated_code_size_in_bytes")
+    sizes = {f.replace("_size_in_bytes", ""): int(getattr(analysis, f, 0) or 0) for f in fields}
+    sizes["step"] = sizes["argument"] + sizes["output"] + sizes["temp"]
+    return sizes
+
+
+@contextlib.contextmanager
+def scan_unrolled():
+    """Within the block, every ``jax.lax.scan`` traced is fully unrolled (this process only; undone on exit).
+
+    XLA's cost analysis counts a loop body once; unrolled, each iteration counts.
+    """
+    scan = jax.lax.scan
+    jax.lax.scan = lambda *args, **kwargs: scan(*args, **{**kwargs, "unroll": True})
+    try:
+        yield
+    finally:
+        jax.lax.scan = scan
+
+
+def matmul_ceiling(shape: tuple[int, int, int], reps: int) -> dict:
+    """Median seconds and GFLOP/s of a jitted float32 ``[M x K] @ [K x N]`` product: the host's ceiling."""
+    import jax.numpy as jnp
+
+    m, k, n = shape
+    a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
+    product = jax.jit(jnp.matmul).lower(a, b).compile()
+    jax.block_until_ready(product(a, b))
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(product(a, b))
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    flop = 2.0 * m * k * n
+    return {"impl": "matmul", "shape": [m, k, n], "flop": flop, "seconds": seconds, "median_seconds": median,
+            "gflops_per_second": flop / median / 1e9}
+
+
+def worker_command(script: str | Path, kind: str, **options) -> list[str]:
+    """The command that runs ``script --worker kind`` with ``options`` as flags (``inner_steps=5`` ->
+    ``--inner-steps 5``; ``True`` -> a bare flag; ``False`` and ``None`` -> left out; a list -> its items).
+
+    >>> worker_command("b.py", "cost", inner_steps=5, flops=True, seed=None, methods=["maml", "fomaml"])[2:]
+    ['--worker', 'cost', '--inner-steps', '5', '--flops', '--methods', 'maml', 'fomaml']
+    """
+    command = [sys.executable, str(Path(script).resolve()), "--worker", kind]
+    for name, value in options.items():
+        flag = f"--{name.replace('_', '-')}"
+        if value is True:
+            command.append(flag)
+        elif isinstance(value, (list, tuple)):
+            command += [flag, *map(str, value)]
+        elif value is not False and value is not None:
+            command += [flag, str(value)]
+    return command

@@ -47,8 +47,8 @@ from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (MISSING_EXIT_CODE, RESULTS_DIR, TORCH_SCRIPT, WorkerFailed, compile_and_time,  # noqa: E402
-                    cost_flops, environment, random_omniglot_tasks, read_json, run_json, setting_arguments,
-                    write_atomically, write_json)
+                    cost_flops, environment, memory_bytes, random_omniglot_tasks, read_json, run_json,
+                    scan_unrolled, setting_arguments, worker_command, write_atomically, write_json)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -102,17 +102,6 @@ def learner(method: str, loss_fn, inner_lr: float, steps: int):
 # Workers: one process per measurement, one JSON line on stdout.
 # ----------------------------------------------------------------------------------------------
 
-def _memory_bytes(compiled) -> dict:
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-        return {}
-    fields = ("argument_size_in_bytes", "output_size_in_bytes", "temp_size_in_bytes",
-              "generated_code_size_in_bytes")
-    sizes = {f.replace("_size_in_bytes", ""): int(getattr(analysis, f, 0) or 0) for f in fields}
-    sizes["step"] = sizes["argument"] + sizes["output"] + sizes["temp"]
-    return sizes
-
-
 def cost_worker(args) -> dict:
     """Compile, time and size the meta step of one (method, model, inner steps)."""
     import jax
@@ -129,7 +118,7 @@ def cost_worker(args) -> dict:
 
     step = jaxmeta.make_meta_step(meta_learner, optimizer, task_chunk=task_chunk)
     compiled, compile_seconds, seconds, state, metrics = compile_and_time(step, state, tasks, key, reps=args.reps)
-    memory = _memory_bytes(compiled)
+    memory = memory_bytes(compiled)
     record = {
         "method": args.method, "model": args.model, "inner_steps": args.inner_steps, "inner_lr": inner_lr,
         "task_chunk": task_chunk, "compile_seconds": compile_seconds, "seconds_per_step": seconds,
@@ -164,18 +153,12 @@ def step_flops(method, loss_fn, params, tasks, inner_lr, steps, optimizer, key) 
 
 def unrolled_flops(method, loss_fn, params, tasks, inner_lr, steps, optimizer, key) -> float:
     """XLA's FLOP estimate of the vmapped meta step compiled with every ``lax.scan`` unrolled."""
-    import jax
-
     import jaxmeta
 
-    scan = jax.lax.scan
-    jax.lax.scan = lambda *a, **k: scan(*a, **{**k, "unroll": True})
-    try:
+    with scan_unrolled():
         meta_learner = learner(method, loss_fn, inner_lr, steps)
         state = jaxmeta.init_state(meta_learner, optimizer, params)
         return cost_flops(jaxmeta.make_meta_step(meta_learner, optimizer).lower(state, tasks, key).compile())
-    finally:
-        jax.lax.scan = scan
 
 
 def agreement_worker(args) -> dict:
@@ -214,18 +197,6 @@ def agreement_worker(args) -> dict:
 # ----------------------------------------------------------------------------------------------
 # The grid, the summary and the report.
 # ----------------------------------------------------------------------------------------------
-
-def _worker_command(kind: str, **options) -> list:
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", kind]
-    for name, value in options.items():
-        if value is True:
-            command.append(f"--{name.replace('_', '-')}")
-        elif isinstance(value, (list, tuple)):
-            command += [f"--{name.replace('_', '-')}", *map(str, value)]
-        elif value is not False and value is not None:
-            command += [f"--{name.replace('_', '-')}", str(value)]
-    return command
-
 
 def _key(record: dict) -> tuple:
     if "impl" in record:  # a PyTorch measurement
@@ -289,10 +260,10 @@ def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None]
             for steps in args.steps:
                 for method in args.methods:
                     measure("costs", (method, model, steps), f"{method} on {model} with {steps} steps",
-                            _worker_command("cost", method=method, model=model, inner_steps=steps,
+                            worker_command(__file__, "cost", method=method, model=model, inner_steps=steps,
                                             reps=args.reps, seed=args.seed, flops=True))
                 measure("agreement", ("agreement", model, steps), f"gradient agreement on {model} with {steps} steps",
-                        _worker_command("agreement", model=model, inner_steps=steps, seed=args.seed,
+                        worker_command(__file__, "agreement", model=model, inner_steps=steps, seed=args.seed,
                                         methods=args.methods))
                 for impl, method in torch_jobs if model in conv_models else ():
                     if impl in grid["missing"]:

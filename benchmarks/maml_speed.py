@@ -64,8 +64,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, cost_flops, run_json,  # noqa: E402
-                    setting_arguments)
+from common import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, cost_flops, matmul_ceiling,  # noqa: E402
+                    run_json, setting_arguments, worker_command)
 
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
 JAX_IMPLS = ("jaxmeta", "jaxmeta-im2col", "jaxmeta-host-devices", "jaxmeta-accelerator")
@@ -181,27 +181,6 @@ def jaxmeta_worker(args) -> dict:
     return record
 
 
-def ceiling_worker(args) -> dict:
-    """Median seconds and GFLOP/s of a jitted float32 [M x K] @ [K x N] product."""
-    import jax
-    import jax.numpy as jnp
-
-    m, k, n = CEILING_SHAPE
-    a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
-    product = jax.jit(jnp.matmul).lower(a, b).compile()
-    jax.block_until_ready(product(a, b))
-    seconds = []
-    for _ in range(args.reps):
-        start = time.perf_counter()
-        jax.block_until_ready(product(a, b))
-        seconds.append(time.perf_counter() - start)
-    median = statistics.median(seconds)
-    flop = 2.0 * m * k * n
-    return {"impl": "matmul", "shape": [m, k, n], "flop": flop, "seconds": seconds, "median_seconds": median,
-            "gflops_per_second": flop / median / 1e9}
-
-
 # ----------------------------------------------------------------------------------------------
 # The driver: runs the workers, aggregates, writes the JSON and the Markdown.
 # ----------------------------------------------------------------------------------------------
@@ -220,8 +199,7 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
     if impl in JAX_IMPLS:
         path = {"jaxmeta-accelerator": "accelerator", "jaxmeta-im2col": "im2col"}.get(impl, cpu_conv())
         devices = HOST_DEVICES if impl == "jaxmeta-host-devices" else 1
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "jaxmeta", "--impl", impl,
-                   "--path", path, "--devices", str(devices), *common_args] + (["--flops"] if flops else [])
+        command = worker_command(__file__, "jaxmeta", impl=impl, path=path, devices=devices, flops=flops) + common_args
     else:
         command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
     code, record = run_json(command, f"{impl} on {setting}")
@@ -229,8 +207,7 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
 
 
 def measure_ceiling(reps: int) -> dict:
-    _, record = run_json([sys.executable, str(Path(__file__).resolve()), "--worker", "ceiling",
-                           "--reps", str(reps)], "the matrix-product ceiling")
+    _, record = run_json(worker_command(__file__, "ceiling", reps=reps), "the matrix-product ceiling")
     return record
 
 
@@ -537,7 +514,7 @@ def main(argv=None):
         print(json.dumps(jaxmeta_worker(args)), flush=True)
         return None
     if args.worker == "ceiling":
-        print(json.dumps(ceiling_worker(args)), flush=True)
+        print(json.dumps(matmul_ceiling(CEILING_SHAPE, args.reps)), flush=True)
         return None
     summary = run_benchmark(args)
     print_table(summary)

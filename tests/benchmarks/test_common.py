@@ -1,0 +1,89 @@
+"""benchmarks/common.py, the benchmarking helpers every driver shares: timing, FLOP and memory counts,
+measurements in worker processes, result files."""
+
+import json
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import common  # noqa: E402
+
+
+def test_xla_counts_a_matrix_product_at_two_m_k_n_flops_and_sizes_its_buffers():
+    a, b = jnp.ones((8, 16), jnp.float32), jnp.ones((16, 4), jnp.float32)
+    compiled = jax.jit(jnp.matmul).lower(a, b).compile()
+    assert common.cost_flops(compiled) == pytest.approx(2 * 8 * 16 * 4)
+    memory = common.memory_bytes(compiled)
+    assert memory["argument"] == (8 * 16 + 16 * 4) * 4 and memory["output"] == 8 * 4 * 4
+    assert memory["step"] == memory["argument"] + memory["output"] + memory["temp"]
+
+
+def test_scan_unrolled_makes_the_cost_analysis_count_every_iteration_and_is_undone():
+    def loop(x, steps):
+        return jax.lax.scan(lambda c, _: (c @ c, None), x, None, length=steps)[0]
+
+    x = jnp.ones((8, 8), jnp.float32)
+    def count(steps):  # a new function each time, so that jit traces it again (its cache would not)
+        return common.cost_flops(jax.jit(lambda x: loop(x, steps)).lower(x).compile())
+
+    assert count(3) == pytest.approx(count(1), rel=0.01)  # a loop body counts once (and its counter)
+    with common.scan_unrolled():
+        unrolled = {steps: count(steps) for steps in (1, 3)}
+    assert unrolled[3] == pytest.approx(3 * unrolled[1], rel=0.01)
+    assert jax.lax.scan.__module__.startswith("jax")
+
+
+def test_time_compiled_runs_warmup_then_times_each_repetition():
+    calls = []
+
+    def step(state, tasks, key):
+        calls.append(state)
+        return state + 1, {"loss": jnp.float32(state)}
+
+    seconds, state, metrics = common.time_compiled(step, 0, None, None, reps=3, warmup=2)
+    assert len(seconds) == 3 and all(s >= 0 for s in seconds)
+    assert calls == [0, 1, 2, 3, 4] and state == 5 and float(metrics["loss"]) == 4
+
+
+def test_the_matmul_ceiling_reports_its_flop_and_rate():
+    record = common.matmul_ceiling((64, 32, 16), reps=3)
+    assert record["flop"] == 2 * 64 * 32 * 16 and len(record["seconds"]) == 3
+    assert record["gflops_per_second"] == pytest.approx(record["flop"] / record["median_seconds"] / 1e9)
+
+
+def test_a_worker_returns_its_last_json_line_and_a_failure_names_what_failed(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text("import json, sys\nprint('log line')\nprint(json.dumps({'ok': 1}))\n"
+                      "sys.exit(int(sys.argv[1]))\n")
+    assert common.run_json([sys.executable, str(script), "0"], "a worker") == (0, {"ok": 1})
+    assert common.run_json([sys.executable, str(script), str(common.MISSING_EXIT_CODE)], "a worker")[0] == \
+        common.MISSING_EXIT_CODE
+    with pytest.raises(common.WorkerFailed, match="the probe failed .exit code 1"):
+        common.run_json([sys.executable, str(script), "1"], "the probe")
+
+
+def test_worker_command_turns_options_into_flags():
+    command = common.worker_command("b.py", "cost", inner_steps=5, flops=True, remat=False, seed=None, sizes=(1, 2))
+    assert command[0] == sys.executable and command[1].endswith("b.py")
+    assert command[2:] == ["--worker", "cost", "--inner-steps", "5", "--flops", "--sizes", "1", "2"]
+
+
+def test_result_files_round_trip_and_a_missing_one_gives_the_default(tmp_path):
+    path = tmp_path / "results.json"
+    assert common.read_json(path, default={}) == {}
+    common.write_json(path, {"row": [1.5, None]})
+    assert json.loads(path.read_text()) == {"row": [1.5, None]} == common.read_json(path)
+    assert common.mean_ci(97.8512, 0.2671) == "97.85 ± 0.27"
+
+
+def test_the_environment_names_the_host():
+    environment = common.environment()
+    assert environment["backend"] == jax.default_backend() and environment["cpu_count"] >= 1
+    assert common.hardware(environment).endswith("cores") or environment["backend"] != "cpu"
+    np.testing.assert_equal(environment["jax"], jax.__version__)
