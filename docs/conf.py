@@ -7,6 +7,7 @@ rendered by myst-nb from their stored outputs, never executed here.
 """
 
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ extensions = [
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+templates_path = ["_templates"]  # autosummary's class page without tables of inherited members
+
+# Every cross-reference must resolve (with -W, a broken one fails the build). The site has no internet, so the
+# types of the libraries jaxmeta builds on (in signatures and base classes) are not linked.
+nitpicky = True
+nitpick_ignore_regex = [(r"py:.*", r"(flax|jax|jaxlib|numpy|optax|orbax|chex|collections|typing)(\..*)?")]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 nb_execution_mode = "off"  # the notebooks are stored with their outputs; `make test` executes them
 nb_merge_streams = True
@@ -35,6 +42,7 @@ nb_merge_streams = True
 autosummary_generate = True
 autodoc_typehints = "none"  # the signatures carry the annotations; repeating them in the text only adds noise
 autodoc_member_order = "bysource"
+autodoc_inherit_docstrings = False  # a Flax module's setup() without a docstring is not Flax's setup()
 autodoc_default_options = {"members": True, "show-inheritance": False}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -103,9 +111,8 @@ def write_api_pages(app) -> None:
                     continue
                 documented[id(obj)] = f"{name}.{public}"
                 entries.append(public)
-            else:  # a constant or a type alias: its docstring lives beside its definition
-                defined_in = constants.get(public, name)
-                entries.append(f"~{defined_in.removeprefix(name + '.')}.{public}" if defined_in != name else public)
+            else:  # a constant or a type alias: documented here, its docstring read beside its definition
+                entries.append(public)
         lines = [title, "=" * len(title), "", f".. automodule:: {name}", "   :no-members:", "",
                  f".. currentmodule:: {name}", "", ".. autosummary::", "   :toctree: generated",
                  "   :nosignatures:", ""]
@@ -134,6 +141,23 @@ def copy_repository_pages(app) -> None:
                     shutil.copyfile(path, copy)
 
 
+def constant_docstrings(app, what, name, obj, options, lines) -> None:
+    """A constant re-exported by a package (``jaxmeta.bilevel.METHODS``) gets the docstring written under its
+    definition (``X = ...`` then a string, in ``jaxmeta.bilevel.hypergradient``), not its type's."""
+    if what not in ("data", "attribute"):
+        return
+    package, _, attribute = name.rpartition(".")
+    if not package.startswith("jaxmeta"):
+        return
+    from sphinx.pycode import ModuleAnalyzer
+
+    defined_in = _attribute_modules(package).get(attribute) if importlib.util.find_spec(package) else None
+    if defined_in is not None:
+        docs = ModuleAnalyzer.for_module(defined_in).find_attr_docs().get(("", attribute))
+        if docs:
+            lines[:] = list(docs)
+
+
 def link_repository_pages(app, docname, source) -> None:
     """The guide's pages link to ``../benchmarks/results/...`` and ``../notebooks/...`` (right on GitHub and in an
     editor); in the site those are the copies made by :func:`copy_repository_pages`."""
@@ -142,6 +166,7 @@ def link_repository_pages(app, docname, source) -> None:
 
 def setup(app):
     app.connect("source-read", link_repository_pages)
+    app.connect("autodoc-process-docstring", constant_docstrings)
     # at config-inited, before Sphinx lists the source files and autosummary generates its stubs from them
     app.connect("config-inited", lambda app, config: write_api_pages(app))
     app.connect("config-inited", lambda app, config: copy_repository_pages(app))

@@ -164,7 +164,8 @@ class AdversarialScore:
 
 def adversarial_score(learner: MetaLearner, loss_fn: LossFn, *, epsilon: float,
                       pixel_range: tuple[float, float] = (0.0, 1.0)) -> MetaLearner:
-    """``learner`` scored on FGSM queries (:class:`AdversarialScore`): pass it to :func:`jaxmeta.evaluate`.
+    """``learner`` scored on FGSM queries (:class:`~jaxmeta.algorithms.AdversarialScore`): pass it to
+    :func:`jaxmeta.evaluate`.
 
     Any learner with an inner loop (MAML, ADML, ...) works; ``epsilon=0`` scores the clean queries.
 

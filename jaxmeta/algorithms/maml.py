@@ -18,7 +18,7 @@ with :math:`\theta`. MAML++'s options (Antoniou et al. 2019,
 :func:`jaxmeta.maml_plus_plus`) are options of :func:`maml`:
 
 * multi-step loss, ``step_weights``: minimise :math:`\sum_{j=1}^{k} w_j(t) L^q(\phi_j)`,
-  the weights a function of the meta-step :math:`t` (:func:`multi_step_loss_weights`);
+  the weights a function of the meta-step :math:`t` (:func:`~jaxmeta.algorithms.multi_step_loss_weights`);
 * derivative-order annealing, ``first_order_steps``: FOMAML's gradient for the
   first meta-steps, the exact one after;
 * per-step parameters, ``per_step``: one value of the selected parameters
@@ -74,7 +74,7 @@ def maml(
       adapt_mask: adapt only these parameters (see :func:`jaxmeta.anil`).
       step_weights: the multi-step loss's weights :math:`w_1..w_k` on the query
         loss after each inner step: a sequence, or a schedule ``t -> weights``
-        of the meta-step (:func:`multi_step_loss_weights`). ``None``: :math:`L^q(\phi_k)` only.
+        of the meta-step (:func:`~jaxmeta.algorithms.multi_step_loss_weights`). ``None``: :math:`L^q(\phi_k)` only.
       first_order_steps: derivative-order annealing: meta-steps
         :math:`t <` ``first_order_steps`` use the first-order gradient, later
         ones the exact one (one compiled step: a ``lax.cond`` on :math:`t`).

@@ -26,9 +26,9 @@ long-run average of :math:`g^2`, not by the current task's (with fresh state
 the first step of every task is :math:`\alpha\,\mathrm{sign}(g)` for every
 parameter). ``persistent_inner_state=True`` does the same: the inner
 optimizer's state :math:`s` becomes part of the meta-parameters
-(:class:`ReptileParams`), every task of a meta-batch starts from it, and its
+(:class:`~jaxmeta.algorithms.ReptileParams`), every task of a meta-batch starts from it, and its
 pseudo-gradient :math:`s - \bar s_k` moves it, at step 1, to the mean of the
-tasks' final states (use :func:`outer_optimizer`). The paper runs the tasks of
+tasks' final states (use :func:`~jaxmeta.algorithms.outer_optimizer`). The paper runs the tasks of
 a meta-batch one after the other through one state; averaging them instead
 lets them run in parallel, and gives the moments the same kind of long-run
 average over a horizon of meta-steps.
@@ -71,8 +71,8 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inne
       adapt_mask: adapt only these parameters.
       persistent_inner_state: carry the inner optimizer's state across tasks
         and meta-steps (the paper's code; see the module docstring): the
-        meta-parameters are :class:`ReptileParams`, to be updated with
-        :func:`outer_optimizer`.
+        meta-parameters are :class:`~jaxmeta.algorithms.ReptileParams`, to be updated with
+        :func:`~jaxmeta.algorithms.outer_optimizer`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -129,8 +129,8 @@ def reptile(loss_fn: LossFn, *, inner_lr: Any = None, inner_steps: int = 5, inne
 
 
 def outer_optimizer(step_size: optax.ScalarOrSchedule) -> optax.GradientTransformation:
-    r"""Reptile's outer update for :class:`ReptileParams`: SGD with ``step_size`` on the initialisation
-    (:math:`\theta \leftarrow \theta + \epsilon(\bar\phi - \theta)`), step 1 on the inner state
+    r"""Reptile's outer update for :class:`~jaxmeta.algorithms.ReptileParams`: SGD with ``step_size`` on the
+    initialisation (:math:`\theta \leftarrow \theta + \epsilon(\bar\phi - \theta)`), step 1 on the inner state
     (:math:`s \leftarrow \bar s_k`, the tasks' mean final state).
 
     Example:
@@ -139,7 +139,7 @@ def outer_optimizer(step_size: optax.ScalarOrSchedule) -> optax.GradientTransfor
       >>> optimizer = outer_optimizer(0.5)
       >>> pseudo = ReptileParams(jnp.full(2, 0.2), jax.tree.map(lambda s: s - (s + 1), meta.inner_state))
       >>> new = optax.apply_updates(meta, optimizer.update(pseudo, optimizer.init(meta), meta)[0])
-      >>> new.params.tolist(), int(new.inner_state[0].count)
+      >>> [round(x, 6) for x in new.params.tolist()], int(new.inner_state[0].count)
       ([0.9, 0.9], 1)
     """
     def labels(meta):

@@ -159,7 +159,7 @@ def inequality(losses: jax.Array, measure: str = "theil", alpha: float = 2.0) ->
 
 
 class InequalityTerms(NamedTuple):
-    """What one task of :func:`taml_inequality` reports to the meta step: :math:`g_i`, :math:`\\ell_i` and
+    """What one task of :func:`~jaxmeta.taml_inequality` reports to the meta step: :math:`g_i`, :math:`\\ell_i` and
     :math:`\\nabla\\ell_i`."""
 
     meta_gradient: Any
@@ -179,7 +179,8 @@ def taml_inequality(learner: MetaLearner, *, weight: float, measure: str = "thei
       alpha: :math:`\alpha` of the generalised entropy.
 
     Returns:
-      A :class:`~jaxmeta.core.learner.MetaLearner` whose ``task_grad`` returns :class:`InequalityTerms` and whose
+      A :class:`~jaxmeta.core.learner.MetaLearner` whose ``task_grad`` returns
+      :class:`~jaxmeta.algorithms.InequalityTerms` and whose
       ``aggregate`` turns a batch of them into the gradient (any meta step uses it:
       :func:`jaxmeta.make_meta_step`, the sharded one). The initial losses are the metric ``support_loss``.
 

@@ -12,6 +12,7 @@ from jaxmeta.bilevel import search
 from jaxmeta.bilevel.alternating import init_alternating
 from jaxmeta.bilevel.alternating import make_alternating_step
 from jaxmeta.bilevel.darts import DartsNetwork
+from jaxmeta.bilevel.darts import Edge
 from jaxmeta.bilevel.darts import Genotype
 from jaxmeta.bilevel.darts import derive_genotype
 from jaxmeta.bilevel.darts import init_architecture
@@ -38,7 +39,7 @@ from jaxmeta.bilevel.toy import darts_toy
 from jaxmeta.bilevel.toy import toy_trajectory
 
 __all__ = [
-    "METHODS", "WEIGHTINGS", "BilevelProblem", "DartsNetwork", "ExampleWeights", "Genotype",
+    "METHODS", "WEIGHTINGS", "BilevelProblem", "DartsNetwork", "Edge", "ExampleWeights", "Genotype",
     "Hypergradient", "HypergradientFn", "check_variables", "darts_toy", "derive_genotype", "example_weights",
     "finite_difference", "first_order", "hypergradient", "implicit", "init_alternating", "init_architecture",
     "inverse_frequency_weights", "make_alternating_step", "make_outer_step", "make_weighted_step",

@@ -276,7 +276,7 @@ def gradient_step(
       lr: a scalar or a pytree of learning rates matching ``params``.
       key: passed to ``loss_fn``.
       first_order: stop the gradient through :math:`\nabla L` (FOMAML).
-      mask: which parameters adapt (see :data:`Mask`).
+      mask: which parameters adapt (see ``jaxmeta.core.adapt.Mask``).
 
     Returns:
       ``(new_params, loss)`` where ``loss`` is :math:`L(\phi)` before the step.
@@ -340,10 +340,10 @@ def adapt(
       first_order: treat :math:`\nabla L` as a constant (FOMAML).
       remat: rematerialise each step in the backward pass (``jax.checkpoint``),
         trading compute for memory.
-      mask: which parameters adapt (ANIL: the head); see :data:`Mask`.
+      mask: which parameters adapt (ANIL: the head); see ``jaxmeta.core.adapt.Mask``.
       per_step: parameters with one value per step (leading axis ``steps + 1``):
         step ``j``, its observation and the returned parameters use slice
-        ``j`` (``k`` for the result); they do not adapt. A mask as :data:`Mask`.
+        ``j`` (``k`` for the result); they do not adapt. A mask as ``jaxmeta.core.adapt.Mask``.
       observe: optional function of the parameters evaluated at
         :math:`\phi_0, \dots, \phi_k` (for adaptation curves).
       unroll: passed to ``jax.lax.scan`` (``True``: a straight-line program;

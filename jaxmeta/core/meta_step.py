@@ -7,7 +7,7 @@ Batched (the default): the task gradients are computed in parallel with
     g = \frac{1}{B} \sum_{i=1}^{B} \nabla_{\Theta} \mathcal{L}_i(\Theta), \qquad
     \Theta \leftarrow \Theta + \operatorname{optax\ update}(g).
 
-Another rule than the mean (``aggregate=``, :mod:`jaxmeta.core.aggregation`)
+Another rule than the mean (``aggregate=``, ``jaxmeta.core.aggregation``)
 combines the stacked task gradients instead, e.g. gradient agreement's
 weighted sum :math:`g = \sum_i w_i g_i`.
 
@@ -200,7 +200,7 @@ def make_meta_step(
       aggregate: how the task gradients are combined: ``None``, their mean
         (or the learner's own ``aggregate``, as TAML's inequality penalty has);
         or a rule ``stacked_grads -> grads`` such as
-        :func:`jaxmeta.gradient_agreement` (:mod:`jaxmeta.core.aggregation`).
+        :func:`jaxmeta.gradient_agreement` (``jaxmeta.core.aggregation``).
         Batched mode only.
 
     Returns:

@@ -51,7 +51,7 @@ ApplyFn = Callable[[Params, Any], jax.Array]
 class Task(NamedTuple):
     """One few-shot task: a support set to adapt on and a query set to evaluate on.
 
-    Both fields are batches in the sense of :data:`Batch`. A batch of tasks is
+    Both fields are batches in the sense of ``jaxmeta.core.types.Batch``. A batch of tasks is
     a ``Task`` whose leaves carry a leading task axis of the same size.
 
     Example:

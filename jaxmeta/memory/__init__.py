@@ -6,7 +6,7 @@
 an episode of images whose labels arrive one step late, and
 :func:`memory_learner` trains it with the library's meta step and training
 loop. :class:`MetaNet` (Munkhdalai and Yu 2017) keeps fast weights, generated
-from the support set's gradients, in a key/value memory. :mod:`jaxmeta.memory.addressing`
+from the support set's gradients, in a key/value memory. ``jaxmeta.memory.addressing``
 holds the addressing arithmetic.
 """
 

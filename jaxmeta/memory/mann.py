@@ -12,7 +12,7 @@ One step of the cell, for input :math:`x_t` (an image and the previous label):
 4. read weights :math:`w^r_t = \operatorname{softmax}(\beta_t K(k_t, M_t))`, read
    vectors :math:`r_t = w^r_t M_t`;
 5. usage :math:`u_t = \gamma u_{t-1} + w^r_t + w^w_t` and the least-used
-   weights :math:`w^{lu}_t` from it (:mod:`jaxmeta.memory.addressing`).
+   weights :math:`w^{lu}_t` from it (``jaxmeta.memory.addressing``).
 
 The output is :math:`[h_t, r_t]`. Santoro et al. read with
 :math:`\operatorname{softmax}(K)`, a strength of 1; with cosine
@@ -64,7 +64,8 @@ class MANNCell(nn.Module):
 
     Attributes:
       controller_features: LSTM units (the paper: 200).
-      rows, width: the memory's size ``N x W`` (the paper: 128 x 40).
+      rows: ``N``, the memory's rows (the paper: 128).
+      width: ``W``, the length of a row (the paper: 40).
       read_heads: ``H`` (the paper: 4); also the ``n`` of the least-used weights.
       decay: the usage decay :math:`\\gamma` (the paper: 0.95 to 0.99).
       learned_strength: emit a key strength per head (see the module docstring).

@@ -46,8 +46,10 @@ class NTMCell(nn.Module):
 
     Attributes:
       controller_features: LSTM units.
-      rows, width: the memory's size ``N x W``.
-      read_heads, write_heads: ``R`` and ``V``.
+      rows: ``N``, the memory's rows.
+      width: ``W``, the length of a row.
+      read_heads: ``R``, the read heads.
+      write_heads: ``V``, the write heads.
       shift_reach: ``S``, shifts by ``-S..S`` rows.
 
     Example:

@@ -42,11 +42,12 @@ PRESENTATIONS = (1, 2, 3, 5, 10)
 
 class LSTMCore(nn.Module):
     """The LSTM baseline in the interface of the memory cells:
-    ``(state, x) -> (state, (h, ()))``, with :meth:`initial_state`."""
+    ``(state, x) -> (state, (h, ()))``, with :meth:`~jaxmeta.memory.LSTMCore.initial_state`."""
 
     features: int = 200
 
     def initial_state(self):
+        """The LSTM's state at the start of an episode: zero cell and hidden vectors."""
         zeros = jnp.zeros((self.features,))
         return zeros, zeros
 
@@ -82,7 +83,7 @@ class SequenceClassifier(nn.Module):
       core: a recurrent cell with ``initial_state()`` and ``(state, x) -> (state, (output, trace))``.
       num_classes: the classes of an episode (labels ``0..num_classes-1``).
 
-    ``uint8`` images are scaled to [0, 1] (:func:`jaxmeta.models.conv.images_as_float`),
+    ``uint8`` images are scaled to [0, 1] (``jaxmeta.models.conv.images_as_float``),
     so episodes sampled as stored and as ``float32`` give the same predictions.
 
     Example:

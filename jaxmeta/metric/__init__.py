@@ -15,12 +15,13 @@ from jaxmeta.metric.matching import MatchingNetwork
 from jaxmeta.metric.protonet import GaussianPrototypicalNetwork
 from jaxmeta.metric.protonet import PrototypicalNetwork
 from jaxmeta.metric.protonet import SemiSupervisedPrototypicalNetwork
+from jaxmeta.metric.relation import RelationModule
 from jaxmeta.metric.relation import RelationNetwork
 from jaxmeta.metric.relation import relation_optimizer
 from jaxmeta.metric.siamese import SiameseNetwork
 
 __all__ = [
     "GaussianPrototypicalNetwork", "MatchingNetwork", "MetricClassifier", "PrototypicalNetwork",
-    "RelationNetwork", "SemiSupervisedPrototypicalNetwork", "SiameseNetwork", "class_means",
+    "RelationModule", "RelationNetwork", "SemiSupervisedPrototypicalNetwork", "SiameseNetwork", "class_means",
     "cosine_similarities", "metric_learner", "relation_optimizer", "squared_distances",
 ]

@@ -261,20 +261,20 @@ def images_as_float(x: jax.Array) -> jax.Array:
 
 
 class Conv3x3(nn.Module):
-    """A 3x3 convolution with bias (:func:`conv3x3`); parameters named and shaped as ``nn.Conv``'s.
+    """A 3x3 convolution with bias (``jaxmeta.models.conv.conv3x3``); parameters named and shaped as ``nn.Conv``'s.
 
     ``implementation`` chooses how it is computed, with identical results (up
     to rounding): ``"xla"`` (``lax.conv_general_dilated``; the right choice on
-    GPU and TPU), ``"im2col"`` (:func:`conv3x3_im2col`; faster on the CPU, see
+    GPU and TPU), ``"im2col"`` (``conv3x3_im2col``; faster on the CPU, see
     ``docs/design/onednn.md``) or ``"onednn"`` (oneDNN's direct
-    convolutions through XLA's FFI, :mod:`jaxmeta.models.onednn_conv`; the
-    fastest on the CPU, float32 only, built by ``make onednn``; a first layer
+    convolutions through XLA's FFI, ``jaxmeta.models.onednn_conv``; the
+    fastest on the CPU, float32 only, compiled by ``make onednn`` or on first use; a first layer
     with fewer than ``features / 9`` input channels stays im2col). Every order
     of reverse mode works with all three. Forward-over-reverse (``jax.jvp`` of a
-    gradient: :func:`jaxmeta.core.hessian.hvp`, iMAML) works with ``"xla"`` and
+    gradient: ``jaxmeta.core.hessian.hvp``, iMAML) works with ``"xla"`` and
     ``"im2col"``, not ``"onednn"``; plain forward mode (``jax.jvp`` of the
     model's output) needs ``"xla"`` when the first layer's input has fewer than
-    ``features / 9`` channels (:func:`channel_major_product` is a ``custom_vjp``).
+    ``features / 9`` channels (``channel_major_product`` is a ``custom_vjp``).
     """
 
     features: int
@@ -322,6 +322,8 @@ INITIALISATIONS = {
     "relation-net": Initialisation(nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
                                    nn.initializers.ones, nn.initializers.normal(0.01), nn.initializers.ones),
 }
+"""The conv-4's initialisations by name (``init_scheme=``): Flax's, PyTorch's, learn2learn's and the Relation
+network code's (each an ``Initialisation`` of this module)."""
 
 
 def initialisation(name: str) -> Initialisation:

@@ -1,9 +1,9 @@
 """Training loops over the functional core.
 
-:func:`fit` runs meta steps in memory; :func:`train` runs them in a
+:func:`~jaxmeta.fit` runs meta steps in memory; :func:`train` runs them in a
 :class:`RunDirectory` (atomic orbax checkpoints, exact resume, a metrics log
 and its learning curve), with validation and a wall-time budget; :func:`restore_run` reads a
-finished or stopped run back. :mod:`~jaxmeta.training.classifier` writes ordinary supervised training
+finished or stopped run back. ``jaxmeta.training.classifier`` writes ordinary supervised training
 as such a step, so the same loops train the baselines' classifiers.
 """
 

@@ -90,7 +90,7 @@ def fit(
         there, e.g. at a time budget.
 
     Returns:
-      A :class:`FitResult`.
+      A :class:`~jaxmeta.training.FitResult`.
 
     Raises:
       NonFiniteLossError: with the first meta-step whose loss is not finite.

@@ -79,7 +79,7 @@ def load_omniglot(
 
     Both sources give the same :class:`Omniglot`: same characters in the same
     order, same names and alphabets, same drawings in the same order, same
-    preprocessing (see :mod:`jaxmeta.data.omniglot.tfds_source`).
+    preprocessing (see ``jaxmeta.data.omniglot.tfds_source``).
 
     Args:
       root: the folder holding the archives; default ``$JAXMETA_DATA/omniglot``
