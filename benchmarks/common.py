@@ -17,6 +17,7 @@ import platform
 import subprocess
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -265,6 +266,20 @@ def scan_unrolled():
         yield
     finally:
         jax.lax.scan = scan
+
+
+def loop_flops(count: Callable[[int], float], steps: int) -> dict[str, float]:
+    r"""FLOPs of a computation with a ``steps``-iteration loop whose iterations all do the same work, from XLA's
+    counts of the computation compiled with the loop fully unrolled at 1 and 2 iterations (``count(k)``, e.g.
+    under :func:`scan_unrolled`): :math:`F_1 + (k - 1)(F_2 - F_1)`, without compiling ``steps`` iterations.
+
+    >>> loop_flops(lambda k: 100.0 + 30.0 * k, 50)
+    {'flops': 1600.0, 'flops_first_step': 130.0, 'flops_per_further_step': 30.0}
+    """
+    counts = {k: count(k) for k in sorted({1, min(2, steps)})}
+    per_step = counts.get(2, counts[1]) - counts[1]
+    return {"flops": counts[1] + (steps - 1) * per_step, "flops_first_step": counts[1],
+            "flops_per_further_step": per_step}
 
 
 def matmul_ceiling(shape: tuple[int, int, int], reps: int) -> dict:

@@ -47,7 +47,7 @@ from typing import Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (MISSING_EXIT_CODE, RESULTS_DIR, TORCH_SCRIPT, WorkerFailed, compile_and_time,  # noqa: E402
-                    cost_flops, environment, memory_bytes, random_omniglot_tasks, read_json, run_json,
+                    cost_flops, environment, loop_flops, memory_bytes, random_omniglot_tasks, read_json, run_json,
                     scan_unrolled, setting_arguments, worker_command, write_atomically, write_json)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
@@ -144,11 +144,7 @@ def step_flops(method, loss_fn, params, tasks, inner_lr, steps, optimizer, key) 
     test). iMAML's conjugate gradient is a ``while_loop``
     with a data-dependent trip count, so one of its iterations is counted.
     """
-    counts = {k: unrolled_flops(method, loss_fn, params, tasks, inner_lr, k, optimizer, key)
-              for k in sorted({1, min(2, steps)})}
-    per_step = counts.get(2, counts[1]) - counts[1]
-    return {"flops": counts[1] + (steps - 1) * per_step, "flops_first_step": counts[1],
-            "flops_per_further_step": per_step}
+    return loop_flops(lambda k: unrolled_flops(method, loss_fn, params, tasks, inner_lr, k, optimizer, key), steps)
 
 
 def unrolled_flops(method, loss_fn, params, tasks, inner_lr, steps, optimizer, key) -> float:

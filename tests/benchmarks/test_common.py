@@ -39,6 +39,20 @@ def test_scan_unrolled_makes_the_cost_analysis_count_every_iteration_and_is_undo
     assert jax.lax.scan.__module__.startswith("jax")
 
 
+def test_loop_flops_extrapolates_from_one_and_two_unrolled_iterations():
+    def loop(x, steps):
+        return jax.lax.scan(lambda c, _: (jnp.tanh(c @ c), None), x, None, length=steps)[0]
+
+    x = jnp.ones((8, 8), jnp.float32)
+
+    def count(steps):
+        with common.scan_unrolled():
+            return common.cost_flops(jax.jit(lambda x: loop(x, steps)).lower(x).compile())
+
+    assert common.loop_flops(count, 7)["flops"] == pytest.approx(count(7), rel=0.01)
+    assert common.loop_flops(count, 1)["flops_per_further_step"] == 0
+
+
 def test_time_compiled_runs_warmup_then_times_each_repetition():
     calls = []
 
@@ -87,3 +101,10 @@ def test_the_environment_names_the_host():
     assert environment["backend"] == jax.default_backend() and environment["cpu_count"] >= 1
     assert common.hardware(environment).endswith("cores") or environment["backend"] != "cpu"
     np.testing.assert_equal(environment["jax"], jax.__version__)
+
+
+def test_the_examples_in_the_docstrings_hold():
+    import doctest
+
+    result = doctest.testmod(common)
+    assert result.attempted >= 3 and result.failed == 0
