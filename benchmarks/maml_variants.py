@@ -146,8 +146,9 @@ def write_table(results_dir: Path) -> None:
             theirs = "(this row)" if base is row else theirs
             steps = f"{row['meta_steps']:,}"
             budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
-            if row["budget_minutes"] and row["config"]["iterations"] != PROTOCOL_ITERATIONS:  # its cap stopped it
-                budget = f"{row['train_seconds'] / 60:.1f} min (stopped at {row['config']['iterations']:,} steps)"
+            cap = row["config"].get("iterations", PROTOCOL_ITERATIONS)
+            if row["budget_minutes"] and cap != PROTOCOL_ITERATIONS and "train_seconds" in row:  # its cap stopped it
+                budget = f"{row['train_seconds'] / 60:.1f} min (stopped at {cap:,} steps)"
             robust = _robustness(row)
             theirs_robust = "-" if base is None or base is row or robust == "-" else _robustness(base)
         lines.append(f"| {key} | {method} | {ours} | {theirs} | {robust} | {theirs_robust} | {steps} | {budget} | "

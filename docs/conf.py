@@ -59,6 +59,7 @@ API_PAGES = [
     ("jaxmeta.algorithms", "jaxmeta.algorithms"),
     ("jaxmeta.inner", "jaxmeta.inner: learned inner-loop rules"),
     ("jaxmeta.bilevel", "jaxmeta.bilevel: hypergradients, DARTS, example weights"),
+    ("jaxmeta.baselines", "jaxmeta.baselines: transfer learning"),
     ("jaxmeta.metric", "jaxmeta.metric: metric learners"),
     ("jaxmeta.memory", "jaxmeta.memory: memory models and MetaNet"),
     ("jaxmeta.optimizers", "jaxmeta.optimizers: learned optimizers"),

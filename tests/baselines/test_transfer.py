@@ -1,0 +1,83 @@
+"""jaxmeta.baselines.transfer: the fine-tuned heads of Chen et al. against closed forms, a hand-computed step,
+separable toy tasks, and bad input."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxmeta.baselines import fine_tune_head, head_logits, head_optimizer, init_head
+
+
+def separable_task(key, classes=5, shots=4, dim=8):
+    centres = 6.0 * jax.random.normal(key, (classes, dim))
+    noise = jax.random.normal(jax.random.fold_in(key, 1), (classes, shots, dim))
+    return (centres[:, None] + noise).reshape(-1, dim), jnp.repeat(jnp.arange(classes), shots)
+
+
+def test_heads_score_as_their_formulas_say():
+    head = init_head(jax.random.key(0), 3, 2, "cosine")._replace(offset=jnp.array([1.5, 0.5]))
+    z = jnp.array([[1.0, 2.0, -1.0], [0.0, 1.0, 0.0]])
+    w = head.weight
+    cos = (z @ w) / (jnp.linalg.norm(z, axis=1)[:, None] * jnp.linalg.norm(w, axis=0)[None])
+    np.testing.assert_allclose(head_logits(head, z, "cosine", scale=2.0), 2.0 * head.offset * cos, rtol=1e-4)
+    linear = init_head(jax.random.key(1), 3, 2)._replace(offset=jnp.array([0.3, -0.2]))
+    np.testing.assert_allclose(head_logits(linear, z), z @ linear.weight + linear.offset, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_the_head_fits_a_separable_support_set_exactly_and_deterministically(kind):
+    z, y = separable_task(jax.random.key(3))
+    head = fine_tune_head(z, y, num_classes=5, key=jax.random.key(4), kind=kind)
+    assert bool(jnp.all(jnp.argmax(head_logits(head, z, kind), -1) == y))  # zero support error
+    again = fine_tune_head(z, y, num_classes=5, key=jax.random.key(4), kind=kind)
+    other = fine_tune_head(z, y, num_classes=5, key=jax.random.key(5), kind=kind)
+    jax.tree.map(np.testing.assert_array_equal, head, again)
+    assert not np.allclose(head.weight, other.weight)
+
+
+def test_one_epoch_of_one_batch_is_one_hand_computed_sgd_step():
+    z, y = separable_task(jax.random.key(6), classes=3, shots=2)
+    key = jax.random.key(7)
+    head = fine_tune_head(z, y, num_classes=3, key=key, epochs=1, batch_size=len(y))
+    start = init_head(jax.random.split(key)[0], z.shape[1], 3)
+    grad = jax.grad(lambda h: optax.softmax_cross_entropy_with_integer_labels(head_logits(h, z), y).mean())(start)
+    # weight decay, then momentum 0.9 with dampening 0.9 from a zero buffer, then the learning rate 0.01
+    expected = jax.tree.map(lambda p, g: p - 0.01 * 0.1 * (g + 1e-3 * p), start, grad)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), head, expected)
+
+
+def test_a_batch_size_that_does_not_divide_the_support_set_uses_each_example_once_per_epoch():
+    z, y = separable_task(jax.random.key(8), classes=2, shots=3)  # 6 examples in batches of 4 and 2
+    key = jax.random.key(9)
+    partial = fine_tune_head(z, y, num_classes=2, key=key, epochs=1, batch_size=4, optimizer=optax.sgd(0.1))
+    start = init_head(jax.random.split(key)[0], z.shape[1], 2)
+    order = jax.random.permutation(jax.random.split(jax.random.split(key)[1], 1)[0], 6)
+    loss = lambda h, i: optax.softmax_cross_entropy_with_integer_labels(head_logits(h, z[i]), y[i]).mean()  # noqa: E731
+    expected = start
+    for index in (order[:4], order[4:]):
+        expected = jax.tree.map(lambda p, g: p - 0.1 * g, expected, jax.grad(loss)(expected, index))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12), partial, expected)
+
+
+def test_the_optimizer_is_sgd_with_dampened_momentum_and_weight_decay():
+    optimizer = head_optimizer()
+    params, grads = jnp.array([1.0, -2.0]), jnp.array([0.5, 0.5])
+    state = optimizer.init(params)
+    first, state = optimizer.update(grads, state, params)
+    np.testing.assert_allclose(first, -0.01 * 0.1 * (grads + 1e-3 * params))
+    second, _ = optimizer.update(grads, state, params)
+    np.testing.assert_allclose(second, -0.01 * (0.9 * 0.1 + 0.1) * (grads + 1e-3 * params))
+
+
+def test_bad_input_is_refused_with_the_fix():
+    z, y = separable_task(jax.random.key(10), classes=2, shots=2)
+    with pytest.raises(ValueError, match="Unknown head 'softmax'"):
+        fine_tune_head(z, y, num_classes=2, key=jax.random.key(0), kind="softmax")
+    with pytest.raises(ValueError, match="features must be \\[examples, feature_dim\\]"):
+        fine_tune_head(z.reshape(4, 2, 4), y, num_classes=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="support set is empty"):
+        fine_tune_head(z[:0], y[:0], num_classes=2, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="num_classes must be a positive int"):
+        fine_tune_head(z, y, num_classes=0, key=jax.random.key(0))
