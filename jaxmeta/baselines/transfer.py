@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.types import PRNGKey, example_count
+from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, example_count
 
 HEADS = ("linear", "cosine")
 """The heads :func:`fine_tune_head` fits: Chen et al.'s Baseline (linear) and Baseline++ (cosine)."""
@@ -126,6 +126,51 @@ def fine_tune_head(features: jax.Array, labels: jax.Array, *, num_classes: int, 
 
     (head, _), _ = jax.lax.scan(epoch, (head, optimizer.init(head)), jax.random.split(order_key, epochs))
     return head
+
+
+def trunk_params(classifier_params: Params, head: str = "head") -> Params:
+    """The trunk of a pretrained classifier's parameters: everything but its ``head`` (a
+    :class:`~jaxmeta.models.Conv4`'s trunk is a :class:`~jaxmeta.models.ConvEmbedding`'s parameters)."""
+    if head not in classifier_params:
+        raise ValueError(f"The classifier's parameters have no {head!r} entry to drop (they have "
+                         f"{sorted(classifier_params)}); name the head with head=.")
+    return {name: value for name, value in classifier_params.items() if name != head}
+
+
+def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: int, key: PRNGKey,
+                      kind: str = "linear", **fine_tune) -> jax.Array:
+    r"""Per-task query accuracy ``[tasks]`` of a frozen trunk with a head fitted on each task's support set.
+
+    ``embed_fn(params, images) -> [n, D]`` features (e.g. a
+    :class:`~jaxmeta.models.ConvEmbedding`'s ``apply`` with :func:`trunk_params`
+    of a pretrained classifier); ``tasks`` is a batch of :class:`~jaxmeta.Task`
+    with labels ``0..ways-1``. The support and the query images are embedded
+    separately, each as a batch of its own (batch-statistics norms then see one
+    set at a time, as the meta-learners' tasks do). ``fine_tune`` goes to
+    :func:`fine_tune_head`. Feed the result to :func:`jaxmeta.confidence_interval`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta import Task
+      >>> x = jnp.array([[[1.0, 0.0], [0.0, 1.0]]]); y = jnp.array([[0, 1]])  # one 2-way 1-shot task
+      >>> tasks = Task(support=(x, y), query=(0.9 * x, y))
+      >>> transfer_accuracy(lambda p, x: x, None, tasks, ways=2, key=jax.random.key(0)).tolist()
+      [1.0]
+    """
+    _check_kind(kind)
+    (support_x, support_y), (query_x, query_y) = tasks.support, tasks.query
+    if support_y.ndim != 2 or query_y.ndim != 2:
+        raise ValueError(f"tasks must be a batch: labels [tasks, examples], got support {support_y.shape} and "
+                         f"query {query_y.shape}; add a leading task axis for a single task.")
+
+    def one(key, support_x, support_y, query_x, query_y):
+        head = fine_tune_head(embed_fn(params, support_x), support_y, num_classes=ways, key=key, kind=kind,
+                              **fine_tune)
+        logits = head_logits(head, embed_fn(params, query_x), kind, scale=fine_tune.get("scale", 2.0))
+        return jnp.mean(jnp.argmax(logits, axis=-1) == query_y)
+
+    keys = jax.random.split(key, support_y.shape[0])
+    return jax.jit(jax.vmap(one))(keys, support_x, support_y, query_x, query_y)
 
 
 def _check_kind(kind: str) -> None:

@@ -1,5 +1,5 @@
 """jaxmeta.baselines.transfer: the fine-tuned heads of Chen et al. against closed forms, a hand-computed step,
-separable toy tasks, and bad input."""
+separable toy tasks, and bad input; a pretrained trunk and the per-task transfer accuracy."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxmeta.baselines import fine_tune_head, head_logits, head_optimizer, init_head
+from jaxmeta import Task
+from jaxmeta.baselines import (fine_tune_head, head_logits, head_optimizer, init_head, transfer_accuracy,
+                               trunk_params)
+from jaxmeta.models import Conv4, ConvEmbedding
 
 
 def separable_task(key, classes=5, shots=4, dim=8):
@@ -81,3 +84,43 @@ def test_bad_input_is_refused_with_the_fix():
         fine_tune_head(z[:0], y[:0], num_classes=2, key=jax.random.key(0))
     with pytest.raises(ValueError, match="num_classes must be a positive int"):
         fine_tune_head(z, y, num_classes=0, key=jax.random.key(0))
+
+
+def separable_tasks(key, tasks=3, ways=4, shots=2, queries=3, dim=6):
+    # each class around its own axis, so both heads (a cosine head sees directions only) can separate them
+    axes = jax.vmap(lambda k: jax.random.permutation(k, dim)[:ways])(jax.random.split(key, tasks))
+    centres = 6.0 * jax.nn.one_hot(axes, dim)[:, :, None, :]
+    draw = lambda k, n: (centres + jax.random.normal(k, (tasks, ways, n, dim))).reshape(tasks, ways * n, dim)  # noqa: E731
+    labels = lambda n: jnp.tile(jnp.repeat(jnp.arange(ways), n), (tasks, 1))  # noqa: E731
+    return Task(support=(draw(jax.random.fold_in(key, 1), shots), labels(shots)),
+                query=(draw(jax.random.fold_in(key, 2), queries), labels(queries)))
+
+
+def test_a_pretrained_conv4_trunk_is_a_conv_embedding():
+    model = Conv4(num_classes=7, features=8, blocks=2)
+    x = jax.random.normal(jax.random.key(11), (5, 12, 12, 1))
+    params = model.init(jax.random.key(12), x)["params"]
+    features = ConvEmbedding(features=8, blocks=2).apply({"params": trunk_params(params)}, x)
+    np.testing.assert_allclose(model.apply({"params": params}, x),
+                               features @ params["head"]["kernel"] + params["head"]["bias"], rtol=1e-10)
+    with pytest.raises(ValueError, match="no 'classifier' entry to drop"):
+        trunk_params(params, head="classifier")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_transfer_accuracy_scores_each_task_with_its_own_head(kind):
+    tasks = separable_tasks(jax.random.key(13))
+    identity = lambda params, x: x  # noqa: E731
+    accuracy = transfer_accuracy(identity, None, tasks, ways=4, key=jax.random.key(14), kind=kind)
+    assert accuracy.shape == (3,) and bool(jnp.all(accuracy == 1.0))
+    wrong = tasks._replace(query=(tasks.query[0], jnp.roll(tasks.query[1], 3, axis=1)))  # queries mislabelled
+    assert float(jnp.mean(transfer_accuracy(identity, None, wrong, ways=4, key=jax.random.key(14), kind=kind))) < 0.5
+    np.testing.assert_array_equal(accuracy, transfer_accuracy(identity, None, tasks, ways=4, key=jax.random.key(14),
+                                                              kind=kind))
+
+
+def test_a_single_unbatched_task_is_refused_with_the_fix():
+    tasks = separable_tasks(jax.random.key(15), tasks=1)
+    single = Task(support=(tasks.support[0][0], tasks.support[1][0]), query=(tasks.query[0][0], tasks.query[1][0]))
+    with pytest.raises(ValueError, match="add a leading task axis"):
+        transfer_accuracy(lambda p, x: x, None, single, ways=4, key=jax.random.key(0))
