@@ -91,14 +91,13 @@ def _attribute_modules(package_name: str) -> dict[str, str]:
 def write_api_pages(app) -> None:
     """Write ``api/<module>.rst`` for each of :data:`API_PAGES`: the module's docstring and an autosummary of
     its ``__all__``. An object exported by several subpackages is documented on the first page that lists it
-    and linked from the others; constants are documented under the module that defines (and documents) them."""
+    and linked from the others; a constant gets the docstring of its definition (:func:`constant_docstrings`)."""
     import inspect
     import types
 
     out = Path(app.srcdir) / "api"
     out.mkdir(exist_ok=True)
     documented: dict[int, str] = {}
-    constants = _attribute_modules("jaxmeta")
     for name, title in API_PAGES:
         module = importlib.import_module(name)
         entries, elsewhere = [], []

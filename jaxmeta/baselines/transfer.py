@@ -87,7 +87,7 @@ def fine_tune_head(features: jax.Array, labels: jax.Array, *, num_classes: int, 
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> z = jnp.array([[1.0, 0.1], [0.9, -0.1], [-1.0, 0.2], [-0.8, 0.0]]); y = jnp.array([0, 0, 1, 1])
+      >>> z = 10 * jnp.array([[1.0, 0.1], [0.9, -0.1], [-1.0, 0.2], [-0.8, 0.0]]); y = jnp.array([0, 0, 1, 1])
       >>> head = fine_tune_head(z, y, num_classes=2, key=jax.random.key(0))
       >>> jnp.argmax(head_logits(head, z), -1).tolist()
       [0, 0, 1, 1]
@@ -152,7 +152,7 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxmeta import Task
-      >>> x = jnp.array([[[1.0, 0.0], [0.0, 1.0]]]); y = jnp.array([[0, 1]])  # one 2-way 1-shot task
+      >>> x = 10 * jnp.array([[[1.0, 0.0], [0.0, 1.0]]]); y = jnp.array([[0, 1]])  # one 2-way 1-shot task
       >>> tasks = Task(support=(x, y), query=(0.9 * x, y))
       >>> transfer_accuracy(lambda p, x: x, None, tasks, ways=2, key=jax.random.key(0)).tolist()
       [1.0]
