@@ -6,6 +6,7 @@ name added to ``__all__`` appears without editing the docs. Notebooks are
 rendered by myst-nb from their stored outputs, never executed here.
 """
 
+import functools
 import importlib
 import importlib.util
 import sys
@@ -71,8 +72,10 @@ API_PAGES = [
 ]
 
 
-def _attribute_modules(package_name: str) -> dict[str, str]:
-    """``{name: module}`` of the documented module-level constants (``X = ...`` then a docstring) of a package."""
+@functools.cache
+def attribute_docs(package_name: str) -> dict[str, list[str]]:
+    """``{name: docstring lines}`` of the documented module-level constants (``X = ...`` then a docstring) of a
+    package and its submodules, the first definition of a name winning; read once per package."""
     import pkgutil
 
     from sphinx.pycode import ModuleAnalyzer
@@ -80,11 +83,11 @@ def _attribute_modules(package_name: str) -> dict[str, str]:
     package = importlib.import_module(package_name)
     modules = [package_name] + [info.name for info in pkgutil.walk_packages(getattr(package, "__path__", []),
                                                                             package_name + ".")]
-    found = {}
+    found: dict[str, list[str]] = {}
     for module in modules:
-        for (scope, attribute), _ in ModuleAnalyzer.for_module(module).find_attr_docs().items():
-            if scope == "":
-                found.setdefault(attribute, module)
+        for (scope, attribute), lines in ModuleAnalyzer.for_module(module).find_attr_docs().items():
+            if scope == "" and "".join(lines).strip():
+                found.setdefault(attribute, list(lines))
     return found
 
 
@@ -149,13 +152,9 @@ def constant_docstrings(app, what, name, obj, options, lines) -> None:
     package, _, attribute = name.rpartition(".")
     if not package.startswith("jaxmeta"):
         return
-    from sphinx.pycode import ModuleAnalyzer
-
-    defined_in = _attribute_modules(package).get(attribute) if importlib.util.find_spec(package) else None
-    if defined_in is not None:
-        docs = ModuleAnalyzer.for_module(defined_in).find_attr_docs().get(("", attribute))
-        if docs:
-            lines[:] = list(docs)
+    docs = attribute_docs(package).get(attribute) if importlib.util.find_spec(package) else None
+    if docs:
+        lines[:] = docs
 
 
 def link_repository_pages(app, docname, source) -> None:

@@ -13,32 +13,19 @@ import types
 from pathlib import Path
 
 import pytest
-from sphinx.pycode import ModuleAnalyzer
 
 import jaxmeta
 
 ROOT = Path(__file__).resolve().parent.parent
-API_MODULES = [name for name, _ in runpy.run_path(str(ROOT / "docs" / "conf.py"))["API_PAGES"]]
+CONF = runpy.run_path(str(ROOT / "docs" / "conf.py"))
+API_MODULES = [name for name, _ in CONF["API_PAGES"]]
+attribute_docs = CONF["attribute_docs"]  # the constants' docstrings, as the docs read them
 
 
 def public_names(module_name):
     module = importlib.import_module(module_name)
     return [(name, getattr(module, name)) for name in module.__all__
             if not isinstance(getattr(module, name), types.ModuleType)]
-
-
-def attribute_docs(package_name):
-    """``{name: docstring}`` of the module-level attribute docstrings (``X = ...`` then a string) in a package."""
-    package = importlib.import_module(package_name)
-    modules = [package_name]
-    if hasattr(package, "__path__"):
-        modules += [info.name for info in pkgutil.walk_packages(package.__path__, package_name + ".")]
-    docs = {}
-    for name in modules:
-        for (scope, attribute), lines in ModuleAnalyzer.for_module(name).find_attr_docs().items():
-            if scope == "" and "".join(lines).strip():
-                docs[attribute] = "".join(lines)
-    return docs
 
 
 def own_docstring(obj, name):

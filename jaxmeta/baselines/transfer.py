@@ -138,7 +138,7 @@ def trunk_params(classifier_params: Params, head: str = "head") -> Params:
 
 
 def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: int, key: PRNGKey,
-                      kind: str = "linear", **fine_tune) -> jax.Array:
+                      kind: str = "linear", scale: float = 2.0, **fine_tune) -> jax.Array:
     r"""Per-task query accuracy ``[tasks]`` of a frozen trunk with a head fitted on each task's support set.
 
     ``embed_fn(params, images) -> [n, D]`` features (e.g. a
@@ -146,8 +146,9 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
     of a pretrained classifier); ``tasks`` is a batch of :class:`~jaxmeta.Task`
     with labels ``0..ways-1``. The support and the query images are embedded
     separately, each as a batch of its own (batch-statistics norms then see one
-    set at a time, as the meta-learners' tasks do). ``fine_tune`` goes to
-    :func:`fine_tune_head`. Feed the result to :func:`jaxmeta.confidence_interval`.
+    set at a time, as the meta-learners' tasks do). ``scale`` is the cosine
+    head's :math:`\gamma`; ``fine_tune`` goes to :func:`fine_tune_head`. Feed
+    the result to :func:`jaxmeta.confidence_interval`.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -165,8 +166,8 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
 
     def one(key, support_x, support_y, query_x, query_y):
         head = fine_tune_head(embed_fn(params, support_x), support_y, num_classes=ways, key=key, kind=kind,
-                              **fine_tune)
-        logits = head_logits(head, embed_fn(params, query_x), kind, scale=fine_tune.get("scale", 2.0))
+                              scale=scale, **fine_tune)
+        logits = head_logits(head, embed_fn(params, query_x), kind, scale=scale)
         return jnp.mean(jnp.argmax(logits, axis=-1) == query_y)
 
     keys = jax.random.split(key, support_y.shape[0])
