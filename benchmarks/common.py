@@ -3,12 +3,16 @@
 * the host's facts (:func:`environment`, :func:`hardware`) named in every record;
 * timing (:func:`compile_and_time`, :func:`time_compiled`, :class:`ChunkTimer`), the host's matrix-product
   ceiling (:func:`matmul_ceiling`), XLA's FLOP count and memory of a compiled step (:func:`cost_flops`,
-  :func:`memory_bytes`, :func:`scan_unrolled` for counting loop bodies more than once);
-* measurements in separate processes (:func:`worker_command`, :func:`run_json`);
-* result files written atomically (:func:`write_json`, :func:`read_json`) and their formatting.
+  :func:`memory_bytes`, :func:`meta_step_flops`, :func:`scan_unrolled` and :func:`loop_flops` for counting
+  loop bodies more than once);
+* measurements in separate processes (:func:`worker_command`, :func:`run_json`), and a list of them run
+  with a progress bar, resumable and saved after each (:class:`Job`, :func:`run_jobs`);
+* result files written atomically (:func:`write_json`, :func:`read_json`) and their formatting
+  (:func:`markdown_table`, :func:`mean_ci`, :func:`pooled_median`).
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import statistics
@@ -121,6 +125,29 @@ def read_json(path: Path, default: Any = None) -> Any:
 def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
     """``"0.53 ± 0.09"``."""
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    """The lines of a Markdown table; cells are written with ``str``.
+
+    >>> markdown_table(["method", "s / step"], [["maml", 0.5], ["fomaml", 0.25]])
+    ['| method | s / step |', '|---|---|', '| maml | 0.5 |', '| fomaml | 0.25 |']
+    """
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"every row needs {len(header)} cells, one per column of {header}")
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header),
+            *(f"| {' | '.join(map(str, row))} |" for row in rows)]
+
+
+def pooled_median(records: list[dict], field: str = "seconds_per_step") -> tuple[float, int]:
+    """The median of the lists ``record[field]`` pooled over ``records`` (e.g. every timed step of every
+    round), and how many values it is over.
+
+    >>> pooled_median([{"seconds_per_step": [3.0, 1.0]}, {"seconds_per_step": [2.0]}])
+    (2.0, 3)
+    """
+    values = [value for record in records for value in record[field]]
+    return statistics.median(values), len(values)
 
 
 def random_omniglot_tasks(seed: int, meta_batch: int, *, ways: int, shots: int, queries: int):
@@ -282,6 +309,39 @@ def loop_flops(count: Callable[[int], float], steps: int) -> dict[str, float]:
             "flops_per_further_step": per_step}
 
 
+def meta_step_flops(build: Callable, conv: str, task_chunk: int | None, tasks, key, compiled=None) -> dict:
+    """XLA's FLOP count of a meta step of ``meta_batch`` tasks, also when it runs its tasks in a loop.
+
+    ``build(conv, task_chunk)`` returns ``(state, step)``: a jaxmeta meta step with that convolution and
+    ``task_chunk`` (``None``: every task under ``vmap``), e.g. from :func:`jaxmeta.make_meta_step`;
+    ``compiled`` is the step as timed, where there is one. Two things hide FLOPs from the cost analysis:
+    a ``lax.map`` over tasks (``task_chunk`` set) is a loop whose body is counted once, and oneDNN's
+    convolutions are custom calls it cannot see into. So the count is of the same step with
+    ``conv="im2col"`` and the tasks under ``vmap``, compiled for its cost analysis and never run.
+
+    Returns ``step`` (the whole meta step), ``per_task``, ``as_timed`` (the step with the timed
+    ``task_chunk``), ``loop_body`` (the same, when it is a loop) and ``source``; on an accelerator a
+    ``warning``, since library convolutions (cuDNN) are not counted there.
+    """
+    meta_batch = jax.tree.leaves(tasks)[0].shape[0]
+    counted_conv = "im2col" if conv == "onednn" else conv
+
+    def count(task_chunk):
+        state, step = build(counted_conv, task_chunk)
+        return cost_flops(step.lower(state, tasks, key).compile())
+
+    as_timed = cost_flops(compiled) if compiled is not None and counted_conv == conv else count(task_chunk)
+    vmapped = as_timed if task_chunk is None else count(None)
+    flops = {"step": vmapped, "per_task": vmapped / meta_batch, "as_timed": as_timed,
+             "loop_body": None if task_chunk is None else as_timed,
+             "source": f"XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks), "
+                       f"conv={counted_conv!r}"}
+    if jax.default_backend() != "cpu":  # seen on an H100: 8.6 GFLOP counted for the CPU's 176.2
+        flops["warning"] = (f"on {jax.default_backend()} the cost analysis misses the convolutions that run as "
+                            "library calls (cuDNN): an undercount; count on the CPU")
+    return flops
+
+
 def matmul_ceiling(shape: tuple[int, int, int], reps: int) -> dict:
     """Median seconds and GFLOP/s of a jitted float32 ``[M x K] @ [K x N]`` product: the host's ceiling."""
     import jax.numpy as jnp
@@ -319,3 +379,87 @@ def worker_command(script: str | Path, kind: str, **options) -> list[str]:
         elif value is not False and value is not None:
             command += [flag, str(value)]
     return command
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One measurement for :func:`run_jobs`: ``command`` prints one JSON record (see :func:`run_json`).
+
+    Attributes:
+      kind: the list of the results its record joins (``"costs"``, ``"torch"``, ...).
+      key: what identifies it among the records of its kind: a record kept from an earlier run under the
+        same ``(kind, *key)`` is reused instead of measuring again.
+      command: the worker's command line, e.g. from :func:`worker_command`.
+      what: names it in the progress bar and in errors.
+      labels: merged into its record.
+      library: a library the worker needs that may not be installed (it then exits with
+        :data:`MISSING_EXIT_CODE`): the later jobs of the same library are skipped.
+      required: a failure stops the run; otherwise it is recorded in ``"failures"`` and the run goes on
+        (e.g. a configuration that runs out of memory).
+    """
+
+    kind: str
+    key: tuple
+    command: list[str]
+    what: str
+    labels: dict = dataclasses.field(default_factory=dict)
+    library: str | None = None
+    required: bool = False
+
+
+def run_jobs(jobs: list[Job], *, previous: dict[tuple, dict] | None = None,
+             save: Callable[[dict], None] = lambda results: None, describe: Callable[[dict], str] | None = None,
+             desc: str = "measuring", progress: bool = True) -> dict:
+    """Run each job's worker process in turn, with a progress bar; its records by kind.
+
+    Args:
+      jobs: the measurements, in the order they run.
+      previous: records of an earlier run, by ``(kind, *key)``: a job whose record is there is not run again
+        (resuming a killed run), and those no job asks for are kept in the results all the same.
+      save: called after every measurement with everything known so far, so that a run that is killed
+        loses at most the measurement in progress.
+      describe: a line to print about each new record (e.g. its time per step).
+      desc: the progress bar's title; ``progress=False`` hides the bar.
+
+    Returns:
+      ``{kind: [records], ..., "missing": {library: error}, "failures": [{**labels, "what", "error"}]}``;
+      each new record carries its job's labels and ``measured_at``.
+    """
+    from tqdm import tqdm
+
+    results = {"missing": {}, "failures": []}
+    for job in jobs:
+        results.setdefault(job.kind, [])
+    pending = dict(previous or {})
+
+    def snapshot() -> dict:
+        out = {name: list(value) if isinstance(value, list) else dict(value) for name, value in results.items()}
+        for (kind, *_), record in pending.items():
+            out.setdefault(kind, []).append(record)
+        return out
+
+    with tqdm(total=len(jobs), desc=desc, disable=not progress, dynamic_ncols=True) as bar:
+        for job in jobs:
+            bar.set_postfix_str(job.what)
+            if (job.kind, *job.key) in pending:
+                results.setdefault(job.kind, []).append(pending.pop((job.kind, *job.key)))
+            elif job.library is None or job.library not in results["missing"]:
+                try:
+                    code, record = run_json(job.command, job.what)
+                except WorkerFailed as error:
+                    if job.required:
+                        raise
+                    results["failures"].append({**job.labels, "what": job.what, "error": str(error)})
+                    bar.write(f"{job.what}: FAILED\n{error}")
+                else:
+                    if code == MISSING_EXIT_CODE:
+                        results["missing"][job.library or job.what] = record.get("error", "cannot be imported")
+                        bar.write(f"{job.what}: not installed ({results['missing'][job.library or job.what]})")
+                    else:
+                        record = {**record, **job.labels, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                        results[job.kind].append(record)
+                        if describe is not None:
+                            bar.write(f"{job.what}: {describe(record)}")
+                save(snapshot())
+            bar.update()
+    return snapshot()

@@ -41,14 +41,13 @@ import json
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable, Optional
+from collections.abc import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (MISSING_EXIT_CODE, RESULTS_DIR, TORCH_SCRIPT, WorkerFailed, compile_and_time,  # noqa: E402
-                    cost_flops, environment, loop_flops, memory_bytes, random_omniglot_tasks, read_json, run_json,
-                    scan_unrolled, setting_arguments, worker_command, write_atomically, write_json)
+from common import (RESULTS_DIR, TORCH_SCRIPT, Job, compile_and_time, cost_flops, environment, hardware,  # noqa: E402
+                    loop_flops, markdown_table, memory_bytes, random_omniglot_tasks, read_json, run_jobs, scan_unrolled,
+                    setting_arguments, worker_command, write_atomically, write_json)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -208,67 +207,42 @@ def _torch_command(impl: str, method: str, model: str, steps: int, reps: int, se
             *TORCH_METHODS[method]]
 
 
-def run_grid(args, previous: Optional[dict] = None, save: Callable[[dict], None] = lambda grid: None) -> dict:
-    """Every (model, inner steps, method) in its own worker, then each (model, steps)'s gradient agreement.
+def jobs(args) -> list[Job]:
+    """Every (model, inner steps): each method's cost, the methods' gradient agreement with exact MAML, and
+    on the conv-4 models the PyTorch libraries' MAML and FOMAML."""
+    out = []
+    for model in args.models:
+        for steps in args.steps:
+            labels = {"model": model, "inner_steps": steps}
+            out += [Job("costs", (method, model, steps),
+                        worker_command(__file__, "cost", method=method, model=model, inner_steps=steps,
+                                       reps=args.reps, seed=args.seed, flops=True),
+                        f"{method} on {model} with {steps} steps", {**labels, "method": method})
+                    for method in args.methods]
+            out.append(Job("agreement", ("agreement", model, steps),
+                           worker_command(__file__, "agreement", model=model, inner_steps=steps, seed=args.seed,
+                                          methods=args.methods),
+                           f"gradient agreement on {model} with {steps} steps", labels))
+            if model.startswith("conv4"):
+                out += [Job("torch", (impl, method, model, steps),
+                            _torch_command(impl, method, model, steps, args.reps, args.seed),
+                            f"{impl} {method} on {model} with {steps} steps",
+                            {**labels, "impl": impl, "method": method}, library=impl)
+                        for impl in args.torch for method in TORCH_METHODS if method in args.methods]
+    return out
+
+
+def run_grid(args, previous: dict | None = None, save: Callable[[dict], None] = lambda grid: None) -> dict:
+    """Every job of :func:`jobs` in its own worker process (:func:`common.run_jobs`).
 
     ``previous``: a grid from an earlier run of the same protocol; its measurements are kept, also
     those of models, steps or methods this run leaves out, and not repeated (``--resume``).
-    ``save(grid)`` is called after every worker with everything known so far (the previous
-    records this run has not reached included), so a run that is killed loses at most the
-    configuration it was measuring.
+    ``save(grid)`` is called after every worker with everything known so far, so a run that is
+    killed loses at most the configuration it was measuring.
     """
-    from tqdm import tqdm
-
-    grid = {"costs": [], "agreement": [], "torch": [], "missing": {}, "failures": []}
-    pending = {}  # previous records this run has not reached (yet)
-    for kind in ("costs", "agreement", "torch"):
-        for record in (previous or {}).get(kind, []):
-            pending[(kind, *_key(record))] = record
-
-    def snapshot() -> dict:
-        return {**grid, **{kind: grid[kind] + [r for (k, *_), r in pending.items() if k == kind]
-                           for kind in ("costs", "agreement", "torch")}}
-    torch_jobs = [(impl, method) for impl in args.torch for method in TORCH_METHODS if method in args.methods]
-    conv_models = [model for model in args.models if model.startswith("conv4")]
-    jobs = (len(args.models) * len(args.steps) * (len(args.methods) + 1)
-            + len(conv_models) * len(args.steps) * len(torch_jobs))
-    with tqdm(total=jobs, desc="hessian cost",
-              disable=not args.progress, dynamic_ncols=True) as bar:
-
-        def measure(kind, key, what, command, **labels):
-            bar.set_postfix_str(what)
-            if (kind, *key) in pending:
-                grid[kind].append(pending.pop((kind, *key)))
-            else:
-                try:
-                    code, record = run_json(command, what)
-                    if code == MISSING_EXIT_CODE:  # a PyTorch library that is not installed
-                        grid["missing"][labels["impl"]] = record["error"]
-                    else:
-                        grid[kind].append({**record, **labels, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S")})
-                except WorkerFailed as error:  # e.g. out of memory: reported, the grid goes on
-                    grid["failures"].append({"method": " ".join(key[:-2]), "model": key[-2],
-                                             "inner_steps": key[-1], "error": str(error)})
-                save(snapshot())
-            bar.update()
-
-        for model in args.models:
-            for steps in args.steps:
-                for method in args.methods:
-                    measure("costs", (method, model, steps), f"{method} on {model} with {steps} steps",
-                            worker_command(__file__, "cost", method=method, model=model, inner_steps=steps,
-                                            reps=args.reps, seed=args.seed, flops=True))
-                measure("agreement", ("agreement", model, steps), f"gradient agreement on {model} with {steps} steps",
-                        worker_command(__file__, "agreement", model=model, inner_steps=steps, seed=args.seed,
-                                        methods=args.methods))
-                for impl, method in torch_jobs if model in conv_models else ():
-                    if impl in grid["missing"]:
-                        bar.update()
-                        continue
-                    measure("torch", (impl, method, model, steps), f"{impl} {method} on {model} with {steps} steps",
-                            _torch_command(impl, method, model, steps, args.reps, args.seed),
-                            impl=impl, method=method, model=model, inner_steps=steps)
-    return snapshot()
+    kept = {(kind, *_key(record)): record for kind in ("costs", "agreement", "torch")
+            for record in (previous or {}).get(kind, [])}
+    return run_jobs(jobs(args), previous=kept, save=save, desc="hessian cost", progress=args.progress)
 
 
 def _find(costs, model, method, steps):
@@ -301,20 +275,18 @@ def markdown(summary: dict) -> str:
         "peak RSS is the worker process's. FLOPs: XLA's estimate with every task under vmap and the inner loop "
         "unrolled (iMAML: one CG iteration counted). Cosine: the method's meta-gradient against exact MAML's on "
         "the same batch, in float64 (so that MAML with remat is compared with MAML without rounding noise). "
-        f"Machine: {summary['environment']['processor']}, {summary['environment']['cpu_count']} cores, "
-        f"jax {summary['environment']['jax']} on {summary['environment']['backend']}.",
-        "",
-        "| model | inner steps | method | s / step | compile s | step memory MiB | peak RSS MiB | GFLOP "
-        "| cosine with MAML |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Host: {hardware(summary['environment'])}, jax {summary['environment']['jax']} on "
+        f"{summary['environment']['backend']}.",
     ]
     cosines = {(a["model"], a["inner_steps"]): a["cosine"] for a in summary["agreement"]}
+    rows = []
     for c in summary["costs"]:
         cosine = cosines.get((c["model"], c["inner_steps"]), {}).get(c["method"])
-        lines.append(
-            f"| {c['model']} | {c['inner_steps']} | {c['method']} | {c['median_seconds']:.4f} | "
-            f"{c['compile_seconds']:.1f} | {mib(c['memory_bytes'].get('step', 0))} | {mib(c['peak_rss_bytes'])} | "
-            f"{c.get('flops', float('nan')) / 1e9:.3f} | {'-' if cosine is None else f'{cosine:.4f}'} |")
+        rows.append([c["model"], c["inner_steps"], c["method"], f"{c['median_seconds']:.4f}",
+                     f"{c['compile_seconds']:.1f}", mib(c["memory_bytes"].get("step", 0)), mib(c["peak_rss_bytes"]),
+                     f"{c.get('flops', float('nan')) / 1e9:.3f}", "-" if cosine is None else f"{cosine:.4f}"])
+    lines += ["", *markdown_table(["model", "inner steps", "method", "s / step", "compile s", "step memory MiB",
+                                   "peak RSS MiB", "GFLOP", "cosine with MAML"], rows)]
     lines += ["", "## Requirements (conv-4, width 64)", ""]
     names = {"time_maml_over_fomaml_at_20_steps": "exact MAML / FOMAML time per step at 20 inner steps",
              "remat_memory_50_over_1_step": "MAML with remat: step memory at 50 inner steps / at 1"}
@@ -332,8 +304,7 @@ def markdown(summary: dict) -> str:
         worst = max(a["remat_relative_difference"] for a in remat)
         lines.append(f"- MAML with remat is the same gradient: largest relative difference {worst:.1e}")
     for failure in summary["failures"]:
-        lines.append(f"- FAILED: {failure['method']} on {failure['model']} with {failure['inner_steps']} steps: "
-                     f"{failure['error'].splitlines()[-1]}")
+        lines.append(f"- FAILED: {failure['what']}: {failure['error'].splitlines()[-1]}")
     lines += torch_section(summary)
     spans = {}  # model -> when its records were measured
     for kind in ("costs", "agreement", "torch"):
@@ -357,15 +328,16 @@ def torch_section(summary: dict) -> list:
     if summary.get("torch"):
         lines += ["", "## PyTorch side by side (same conv-4 setting, benchmarks/torch_maml.py)", "",
                   "Ratios: jaxmeta over the library, measured in this run (below 1: jaxmeta is faster or smaller).",
-                  "", "| model | inner steps | method | library | s / step | peak RSS MiB | jaxmeta time ratio "
-                  "| jaxmeta RSS ratio |", "|---|---|---|---|---|---|---|---|"]
+                  ""]
+        rows = []
         for t in summary["torch"]:
             ours = _find(summary["costs"], t["model"], t["method"], t["inner_steps"])
-            time_ratio = f"{ours['median_seconds'] / t['median_seconds']:.2f}" if ours else "-"
-            rss_ratio = f"{ours['peak_rss_bytes'] / t['peak_rss_bytes']:.2f}" if ours else "-"
-            lines.append(f"| {t['model']} | {t['inner_steps']} | {t['method']} | {t['impl']} {t['library_version']} | "
-                         f"{t['median_seconds']:.4f} | {t['peak_rss_bytes'] / 2**20:,.1f} | {time_ratio} | "
-                         f"{rss_ratio} |")
+            rows.append([t["model"], t["inner_steps"], t["method"], f"{t['impl']} {t['library_version']}",
+                         f"{t['median_seconds']:.4f}", f"{t['peak_rss_bytes'] / 2**20:,.1f}",
+                         f"{ours['median_seconds'] / t['median_seconds']:.2f}" if ours else "-",
+                         f"{ours['peak_rss_bytes'] / t['peak_rss_bytes']:.2f}" if ours else "-"])
+        lines += markdown_table(["model", "inner steps", "method", "library", "s / step", "peak RSS MiB",
+                                 "jaxmeta time ratio", "jaxmeta RSS ratio"], rows)
         lines += ["", "Peak RSS growth from the fewest to the most inner steps measured (jaxmeta's RSS also holds "
                   "XLA's compiler, so its level is not the step's memory; the growth is):", ""]
         for model in sorted({t["model"] for t in summary["torch"]}, key=MODELS.index):

@@ -59,13 +59,12 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import (MISSING_EXIT_CODE, TORCH_SCRIPT, WorkerFailed, cost_flops, matmul_ceiling,  # noqa: E402
-                    run_json, setting_arguments, worker_command)
+from common import (TORCH_SCRIPT, Job, hardware, markdown_table, matmul_ceiling, meta_step_flops, pooled_median,  # noqa: E402
+                    setting_arguments, worker_command)
 
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
 JAX_IMPLS = ("jaxmeta", "jaxmeta-im2col", "jaxmeta-host-devices", "jaxmeta-accelerator")
@@ -154,30 +153,7 @@ def jaxmeta_worker(args) -> dict:
         "last_loss": float(metrics["loss"]),
     }
     if args.flops:
-        # The step as timed; for task_chunk=1 this is the body of the lax.map loop, counted once. XLA does not
-        # see inside oneDNN's custom calls, so their FLOPs come from the same step with conv="im2col".
-        counted_conv = "im2col" if conv == "onednn" else conv
-        if counted_conv == conv:
-            as_timed = cost_flops(compiled)
-        else:
-            fresh_state, loop_step = build(counted_conv, task_chunk)
-            as_timed = cost_flops(loop_step.lower(fresh_state, tasks, key).compile())
-        if task_chunk is None:
-            vmapped = as_timed
-        else:  # the same computation with the tasks under vmap: compiled for its cost analysis only
-            fresh_state, vmap_step = build(counted_conv, None)
-            vmapped = cost_flops(vmap_step.lower(fresh_state, tasks, key).compile())
-        record["flops"] = {
-            "step": vmapped,
-            "per_task": vmapped / meta_batch,
-            "as_timed": as_timed,
-            "loop_body": None if task_chunk is None else as_timed,
-            "source": ("XLA cost analysis of the step compiled with task_chunk=None (vmap over tasks), "
-                       f"conv={counted_conv!r}"),
-        }
-        if jax.default_backend() != "cpu":  # seen on an H100: 8.6 GFLOP counted for the CPU's 176.2
-            record["flops"]["warning"] = (f"on {jax.default_backend()} the cost analysis misses the convolutions "
-                                          "that run as library calls (cuDNN): an undercount; count on the CPU")
+        record["flops"] = meta_step_flops(build, conv, task_chunk, tasks, key, compiled)
     return record
 
 
@@ -192,9 +168,9 @@ def cpu_conv() -> str:
     return "onednn" if onednn_conv.available() else "im2col"
 
 
-def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = False,
-            data: str = "random") -> tuple[str, dict]:
-    """One process timing ``impl`` on ``setting``: ("ok", record) or ("missing", record)."""
+def job(impl: str, name: str, setting: dict, round_index: int, reps: int, warmup: int, flops: bool = False,
+        data: str = "random") -> Job:
+    """One process timing ``impl`` on the setting ``name`` (a missing PyTorch library is skipped after)."""
     common_args = setting_arguments(setting) + ["--reps", str(reps), "--warmup", str(warmup), "--data", data]
     if impl in JAX_IMPLS:
         path = {"jaxmeta-accelerator": "accelerator", "jaxmeta-im2col": "im2col"}.get(impl, cpu_conv())
@@ -202,34 +178,37 @@ def measure(impl: str, setting: dict, reps: int, warmup: int, flops: bool = Fals
         command = worker_command(__file__, "jaxmeta", impl=impl, path=path, devices=devices, flops=flops) + common_args
     else:
         command = [sys.executable, str(TORCH_SCRIPT), "--impl", impl, *common_args]
-    code, record = run_json(command, f"{impl} on {setting}")
-    return ("missing" if code == MISSING_EXIT_CODE else "ok"), record
+    return Job("runs", (name, round_index, impl), command, f"{name} round {round_index + 1}: {impl}",
+               {"setting_name": name, "round": round_index, "impl": impl}, library=None if impl in JAX_IMPLS else impl,
+               required=impl in JAX_IMPLS)
 
 
-def measure_ceiling(reps: int) -> dict:
-    _, record = run_json(worker_command(__file__, "ceiling", reps=reps), "the matrix-product ceiling")
-    return record
+def ceiling_job(name: str, round_index: int, reps: int) -> Job:
+    """The matrix-product ceiling, measured in its own process at the start of every round."""
+    return Job("ceilings", (name, round_index), worker_command(__file__, "ceiling", reps=reps),
+               f"{name} round {round_index + 1}: the matrix-product ceiling", required=True)
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def describe(record: dict) -> str:
+    if "gflops_per_second" in record:
+        return f"{record['gflops_per_second']:.0f} GFLOP/s"
+    return f"{record['median_seconds']:.3f} s/step, {record['tasks_per_second']:.2f} tasks/s"
 
 
 def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling_gflops: float) -> dict:
     """Aggregate the rounds of one setting: medians over every timed step, GFLOP/s, ratios."""
     results = {}
     for impl, records in runs.items():
-        seconds = [s for record in records for s in record["seconds_per_step"]]
-        median = statistics.median(seconds)
+        median, timed = pooled_median(records)
         gflops = flops["step"] / median / 1e9 if flops else float("nan")
         results[impl] = {
             "label": LABELS[impl].format(conv=records[0].get("conv")),
-            "steps_timed": len(seconds),
+            "steps_timed": timed,
             "median_seconds": median,
             "tasks_per_second": setting["meta_batch"] / median,
             "gflops_per_second": gflops,
             "fraction_of_ceiling": gflops / ceiling_gflops,
-            "seconds_per_step": seconds,
+            "seconds_per_step": [s for record in records for s in record["seconds_per_step"]],
             "rounds": records,
         }
 
@@ -265,21 +244,19 @@ def markdown(summary: dict) -> str:
     if summary["quick"]:
         lines += ["**Quick smoke run (`--quick`): meta-batch 2, one timed step; not a measurement to quote.**", ""]
     lines += [
-        f"{env['date']}; {env['platform']}, {env['cpu_count']} CPUs; jax {env['jax']} ({env['backend']}), "
+        f"{env['date']}; {hardware(env)} ({env['platform']}); jax {env['jax']} ({env['backend']}), "
         f"flax {env['flax']}, optax {env['optax']}. Generated by `benchmarks/maml_speed.py`.",
         "",
-        "| setting | implementation | s / meta step (median) | tasks/s | jaxmeta CPU path ÷ this | GFLOP/s "
-        "| % of matmul ceiling | steps timed |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
+    rows = []
     for entry in summary["settings"]:
         for impl, r in entry["results"].items():
             ratio = entry["ratios_jaxmeta_over"].get(impl)
-            lines.append(
-                f"| {entry['name']} | {r['label']} | {r['median_seconds']:.3f} | {r['tasks_per_second']:.2f} | "
-                f"{'' if ratio is None else f'{ratio:.2f}x'} | {r['gflops_per_second']:.1f} | "
-                f"{100 * r['fraction_of_ceiling']:.0f}% | {r['steps_timed']} |"
-            )
+            rows.append([entry["name"], r["label"], f"{r['median_seconds']:.3f}", f"{r['tasks_per_second']:.2f}",
+                         "" if ratio is None else f"{ratio:.2f}x", f"{r['gflops_per_second']:.1f}",
+                         f"{100 * r['fraction_of_ceiling']:.0f}%", r["steps_timed"]])
+    lines += markdown_table(["setting", "implementation", "s / meta step (median)", "tasks/s",
+                             "jaxmeta CPU path ÷ this", "GFLOP/s", "% of matmul ceiling", "steps timed"], rows)
     lines.append("")
     for entry in summary["settings"]:
         flops = entry["flops"]
@@ -350,57 +327,28 @@ def run_benchmark(args) -> dict:
     impls = (["jaxmeta"] + (["jaxmeta-im2col"] if args.with_im2col and cpu_conv() != "im2col" else [])
              + (["jaxmeta-host-devices"] if args.with_host_devices else [])
              + (["jaxmeta-accelerator"] if args.with_accelerator_path else []) + list(args.impls))
-    settings = {}
-    for name in args.settings:
-        setting = dict(SETTINGS[name])
-        if args.meta_batch is not None:
-            setting["meta_batch"] = args.meta_batch
-        settings[name] = setting
-
-    missing, failed, versions = {}, {}, {}
-    ceilings = []
-    per_setting = {name: {impl: [] for impl in impls} for name in settings}
-    flops = {}
-    total = len(settings) * args.rounds * len(impls)
-    count = 0
+    settings = {name: {**SETTINGS[name], **({} if args.meta_batch is None else {"meta_batch": args.meta_batch})}
+                for name in args.settings}
+    jobs = []
     for name, setting in settings.items():
         for round_index in range(args.rounds):
-            ceilings.append(measure_ceiling(args.ceiling_reps))
-            progress(f"[{name} round {round_index + 1}/{args.rounds}] matrix-product ceiling: "
-                     f"{ceilings[-1]['gflops_per_second']:.0f} GFLOP/s")
-            for impl in impls:
-                count += 1
-                prefix = f"[{count}/{total}] {name} round {round_index + 1}/{args.rounds}: {impl}"
-                if impl in missing or impl in failed:
-                    progress(f"{prefix}: skipped ({'not installed' if impl in missing else 'failed before'})")
-                    continue
-                start = time.perf_counter()
-                try:
-                    status, record = measure(impl, setting, args.reps, args.warmup,
-                                             flops=impl == "jaxmeta" and name not in flops, data=args.data)
-                except WorkerFailed as error:
-                    if impl in JAX_IMPLS:
-                        raise
-                    failed[impl] = str(error)
-                    progress(f"{prefix}: FAILED\n{error}")
-                    continue
-                if status == "missing":
-                    missing[impl] = record.get("error", "cannot be imported")
-                    progress(f"{prefix}: not installed ({missing[impl]})")
-                    continue
-                per_setting[name][impl].append(record)
-                if impl == "jaxmeta" and "flops" in record:
-                    flops[name] = record["flops"]
-                if impl in TORCH_IMPLS:
-                    versions[impl] = {"version": record["library_version"], "torch": record["torch"]}
-                progress(f"{prefix}: {record['median_seconds']:.3f} s/step, {record['tasks_per_second']:.2f} "
-                         f"tasks/s ({time.perf_counter() - start:.0f} s)")
+            jobs.append(ceiling_job(name, round_index, args.ceiling_reps))
+            jobs += [job(impl, name, setting, round_index, args.reps, args.warmup, data=args.data,
+                         flops=impl == "jaxmeta" and round_index == 0) for impl in impls]
+    measured = common.run_jobs(jobs, describe=describe, desc="maml speed")
 
-    ceiling_seconds = [s for record in ceilings for s in record["seconds"]]
-    ceiling_median = statistics.median(ceiling_seconds)
-    ceiling = {"shape": list(CEILING_SHAPE), "flop": ceilings[0]["flop"], "count": len(ceiling_seconds),
-               "seconds": ceiling_seconds, "median_seconds": ceiling_median,
-               "gflops_per_second": ceilings[0]["flop"] / ceiling_median / 1e9}
+    ceiling_records = measured["ceilings"]
+    ceiling_median, count = pooled_median(ceiling_records, "seconds")
+    flop = ceiling_records[0]["flop"]
+    ceiling = {"shape": list(CEILING_SHAPE), "flop": flop, "count": count,
+               "seconds": [s for record in ceiling_records for s in record["seconds"]],
+               "median_seconds": ceiling_median, "gflops_per_second": flop / ceiling_median / 1e9}
+    runs = measured["runs"]
+    versions = {r["impl"]: {"version": r["library_version"], "torch": r["torch"]}
+                for r in runs if r["impl"] in TORCH_IMPLS}
+    failed = {}
+    for failure in measured["failures"]:
+        failed.setdefault(failure["impl"], failure["error"])
     summary = {
         "benchmark": "maml_speed",
         "quick": args.quick,
@@ -409,13 +357,16 @@ def run_benchmark(args) -> dict:
                      "ceiling_reps_per_round": args.ceiling_reps, "meta_optimizer": f"Adam({META_LR})",
                      "second_order": True, "implementations": impls, "data": args.data},
         "ceiling": ceiling,
-        "comparisons": {"ran": versions, "missing": missing, "failed": failed},
+        "comparisons": {"ran": versions, "missing": measured["missing"], "failed": failed},
         "accelerator_path": ("measured" if args.with_accelerator_path
                              else "not measured; pass --with-accelerator-path (slow on the CPU: ~1 task/s)"),
         "settings": [
-            summarize_setting(name, settings[name], {i: r for i, r in per_setting[name].items() if r},
-                              flops.get(name), ceiling["gflops_per_second"])
-            for name in settings
+            summarize_setting(name, setting,
+                              {impl: [r for r in runs if (r["setting_name"], r["impl"]) == (name, impl)]
+                               for impl in impls if any((r["setting_name"], r["impl"]) == (name, impl) for r in runs)},
+                              next((r["flops"] for r in runs if r["setting_name"] == name and "flops" in r), None),
+                              ceiling["gflops_per_second"])
+            for name, setting in settings.items()
         ],
     }
     args.out.mkdir(parents=True, exist_ok=True)

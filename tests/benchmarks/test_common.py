@@ -53,6 +53,32 @@ def test_loop_flops_extrapolates_from_one_and_two_unrolled_iterations():
     assert common.loop_flops(count, 1)["flops_per_further_step"] == 0
 
 
+def test_meta_step_flops_counts_every_task_of_a_step_that_loops_over_them():
+    import optax
+
+    import jaxmeta
+    from jaxmeta.models import MLP, functional
+
+    model = MLP((8, 1))
+    params = model.init(jax.random.key(0), jnp.zeros((1, 1)))["params"]
+    tasks = jaxmeta.sinusoid_tasks(jax.random.key(1), 4, shots=5)
+    learner = jaxmeta.maml(jaxmeta.regression_loss(functional(model)), inner_lr=0.01, inner_steps=1)
+    built = []
+
+    def build(conv, task_chunk):
+        built.append((conv, task_chunk))
+        optimizer = optax.sgd(0.1)
+        return jaxmeta.init_state(learner, optimizer, params), jaxmeta.make_meta_step(
+            learner, optimizer, task_chunk=task_chunk)
+
+    looped = common.meta_step_flops(build, "onednn", 1, tasks, jax.random.key(2))
+    assert built == [("im2col", 1), ("im2col", None)]  # oneDNN's custom calls are not counted: im2col is
+    assert looped["loop_body"] == looped["as_timed"] > 0 and looped["per_task"] == looped["step"] / 4
+    assert looped["step"] == pytest.approx(4 * looped["loop_body"], rel=0.3)  # the loop body is one task
+    vmapped = common.meta_step_flops(build, "xla", None, tasks, jax.random.key(2))
+    assert vmapped["loop_body"] is None and vmapped["step"] == vmapped["as_timed"] == looped["step"]
+
+
 def test_time_compiled_runs_warmup_then_times_each_repetition():
     calls = []
 
@@ -80,6 +106,44 @@ def test_a_worker_returns_its_last_json_line_and_a_failure_names_what_failed(tmp
         common.MISSING_EXIT_CODE
     with pytest.raises(common.WorkerFailed, match="the probe failed .exit code 1"):
         common.run_json([sys.executable, str(script), "1"], "the probe")
+
+
+def test_run_jobs_runs_each_worker_once_resumes_skips_missing_libraries_and_records_failures(tmp_path):
+    """Real worker processes: a script that prints its argument as a record, exits with the missing-library
+    code for "absent", and fails for "broken"."""
+    script = tmp_path / "worker.py"
+    script.write_text("import json, sys\nname = sys.argv[1]\n"
+                      "if name == 'broken': sys.exit('broken worker')\n"
+                      "print(json.dumps({'name': name, 'error': 'no module absent'}))\n"
+                      "sys.exit(3 if name == 'absent' else 0)\n")
+    job = lambda kind, name, **options: common.Job(  # noqa: E731
+        kind, (name,), [sys.executable, str(script), name], f"job {name}", {"label": name.upper()}, **options)
+    jobs = [job("costs", "a"), job("torch", "absent", library="lib"), job("torch", "never", library="lib"),
+            job("costs", "broken"), job("costs", "b")]
+    saved = []
+    results = common.run_jobs(jobs, save=lambda r: saved.append(r), progress=False)
+    assert [(r["name"], r["label"]) for r in results["costs"]] == [("a", "A"), ("b", "B")]
+    assert results["torch"] == [] and results["missing"] == {"lib": "no module absent"}  # "never" never ran
+    (failure,) = results["failures"]
+    assert failure["what"] == "job broken" and "broken worker" in failure["error"] and failure["label"] == "BROKEN"
+    assert len(saved) == 4 and [r["name"] for r in saved[0]["costs"]] == ["a"]  # after each run, not the skip
+    assert all("measured_at" in r for r in results["costs"])
+
+    # Resuming: a kept record is not measured again; one of a job this run does not have is kept too.
+    kept = {("costs", "a"): {"name": "a", "kept": True}, ("costs", "z"): {"name": "z", "kept": True}}
+    again = common.run_jobs([job("costs", "a"), job("costs", "b")], previous=kept, save=saved.append,
+                            progress=False)
+    assert [(r["name"], r.get("kept", False)) for r in again["costs"]] == [("a", True), ("b", False), ("z", True)]
+    assert len(saved) == 5 and [r["name"] for r in saved[-1]["costs"]] == ["a", "b", "z"]
+
+    with pytest.raises(common.WorkerFailed, match="job broken failed"):
+        common.run_jobs([job("costs", "broken", required=True), job("costs", "a")], progress=False)
+
+
+def test_markdown_table_needs_a_cell_per_column():
+    assert common.markdown_table(["a"], []) == ["| a |", "|---|"]
+    with pytest.raises(ValueError, match="every row needs 2 cells"):
+        common.markdown_table(["a", "b"], [[1]])
 
 
 def test_worker_command_turns_options_into_flags():

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import common  # noqa: E402
 import hessian_cost  # noqa: E402
 
 
@@ -72,7 +73,7 @@ def fake_worker_results(monkeypatch):
         if str(hessian_cost.TORCH_SCRIPT) in command:
             impl = command[command.index("--impl") + 1]
             if impl == "higher":
-                return hessian_cost.MISSING_EXIT_CODE, {"impl": impl, "error": "ModuleNotFoundError: higher"}
+                return common.MISSING_EXIT_CODE, {"impl": impl, "error": "ModuleNotFoundError: higher"}
             return 0, {"impl": impl, "library_version": "0", "median_seconds": 2.0, "peak_rss_bytes": 2 * 2**20}
         option = lambda name: command[command.index(name) + 1]  # noqa: E731
         if "agreement" in command:
@@ -82,7 +83,7 @@ def fake_worker_results(monkeypatch):
                    "inner_steps": int(option("--inner-steps")), "median_seconds": 1.0, "compile_seconds": 1.0,
                    "memory_bytes": {"step": 2**20}, "peak_rss_bytes": 2**20, "flops": 1e9}
 
-    monkeypatch.setattr(hessian_cost, "run_json", fake_run_json)
+    monkeypatch.setattr(common, "run_json", fake_run_json)  # run_jobs's workers
     return ran
 
 

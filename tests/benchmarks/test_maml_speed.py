@@ -12,6 +12,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+import common  # noqa: E402
 import maml_speed  # noqa: E402
 
 TINY = {"meta_batch": 2, "ways": 5, "shots": 1, "queries": 1, "inner_steps": 1, "inner_lr": 0.4}
@@ -52,16 +53,18 @@ def test_the_worker_times_the_cpu_path_counts_the_flops_and_the_report_names_mis
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('torch hidden by the test')\n")
     monkeypatch.setenv("PYTHONPATH", str(blocker.parent))
-    status, record = maml_speed.measure("higher", TINY, reps=1, warmup=0)
-    assert status == "missing" and "ImportError" in record["error"]
+    status, record = common.run_json(maml_speed.job("higher", "5-way", TINY, 0, reps=1, warmup=0).command, "higher")
+    assert status == common.MISSING_EXIT_CODE and "ImportError" in record["error"]
 
-    real_measure = maml_speed.measure
+    real_run_json = common.run_json
 
-    def measure(impl, setting, reps, warmup, flops=False, data="random"):  # jaxmeta from the fixture: one compile
-        assert data == "omniglot"  # the default
-        return ("ok", worker_record) if impl == "jaxmeta" else real_measure(impl, setting, reps, warmup, flops, data)
+    def run_json(command, what):  # jaxmeta from the first worker: one compile
+        if "--worker" in command and "jaxmeta" in command:
+            assert command[command.index("--data") + 1] == "omniglot"  # the default
+            return 0, worker_record
+        return real_run_json(command, what)
 
-    monkeypatch.setattr(maml_speed, "measure", measure)
+    monkeypatch.setattr(common, "run_json", run_json)
     out = tmp_path / "out"
     summary = maml_speed.main(["--quick", "--settings", "5-way", "--ceiling-reps", "1", "--out", str(out)])
 
@@ -98,11 +101,14 @@ def test_bad_arguments_are_rejected(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_each_jaxmeta_variant_runs_its_worker_with_its_device_count(monkeypatch):
+def test_each_jaxmeta_variant_runs_its_worker_with_its_device_count():
     commands = []
-    monkeypatch.setattr(maml_speed, "run_json", lambda command, what: commands.append(command) or (0, {}))
     for impl in ("jaxmeta", "jaxmeta-host-devices", "jaxmeta-im2col", "jaxmeta-accelerator"):
-        maml_speed.measure(impl, TINY, reps=1, warmup=0, data="random")
+        job = maml_speed.job(impl, "5-way", TINY, 0, reps=1, warmup=0, data="random")
+        assert job.required and job.library is None  # a failure of jaxmeta stops the benchmark
+        commands.append(job.command)
+    torch_job = maml_speed.job("higher", "5-way", TINY, 0, reps=1, warmup=0)
+    assert torch_job.library == "higher" and not torch_job.required  # a missing library is skipped after
     devices = [command[command.index("--devices") + 1] for command in commands]
     paths = [command[command.index("--path") + 1] for command in commands]
     names = [command[command.index("--impl") + 1] for command in commands]
