@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, WorkerFailed, compile_and_time, environment, random_omniglot_tasks,  # noqa: E402
-                    run_json, write_atomically, write_json)
+from common import (RESULTS_DIR, Job, compile_and_time, environment, random_omniglot_tasks, run_jobs,  # noqa: E402
+                    write_atomically, write_json)
 
 
 def worker(args) -> dict:
@@ -113,16 +113,13 @@ def main(argv=None) -> dict:
 
         print(json.dumps(worker(args)), flush=True)
         return {}
-    runs, failures = [], []
-    for devices in args.devices:
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--devices", str(devices),
-                   "--meta-batch", str(args.meta_batch), "--width", str(args.width), "--task-chunk",
-                   str(args.task_chunk), "--reps", str(args.reps), "--platform", args.platform]
-        print(f"{devices} device(s) ...", flush=True)
-        try:
-            runs.append(run_json(command, f"{devices} devices")[1])
-        except WorkerFailed as error:
-            failures.append({"devices": devices, "error": str(error)})
+    jobs = [Job("runs", (devices,), [sys.executable, str(Path(__file__).resolve()), "--worker", "--devices",
+                                     str(devices), "--meta-batch", str(args.meta_batch), "--width", str(args.width),
+                                     "--task-chunk", str(args.task_chunk), "--reps", str(args.reps), "--platform",
+                                     args.platform], f"{devices} device(s)", {"devices": devices})
+            for devices in args.devices]
+    measured = run_jobs(jobs, desc="sharding scaling", describe=lambda r: f"{r['median_seconds']:.3f} s/step")
+    runs, failures = measured["runs"], measured["failures"]
     summary = {"runs": runs, "failures": failures, "meta_batch": args.meta_batch, "width": args.width,
                "reps": args.reps, "environment": environment()}
     args.out.mkdir(parents=True, exist_ok=True)
