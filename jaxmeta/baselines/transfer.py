@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jaxmeta.baselines.embedding import embedding_accuracy
 from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, example_count
 
 HEADS = ("linear", "cosine")
@@ -159,19 +160,12 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
       [1.0]
     """
     _check_kind(kind)
-    (support_x, support_y), (query_x, query_y) = tasks.support, tasks.query
-    if support_y.ndim != 2 or query_y.ndim != 2:
-        raise ValueError(f"tasks must be a batch: labels [tasks, examples], got support {support_y.shape} and "
-                         f"query {query_y.shape}; add a leading task axis for a single task.")
 
-    def one(key, support_x, support_y, query_x, query_y):
-        head = fine_tune_head(embed_fn(params, support_x), support_y, num_classes=ways, key=key, kind=kind,
-                              scale=scale, **fine_tune)
-        logits = head_logits(head, embed_fn(params, query_x), kind, scale=scale)
-        return jnp.mean(jnp.argmax(logits, axis=-1) == query_y)
+    def predict(support_z, support_y, query_z, key):
+        head = fine_tune_head(support_z, support_y, num_classes=ways, key=key, kind=kind, scale=scale, **fine_tune)
+        return jnp.argmax(head_logits(head, query_z, kind, scale=scale), axis=-1)
 
-    keys = jax.random.split(key, support_y.shape[0])
-    return jax.jit(jax.vmap(one))(keys, support_x, support_y, query_x, query_y)
+    return embedding_accuracy(embed_fn, params, tasks, predict, key=key)
 
 
 def _check_kind(kind: str) -> None:
