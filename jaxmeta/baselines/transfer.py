@@ -138,6 +138,37 @@ def trunk_params(classifier_params: Params, head: str = "head") -> Params:
     return {name: value for name, value in classifier_params.items() if name != head}
 
 
+def multitask_init(classifier_params: Params, ways: int, *, head: str = "head") -> Params:
+    r"""Multi-task pretraining as a MAML initialisation: a pretrained classifier's trunk with a zero head for
+    ``ways`` classes, the :math:`\theta` that MAML-style adaptation starts from without meta-training.
+
+    The head ``{"kernel": [D, C], "bias": [C]}`` (a :class:`~jaxmeta.models.Conv4`'s ``head``) becomes
+    zeros of ``[D, ways]`` and ``[ways]``: every class starts with the same score, so the labels' order in
+    a task does not matter, and one inner step of SGD with learning rate :math:`\alpha` on the support
+    cross-entropy gives :math:`W = \frac{\alpha}{n} Z^\top (Y - \tfrac{1}{N})` (each class's weight the
+    mean of its support features, less the overall mean, up to a factor). Evaluate it with the learner of
+    a ``ways``-way model and :func:`jaxmeta.evaluate`.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta.models import Conv4
+      >>> pretrained = Conv4(num_classes=100, features=8).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+      >>> params = multitask_init(pretrained["params"], 5)
+      >>> params["head"]["kernel"].shape, float(jnp.abs(params["head"]["kernel"]).sum())
+      ((8, 5), 0.0)
+    """
+    if isinstance(ways, bool) or not isinstance(ways, int) or ways < 1:
+        raise ValueError(f"ways must be a positive int, got {ways!r}.")
+    trunk = trunk_params(classifier_params, head)
+    old = classifier_params[head]
+    if set(old) != {"kernel", "bias"} or getattr(old["kernel"], "ndim", None) != 2:
+        raise ValueError(f"The head {head!r} must be a dense layer {{'kernel': [D, C], 'bias': [C]}}; got "
+                         f"{ {name: getattr(v, 'shape', None) for name, v in old.items()} }.")
+    kernel = old["kernel"]
+    return {**trunk, head: {"kernel": jnp.zeros((kernel.shape[0], ways), kernel.dtype),
+                            "bias": jnp.zeros((ways,), old["bias"].dtype)}}
+
+
 def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: int, key: PRNGKey,
                       kind: str = "linear", scale: float = 2.0, **fine_tune) -> jax.Array:
     r"""Per-task query accuracy ``[tasks]`` of a frozen trunk with a head fitted on each task's support set.

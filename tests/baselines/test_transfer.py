@@ -124,3 +124,43 @@ def test_a_single_unbatched_task_is_refused_with_the_fix():
     single = Task(support=(tasks.support[0][0], tasks.support[1][0]), query=(tasks.query[0][0], tasks.query[1][0]))
     with pytest.raises(ValueError, match="add a leading task axis"):
         transfer_accuracy(lambda p, x: x, None, single, ways=4, key=jax.random.key(0))
+
+
+def test_multitask_init_keeps_the_trunk_and_one_maml_step_gives_the_closed_form_head():
+    import jaxmeta
+    from jaxmeta.baselines import multitask_init
+
+    with jax.enable_x64(True):
+        k1, k2, k3, k4 = jax.random.split(jax.random.key(0), 4)
+        pretrained = {"trunk": {"w": jax.random.normal(k1, (3, 4), jnp.float64)},
+                      "head": {"kernel": jax.random.normal(k2, (4, 9), jnp.float64), "bias": jnp.ones(9)}}
+        params = multitask_init(pretrained, 3)
+        jax.tree.map(np.testing.assert_array_equal, params["trunk"], pretrained["trunk"])
+        assert params["head"]["kernel"].shape == (4, 3) and not np.any(params["head"]["kernel"])
+
+        def features(p, x):
+            return jax.nn.relu(x @ p["w"])
+
+        def apply(p, x):
+            return features(p["trunk"], x) @ p["head"]["kernel"] + p["head"]["bias"]
+
+        x = jax.random.normal(k3, (6, 3), jnp.float64)
+        y = jnp.array([0, 1, 2, 0, 1, 2])
+        alpha = 0.5
+        learner = jaxmeta.maml(jaxmeta.classification_loss(apply), inner_lr=alpha, inner_steps=1)
+        adapted = learner.adapt(params, (x, y), key=k4).params
+        z = features(params["trunk"], x)
+        expected = alpha / 6 * z.T @ (jax.nn.one_hot(y, 3) - 1 / 3)
+        np.testing.assert_allclose(adapted["head"]["kernel"], expected, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(adapted["head"]["bias"], alpha * (jnp.bincount(y, length=3) / 6 - 1 / 3),
+                                   atol=1e-12)
+        np.testing.assert_array_equal(adapted["trunk"]["w"], params["trunk"]["w"])  # zero head: no trunk gradient
+
+
+def test_multitask_init_refuses_a_head_that_is_not_a_dense_layer():
+    from jaxmeta.baselines import multitask_init
+
+    with pytest.raises(ValueError, match="must be a dense layer"):
+        multitask_init({"trunk": {}, "head": {"scale": jnp.ones(3)}}, 5)
+    with pytest.raises(ValueError, match="ways must be a positive int"):
+        multitask_init({"head": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}}, 0)
