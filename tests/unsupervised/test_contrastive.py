@@ -36,7 +36,9 @@ def test_nt_xent_equals_its_formula():
 
 def test_a_pure_shift_moves_the_image_by_whole_pixels_and_views_stay_in_range():
     image = jax.random.uniform(jax.random.key(1), (9, 9))
-    # translation t draws a shift in (-t, t): find the key's shift, then compare with np.roll where it is whole.
+    padded = np.pad(np.asarray(image, np.float64), 2)
+    at = lambda r, c: padded[r + 2, c + 2]  # noqa: E731
+    # translation t draws a shift in (-t, t): the key's shift, then the bilinear interpolation it gives.
     for seed in range(20):
         key = jax.random.key(seed)
         shifted = random_affine(key, image, rotation=0, scale=0, shear=0, translation=1.0)
@@ -46,8 +48,6 @@ def test_a_pure_shift_moves_the_image_by_whole_pixels_and_views_stay_in_range():
         rows, cols = np.meshgrid(np.arange(9) - row, np.arange(9) - col, indexing="ij")
         r0, c0 = np.floor(rows).astype(int), np.floor(cols).astype(int)
         fr, fc = rows - r0, cols - c0
-        padded = np.pad(np.asarray(image, np.float64), 2)
-        at = lambda r, c: padded[r + 2, c + 2]  # noqa: E731
         expected = ((1 - fr) * (1 - fc) * at(r0, c0) + (1 - fr) * fc * at(r0, c0 + 1)
                     + fr * (1 - fc) * at(r0 + 1, c0) + fr * fc * at(r0 + 1, c0 + 1))
         np.testing.assert_allclose(shifted, expected, atol=1e-5)
