@@ -94,13 +94,15 @@ def random_affine(key: PRNGKey, image: jax.Array, *, rotation: float = 10.0, sca
     h = jax.random.uniform(k_shear, (), minval=-shear, maxval=shear)
     shift = jax.random.uniform(k_shift, (2,), minval=-translation, maxval=translation)
     cos, sin = jnp.cos(theta), jnp.sin(theta)
-    forward = jnp.array([[cos, -sin], [sin, cos]]) @ jnp.array([[1.0, h], [0.0, 1.0]]) @ jnp.diag(s)
+    # The map is rotation @ shear @ scale; each output pixel reads the source at its inverse, in closed form
+    # (scale^-1 @ shear^-1 @ rotation^T), with no linear solve.
+    inverse = jnp.diag(1.0 / s) @ jnp.array([[1.0, -h], [0.0, 1.0]]) @ jnp.array([[cos, sin], [-sin, cos]])
     height, width = image.shape
     centre = jnp.array([(height - 1) / 2, (width - 1) / 2])
     rows, cols = jnp.meshgrid(jnp.arange(height, dtype=image.dtype), jnp.arange(width, dtype=image.dtype),
                               indexing="ij")
     out = jnp.stack([rows.ravel(), cols.ravel()]) - (centre + shift)[:, None]
-    source = jnp.linalg.solve(forward, out) + centre[:, None]  # where each output pixel comes from
+    source = inverse @ out + centre[:, None]  # where each output pixel comes from
     return jax.scipy.ndimage.map_coordinates(image, list(source), order=1, mode="constant", cval=0.0).reshape(
         height, width)
 
