@@ -35,7 +35,7 @@ METRICS = ("euclidean", "cosine")
 
 
 def embedding_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, predict: Callable[..., jax.Array], *,
-                       key: PRNGKey | None = None) -> jax.Array:
+                       key: PRNGKey | None = None, chunk_size: int | None = None) -> jax.Array:
     """Per-task query accuracy ``[tasks]`` of ``predict`` on the features of a fixed embedding.
 
     ``embed_fn(params, images) -> [n, D]``; ``tasks`` is a batch of :class:`~jaxmeta.Task`. The support
@@ -43,7 +43,8 @@ def embedding_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, predict: 
     query_z [m, D]) -> [m]`` labels, e.g. :func:`nearest_neighbour` or a partial of
     :func:`logistic_regression`'s predictions; with a ``key``, each task's ``predict`` also gets
     ``key=`` a key of its own (for rules that draw, like a randomly initialised head). Jits one program
-    for the batch, so call it once on all the tasks.
+    for the batch, so call it once on all the tasks; ``chunk_size`` scores that many tasks per call (the
+    same program for every full chunk), to bound memory.
 
     Example:
       >>> import jax.numpy as jnp
@@ -63,8 +64,15 @@ def embedding_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, predict: 
         predicted = predict(embed_fn(params, support_x), support_y, embed_fn(params, query_x), **drawing)
         return jnp.mean(predicted == query_y)
 
-    keys = None if key is None else jax.random.split(key, support_y.shape[0])
-    return jax.jit(jax.vmap(one))(keys, support_x, support_y, query_x, query_y)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int (tasks per call), got {chunk_size!r}.")
+    count = support_y.shape[0]
+    keys = None if key is None else jax.random.split(key, count)
+    score = jax.jit(jax.vmap(one))
+    size = count if chunk_size is None else chunk_size
+    chunk = lambda x, start: None if x is None else x[start:start + size]  # noqa: E731
+    return jnp.concatenate([score(*(chunk(x, start) for x in (keys, support_x, support_y, query_x, query_y)))
+                            for start in range(0, count, size)])
 
 
 def nearest_neighbour(support_z: jax.Array, support_y: jax.Array, query_z: jax.Array,

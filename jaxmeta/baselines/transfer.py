@@ -170,7 +170,8 @@ def multitask_init(classifier_params: Params, ways: int, *, head: str = "head") 
 
 
 def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: int, key: PRNGKey,
-                      kind: str = "linear", scale: float = 2.0, **fine_tune) -> jax.Array:
+                      kind: str = "linear", scale: float = 2.0, chunk_size: int | None = None,
+                      **fine_tune) -> jax.Array:
     r"""Per-task query accuracy ``[tasks]`` of a frozen trunk with a head fitted on each task's support set.
 
     ``embed_fn(params, images) -> [n, D]`` features (e.g. a
@@ -179,7 +180,8 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
     with labels ``0..ways-1``. The support and the query images are embedded
     separately, each as a batch of its own (batch-statistics norms then see one
     set at a time, as the meta-learners' tasks do). ``scale`` is the cosine
-    head's :math:`\gamma`; ``fine_tune`` goes to :func:`fine_tune_head`. Feed
+    head's :math:`\gamma`; ``chunk_size`` as in :func:`embedding_accuracy`; ``fine_tune`` goes to
+    :func:`fine_tune_head`. Feed
     the result to :func:`jaxmeta.confidence_interval`.
 
     Example:
@@ -196,7 +198,7 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
         head = fine_tune_head(support_z, support_y, num_classes=ways, key=key, kind=kind, scale=scale, **fine_tune)
         return jnp.argmax(head_logits(head, query_z, kind, scale=scale), axis=-1)
 
-    return embedding_accuracy(embed_fn, params, tasks, predict, key=key)
+    return embedding_accuracy(embed_fn, params, tasks, predict, key=key, chunk_size=chunk_size)
 
 
 def _check_kind(kind: str) -> None:

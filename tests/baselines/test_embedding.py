@@ -56,11 +56,17 @@ def test_embedding_accuracy_scores_each_task_and_gives_each_its_own_key():
     np.testing.assert_allclose(embedding_accuracy(lambda p, x: x, None, tasks, predict), [2 / 3, 1, 1, 1])
     np.testing.assert_allclose(embedding_accuracy(lambda p, x: x * p, 2.0, tasks, nearest_neighbour),
                                [2 / 3, 1, 1, 1])
+    for chunk_size in (1, 3):  # chunks, the last one shorter: the same per-task scores, keys included
+        np.testing.assert_allclose(embedding_accuracy(lambda p, x: x, None, tasks, predict, chunk_size=chunk_size),
+                                   [2 / 3, 1, 1, 1])
     seen = []
     keyed = lambda s, y, q, key: jnp.full(q.shape[0], jax.random.randint(key, (), 0, 1000))  # noqa: E731
     draws = embedding_accuracy(lambda p, x: x, None, Task((support_x, labels), (query_x, jnp.zeros_like(labels))),
                                lambda s, y, q, key: seen.append(1) or keyed(s, y, q, key), key=jax.random.key(4))
     assert draws.shape == (4,) and seen == [1]  # traced once for the batch
+    chunked = embedding_accuracy(lambda p, x: x, None, Task((support_x, labels), (query_x, jnp.zeros_like(labels))),
+                                 keyed, key=jax.random.key(4), chunk_size=3)
+    np.testing.assert_array_equal(chunked, draws)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -72,6 +78,9 @@ def test_embedding_accuracy_scores_each_task_and_gives_each_its_own_key():
     (lambda: embedding_accuracy(lambda p, x: x, None, Task((jnp.zeros((3, 2)), jnp.zeros(3, int)),
                                                            (jnp.zeros((3, 2)), jnp.zeros(3, int))), nearest_neighbour),
      "tasks must be a batch"),
+    (lambda: embedding_accuracy(lambda p, x: x, None, Task((jnp.zeros((1, 3, 2)), jnp.zeros((1, 3), int)),
+                                                           (jnp.zeros((1, 3, 2)), jnp.zeros((1, 3), int))),
+                                nearest_neighbour, chunk_size=0), "chunk_size must be a positive int"),
 ])
 def test_bad_input_is_refused_with_the_fix(call, message):
     with pytest.raises(ValueError, match=message):
