@@ -111,7 +111,8 @@ def parse_args(argv=None):
 
 
 def conv() -> str:
-    return "onednn" if onednn_conv.available() else "im2col"
+    """oneDNN's convolutions where built and float32 is the default (they compute in float32 only), else im2col."""
+    return "onednn" if onednn_conv.available() and not jax.config.jax_enable_x64 else "im2col"
 
 
 def row(name, ways, shots, accuracies, **extra) -> tuple[str, dict]:
