@@ -9,6 +9,7 @@ several times (:func:`partitions`), and draw N-way K-shot tasks whose classes ar
 from jaxmeta.unsupervised.cactus import CactusSampler
 from jaxmeta.unsupervised.clustering import KMeans
 from jaxmeta.unsupervised.clustering import Partitions
+from jaxmeta.unsupervised.clustering import cluster_purity
 from jaxmeta.unsupervised.clustering import kmeans
 from jaxmeta.unsupervised.clustering import partitions
 from jaxmeta.unsupervised.clustering import squared_distances
@@ -21,5 +22,5 @@ from jaxmeta.unsupervised.contrastive import nt_xent
 from jaxmeta.unsupervised.contrastive import random_affine
 
 __all__ = ["CactusSampler", "ContrastiveEncoder", "KMeans", "Partitions", "UnlabelledImages", "augment",
-           "embed_images", "kmeans", "make_contrastive_step", "nt_xent", "partitions", "random_affine",
-           "squared_distances"]
+           "cluster_purity", "embed_images", "kmeans", "make_contrastive_step", "nt_xent", "partitions",
+           "random_affine", "squared_distances"]

@@ -179,3 +179,25 @@ def partitions(key: PRNGKey, embedding: jax.Array, *, k: int, count: int, max_it
     assignments = jnp.stack([r.assignments for r in results])
     sizes = jax.vmap(lambda a: jnp.bincount(a, length=k))(assignments).astype(jnp.int32)
     return Partitions(assignments, sizes, scales, jnp.stack([r.inertia for r in results]))
+
+
+def cluster_purity(assignments, labels, *, k: int | None = None) -> float:
+    r"""How well clusters follow known classes (a diagnostic; CACTUs never sees the labels): the share of
+    points whose cluster's most common label is their own,
+    :math:`\frac{1}{N} \sum_c \max_y |\{i : c_i = c, y_i = y\}|`. 1 when every cluster holds one class.
+
+    Example:
+      >>> cluster_purity([0, 0, 0, 1, 1, 1], [5, 5, 7, 7, 7, 7])  # cluster 0: two 5s of three
+      0.8333333333333334
+    """
+    import numpy as np
+
+    assignments, labels = np.asarray(assignments), np.asarray(labels)
+    if assignments.shape != labels.shape or assignments.ndim != 1:
+        raise ValueError(f"assignments and labels must be [N] arrays of the same N, got {assignments.shape} and "
+                         f"{labels.shape}.")
+    _, label_index = np.unique(labels, return_inverse=True)
+    k = int(assignments.max()) + 1 if k is None else k
+    counts = np.zeros((k, label_index.max() + 1), np.int64)
+    np.add.at(counts, (assignments, label_index), 1)
+    return float(counts.max(axis=1).sum() / len(labels))

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxmeta.unsupervised import kmeans, partitions, squared_distances
+from jaxmeta.unsupervised import cluster_purity, kmeans, partitions, squared_distances
 from jaxmeta.unsupervised.clustering import kmeans_plus_plus
 
 
@@ -43,6 +43,18 @@ def test_separated_blobs_are_recovered_exactly_and_the_result_depends_only_on_th
     again, other = kmeans(jax.random.key(5), points, 6), kmeans(jax.random.key(6), points, 6)
     np.testing.assert_array_equal(result.centres, again.centres)
     assert not np.array_equal(result.centres, other.centres)  # the seeding differs with the key
+
+
+def test_cluster_purity_counts_the_points_of_each_clusters_majority_class():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 50)
+    assert cluster_purity(labels + 10, labels) == 1.0  # clusters are the classes, under other names
+    clusters = rng.integers(0, 5, 50)
+    majority = sum(np.bincount(labels[clusters == c]).max() for c in range(5) if np.any(clusters == c))
+    assert cluster_purity(clusters, labels) == majority / 50
+    assert cluster_purity(np.zeros(50, int), labels) == np.bincount(labels).max() / 50  # one cluster: the top class
+    with pytest.raises(ValueError, match="the same N"):
+        cluster_purity(clusters[:3], labels)
 
 
 def test_kmeans_plus_plus_seeds_with_data_points_one_per_far_apart_blob():
