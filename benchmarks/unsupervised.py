@@ -116,10 +116,18 @@ def conv() -> str:
 
 
 def row(name, ways, shots, accuracies, **extra) -> tuple[str, dict]:
-    """A result row: mean and 95% CI (percent) of per-task accuracies."""
+    """A result row from per-task accuracies: mean and 95% CI (percent), printed as it is made."""
     mean, ci = jaxmeta.confidence_interval(np.asarray(accuracies))
-    return f"{name}-{ways}w{shots}s", {"method": name, "ways": ways, "shots": shots, "accuracy": 100 * float(mean),
-                                       "ci": 100 * float(ci), "tasks": int(np.asarray(accuracies).shape[0]), **extra}
+    return summary_row(name, ways, shots, mean, ci, int(np.asarray(accuracies).shape[0]), **extra)
+
+
+def summary_row(name, ways, shots, mean, ci, tasks, **extra) -> tuple[str, dict]:
+    """A result row from a mean and a 95% CI (fractions), printed as it is made."""
+    key = f"{name}-{ways}w{shots}s"
+    value = {"method": name, "ways": ways, "shots": shots, "accuracy": 100 * float(mean), "ci": 100 * float(ci),
+             "tasks": tasks, **extra}
+    print(f"{key}: {common.mean_ci(value['accuracy'], value['ci'])}", flush=True)
+    return key, value
 
 
 def test_tasks(args, test_images, ways, shots):
@@ -166,11 +174,9 @@ def embedding_part(args, encoder, params, test_images, encoder_seconds) -> dict:
         tasks = test_tasks(args, test_images, ways, shots)
         logistic = functools.partial(logistic_regression_predict, num_classes=ways)
         for name, predict in (("embedding-1nn", nearest_neighbour), ("embedding-logistic", logistic)):
-            key, value = row(name, ways, shots, embedding_accuracy(embed, params, tasks, predict,
-                                                                   chunk_size=chunk(ways, shots)),
-                             encoder_steps=args.encoder_steps, encoder_seconds=encoder_seconds)
-            rows[key] = value
-            print(f"{key}: {common.mean_ci(value['accuracy'], value['ci'])}", flush=True)
+            key, rows[key] = row(name, ways, shots, embedding_accuracy(embed, params, tasks, predict,
+                                                                       chunk_size=chunk(ways, shots)),
+                                 encoder_steps=args.encoder_steps, encoder_seconds=encoder_seconds)
     return rows
 
 
@@ -217,10 +223,8 @@ def cactus_maml_part(args, sampler, details, test_images) -> dict:
                                      queries=15, steps=CACTUS_MAML["inner_steps"],
                                      key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots),
                                      task_chunk=1)
-        key = f"cactus-maml-{ways}w{shots}s"
-        rows[key] = {"method": "cactus-maml", "ways": ways, "shots": shots, "accuracy": 100 * float(mean[-1]),
-                     "ci": 100 * float(ci[-1]), "tasks": args.eval_tasks, **trained(result), **details}
-        print(f"{key}: {common.mean_ci(rows[key]['accuracy'], rows[key]['ci'])}", flush=True)
+        key, rows[key] = summary_row("cactus-maml", ways, shots, mean[-1], ci[-1], args.eval_tasks, **trained(result),
+                                     **details)
     return rows
 
 
@@ -237,10 +241,8 @@ def cactus_protonet_part(args, sampler, details, test_images) -> dict:
         mean, ci = evaluate_accuracy(scorer, result.state.meta_params, test_images, count=args.eval_tasks, ways=ways,
                                      shots=shots, queries=15, steps=None,
                                      key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots))
-        key = f"cactus-protonet-{ways}w{shots}s"
-        rows[key] = {"method": "cactus-protonet", "ways": ways, "shots": shots, "accuracy": 100 * float(mean[-1]),
-                     "ci": 100 * float(ci[-1]), "tasks": args.eval_tasks, **trained(result), **details}
-        print(f"{key}: {common.mean_ci(rows[key]['accuracy'], rows[key]['ci'])}", flush=True)
+        key, rows[key] = summary_row("cactus-protonet", ways, shots, mean[-1], ci[-1], args.eval_tasks,
+                                     **trained(result), **details)
     return rows
 
 
@@ -261,11 +263,9 @@ def transfer_part(args, train_classes, test_images) -> dict:
     for ways, shots in SETTINGS:
         tasks = test_tasks(args, test_images, ways, shots)
         for name, kind in (("transfer", "linear"), ("transfer-cosine", "cosine")):
-            key, value = row(name, ways, shots, transfer_accuracy(
+            key, rows[key] = row(name, ways, shots, transfer_accuracy(
                 embed, trunk, tasks, ways=ways, key=jax.random.key(args.seed + 9), kind=kind,
                 chunk_size=chunk(ways, shots)), **trained(result))
-            rows[key] = value
-            print(f"{key}: {common.mean_ci(value['accuracy'], value['ci'])}", flush=True)
         narrow = Conv4(num_classes=ways, conv=conv())
         learner = jaxmeta.maml(jaxmeta.classification_loss(functional(narrow)), inner_lr=MULTITASK_LR[ways],
                                inner_steps=MULTITASK_STEPS)
@@ -273,11 +273,8 @@ def transfer_part(args, train_classes, test_images) -> dict:
                                      count=args.eval_tasks, ways=ways, shots=shots, queries=15, steps=MULTITASK_STEPS,
                                      key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots),
                                      task_chunk=1)
-        key = f"multitask-init-{ways}w{shots}s"
-        rows[key] = {"method": "multitask-init", "ways": ways, "shots": shots, "accuracy": 100 * float(mean[-1]),
-                     "ci": 100 * float(ci[-1]), "tasks": args.eval_tasks, "inner_lr": MULTITASK_LR[ways],
-                     "inner_steps": MULTITASK_STEPS, **trained(result)}
-        print(f"{key}: {common.mean_ci(rows[key]['accuracy'], rows[key]['ci'])}", flush=True)
+        key, rows[key] = summary_row("multitask-init", ways, shots, mean[-1], ci[-1], args.eval_tasks,
+                                     inner_lr=MULTITASK_LR[ways], inner_steps=MULTITASK_STEPS, **trained(result))
     return rows
 
 

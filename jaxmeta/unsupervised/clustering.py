@@ -166,7 +166,7 @@ def partitions(key: PRNGKey, embedding: jax.Array, *, k: int, count: int, max_it
       >>> result.assignments.shape, result.sizes.sum(axis=1).tolist(), result.scales[0].tolist()
       ((3, 40), [40, 40, 40], [1.0, 1.0, 1.0])
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive int (the number of partitions), got {count!r}.")
