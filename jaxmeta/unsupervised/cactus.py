@@ -32,7 +32,8 @@ class CactusSampler:
       images: ``uint8 [N, H, W]``, the unlabelled images on the device.
       members: ``[P, N]``: for each partition the image indices ordered by cluster, so that cluster ``c``'s
         members are ``members[p, starts[p, c] : starts[p, c] + sizes[p, c]]``.
-      starts, sizes: ``[P, k]``.
+      starts: ``[P, k]``, where each cluster's members begin in ``members``.
+      sizes: ``[P, k]``, how many members each cluster has.
       usable: ``[P, k]``, whether a cluster has at least ``shots + queries`` members.
       partition_usable: ``[P]``, whether a partition has at least ``ways`` usable clusters.
 
