@@ -85,6 +85,8 @@ def parse_args(argv=None):
                         help="training time of CACTUs-MAML, CACTUs-ProtoNets and the pretrained classifier each")
     parser.add_argument("--iterations", type=int, default=60000, help="meta-steps at most (the budget ends first)")
     parser.add_argument("--eval-tasks", type=int, default=600)
+    parser.add_argument("--settings", nargs="+", choices=[f"{w}w{s}s" for w, s in SETTINGS],
+                        default=[f"{w}w{s}s" for w, s in SETTINGS], help="the test settings to score")
     parser.add_argument("--split-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true",
@@ -104,6 +106,7 @@ def parse_args(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not args.budget_minutes > 0:
         parser.error("--budget-minutes must be positive")
+    args.settings = [setting for setting in SETTINGS if f"{setting[0]}w{setting[1]}s" in args.settings]
     root = Path("runs") / ("unsupervised-quick" if args.quick else "unsupervised")
     args.run_dir = args.run_dir or root
     args.results_dir = args.results_dir or (root if args.quick else common.RESULTS_DIR)
@@ -170,7 +173,7 @@ def train_encoder(args, train_images):
 def embedding_part(args, encoder, params, test_images, encoder_seconds) -> dict:
     embed = lambda p, x: encoder.apply({"params": p}, x, project=False)  # noqa: E731
     rows = {}
-    for ways, shots in SETTINGS:
+    for ways, shots in args.settings:
         tasks = test_tasks(args, test_images, ways, shots)
         logistic = functools.partial(logistic_regression_predict, num_classes=ways)
         for name, predict in (("embedding-1nn", nearest_neighbour), ("embedding-logistic", logistic)):
@@ -213,7 +216,7 @@ def cactus_maml_part(args, sampler, details, test_images) -> dict:
     params = model.init(jax.random.key(args.seed + 5), np.zeros((1, 28, 28, 1), np.uint8))["params"]
     result = train_learner(args, "cactus-maml", learner, optax.adam(1e-3), params, sampler, task_chunk=1)
     rows = {}
-    for ways, shots in SETTINGS:  # the 20-way head cut to the test task's ways
+    for ways, shots in args.settings:  # the 20-way head cut to the test task's ways
         narrow = Conv4(num_classes=ways, conv=conv())
         scorer = jaxmeta.maml(jaxmeta.classification_loss(functional(narrow)), inner_lr=CACTUS_MAML["inner_lr"],
                               inner_steps=CACTUS_MAML["inner_steps"])
@@ -236,7 +239,7 @@ def cactus_protonet_part(args, sampler, details, test_images) -> dict:
     result = train_learner(args, "cactus-protonet", metric.metric_learner(model), optax.adam(1e-3), params,
                            sampler.replace(batch_size=1))
     rows = {}
-    for ways, shots in SETTINGS:
+    for ways, shots in args.settings:
         scorer = metric.metric_learner(registry.metric_model("protonet", ways=ways, conv=conv()))
         mean, ci = evaluate_accuracy(scorer, result.state.meta_params, test_images, count=args.eval_tasks, ways=ways,
                                      shots=shots, queries=15, steps=None,
@@ -260,7 +263,7 @@ def transfer_part(args, train_classes, test_images) -> dict:
     trunk = trunk_params(result.state.meta_params)
     embed = lambda p, x: ConvEmbedding(conv=conv()).apply({"params": p}, x)  # noqa: E731
     rows = {}
-    for ways, shots in SETTINGS:
+    for ways, shots in args.settings:
         tasks = test_tasks(args, test_images, ways, shots)
         for name, kind in (("transfer", "linear"), ("transfer-cosine", "cosine")):
             key, rows[key] = row(name, ways, shots, transfer_accuracy(

@@ -13,12 +13,13 @@ import unsupervised  # noqa: E402
 
 @pytest.mark.long
 def test_the_embedding_part_writes_a_row_per_method_and_setting(tmp_path, omniglot_root):
-    rows = unsupervised.main(["--quick", "--parts", "embedding", "--run-dir", str(tmp_path / "runs"),
-                              "--results-dir", str(tmp_path), "--no-progress"])
+    rows = unsupervised.main(["--quick", "--parts", "embedding", "--settings", "5w1s", "20w5s", "--run-dir",
+                              str(tmp_path / "runs"), "--results-dir", str(tmp_path), "--no-progress"])
     data = json.loads((tmp_path / "unsupervised.json").read_text())
     assert data == rows
     for method in ("embedding-1nn", "embedding-logistic"):
-        for ways, shots in unsupervised.SETTINGS:
+        assert f"{method}-5w5s" not in data  # only the settings asked for
+        for ways, shots in ((5, 1), (20, 5)):
             row = data[f"{method}-{ways}w{shots}s"]
             assert row["tasks"] == 4 and 0 <= row["accuracy"] <= 100 and row["ci"] >= 0
             assert row["encoder_steps"] == 4 and row["environment"]["cpu_count"] >= 1
@@ -31,6 +32,7 @@ def test_the_embedding_part_writes_a_row_per_method_and_setting(tmp_path, omnigl
     (["--partitions", "0"], "--partitions must be at least 1"),
     (["--budget-minutes", "0"], "--budget-minutes must be positive"),
     (["--parts", "acai"], "invalid choice: 'acai'"),
+    (["--settings", "10w1s"], "invalid choice: '10w1s'"),
 ])
 def test_bad_arguments_are_rejected(argv, message, capsys):
     with pytest.raises(SystemExit):
