@@ -133,9 +133,13 @@ def summary_row(name, ways, shots, mean, ci, tasks, **extra) -> tuple[str, dict]
     return key, value
 
 
+def test_key(args, ways, shots):
+    """The key of a setting's test tasks: every method (and evaluate_accuracy) draws the same tasks from it."""
+    return jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots)
+
+
 def test_tasks(args, test_images, ways, shots):
-    key = jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots)  # the same tasks for every method
-    return classification_tasks(key, test_images, args.eval_tasks, ways=ways, shots=shots, queries=15, rotate=True,
+    return classification_tasks(test_key(args, ways, shots), test_images, args.eval_tasks, ways=ways, shots=shots, queries=15, rotate=True,
                                 dtype="uint8")
 
 
@@ -166,8 +170,7 @@ def train_encoder(args, train_images):
                           UnlabelledImages.create(train_images, batch_size=args.encoder_batch),
                           {"steps": args.encoder_steps, "batch": args.encoder_batch, "temperature": 0.5},
                           num_steps=args.encoder_steps)
-    seconds = [r["elapsed_seconds"] for r in result.records if r["kind"] == "train"]
-    return encoder, result.state.meta_params, seconds[-1] if seconds else float("nan")
+    return encoder, result.state.meta_params, trained(result)["train_seconds"] or float("nan")
 
 
 def embedding_part(args, encoder, params, test_images, encoder_seconds) -> dict:
@@ -224,7 +227,7 @@ def cactus_maml_part(args, sampler, details, test_images) -> dict:
         cut = {**result.state.meta_params, "head": {"kernel": head["kernel"][:, :ways], "bias": head["bias"][:ways]}}
         mean, ci = evaluate_accuracy(scorer, cut, test_images, count=args.eval_tasks, ways=ways, shots=shots,
                                      queries=15, steps=CACTUS_MAML["inner_steps"],
-                                     key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots),
+                                     key=test_key(args, ways, shots),
                                      task_chunk=1)
         key, rows[key] = summary_row("cactus-maml", ways, shots, mean[-1], ci[-1], args.eval_tasks, **trained(result),
                                      **details)
@@ -243,7 +246,7 @@ def cactus_protonet_part(args, sampler, details, test_images) -> dict:
         scorer = metric.metric_learner(registry.metric_model("protonet", ways=ways, conv=conv()))
         mean, ci = evaluate_accuracy(scorer, result.state.meta_params, test_images, count=args.eval_tasks, ways=ways,
                                      shots=shots, queries=15, steps=None,
-                                     key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots))
+                                     key=test_key(args, ways, shots))
         key, rows[key] = summary_row("cactus-protonet", ways, shots, mean[-1], ci[-1], args.eval_tasks,
                                      **trained(result), **details)
     return rows
@@ -274,7 +277,7 @@ def transfer_part(args, train_classes, test_images) -> dict:
                                inner_steps=MULTITASK_STEPS)
         mean, ci = evaluate_accuracy(learner, multitask_init(result.state.meta_params, ways), test_images,
                                      count=args.eval_tasks, ways=ways, shots=shots, queries=15, steps=MULTITASK_STEPS,
-                                     key=jax.random.fold_in(jax.random.key(args.seed + 1), 100 * ways + shots),
+                                     key=test_key(args, ways, shots),
                                      task_chunk=1)
         key, rows[key] = summary_row("multitask-init", ways, shots, mean[-1], ci[-1], args.eval_tasks,
                                      inner_lr=MULTITASK_LR[ways], inner_steps=MULTITASK_STEPS, **trained(result))

@@ -73,7 +73,12 @@ def make_classifier_step(apply_fn: ApplyFn, optimizer: optax.GradientTransformat
       >>> float(result.history["accuracy"][-1])
       1.0
     """
-    loss_fn = classification_loss(apply_fn)
+    return make_loss_step(classification_loss(apply_fn), optimizer)
+
+
+def make_loss_step(loss_fn: Callable, optimizer: optax.GradientTransformation) -> Callable:
+    """One optax step on ``loss_fn(params, batch, *, key) -> (loss, aux)``, with the meta step's signature
+    ``step(state, batch, key) -> (state, {"loss", **aux})`` (the classifier's and the contrastive embedding's)."""
 
     def step(state, batch, key):
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.meta_params, batch, key=key)

@@ -40,9 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import ApplyFn, Params, PRNGKey
 from jaxmeta.models.conv import ConvEmbedding
+from jaxmeta.training.classifier import make_loss_step
 
 
 class ContrastiveEncoder(nn.Module):
@@ -195,7 +195,7 @@ def make_contrastive_step(apply_fn: ApplyFn, optimizer: optax.GradientTransforma
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"the deformation {name} must be a non-negative number, got {value!r}.")
 
-    def loss_fn(params, images, key):
+    def loss_fn(params, images, *, key):
         first_key, second_key = jax.random.split(key)
         views = jnp.concatenate([augment(first_key, images, **deformation),
                                  augment(second_key, images, **deformation)])
@@ -203,13 +203,7 @@ def make_contrastive_step(apply_fn: ApplyFn, optimizer: optax.GradientTransforma
         loss, accuracy = nt_xent(z[:images.shape[0]], z[images.shape[0]:], temperature)
         return loss, {"accuracy": accuracy}
 
-    def step(state, images, key):
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.meta_params, images, key)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.meta_params)
-        return (MetaTrainState(state.step + 1, optax.apply_updates(state.meta_params, updates), opt_state),
-                {"loss": loss, **aux})
-
-    return step
+    return make_loss_step(loss_fn, optimizer)
 
 
 def embed_images(embed_fn: ApplyFn, params: Params, images: Any, *, batch_size: int = 500) -> np.ndarray:
