@@ -139,8 +139,8 @@ def test_key(args, ways, shots):
 
 
 def test_tasks(args, test_images, ways, shots):
-    return classification_tasks(test_key(args, ways, shots), test_images, args.eval_tasks, ways=ways, shots=shots, queries=15, rotate=True,
-                                dtype="uint8")
+    return classification_tasks(test_key(args, ways, shots), test_images, args.eval_tasks, ways=ways, shots=shots,
+                                queries=15, rotate=True, dtype="uint8")
 
 
 def chunk(ways, shots) -> int:
