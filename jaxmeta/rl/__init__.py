@@ -1,0 +1,33 @@
+"""Meta-reinforcement learning: MAML-RL with policy-gradient surrogates whose higher-order derivatives are right.
+
+Environments are pure JAX functions (:func:`navigation`); a :class:`Policy` samples and scores actions
+(:class:`GaussianMLPPolicy`); :func:`rollout` draws :class:`Trajectories` under ``jit`` and ``vmap``; the
+surrogates of :mod:`jaxmeta.rl.estimators` (``"naive"``, ``"dice"``, ``"lvc"``) turn them into objectives whose
+``jax.grad`` at every order estimates the return's; :func:`maml_rl` is the meta-learner built on them.
+"""
+
+from jaxmeta.rl.baseline import linear_feature_baseline
+from jaxmeta.rl.environment import Environment
+from jaxmeta.rl.environment import navigation
+from jaxmeta.rl.estimators import ESTIMATORS
+from jaxmeta.rl.estimators import magic_box
+from jaxmeta.rl.estimators import surrogate
+from jaxmeta.rl.maml_rl import PolicyGradientAdaptation
+from jaxmeta.rl.maml_rl import adaptation_returns
+from jaxmeta.rl.maml_rl import maml_rl
+from jaxmeta.rl.maml_rl import rl_tasks
+from jaxmeta.rl.maml_rl import rollout_sampler
+from jaxmeta.rl.policy import GaussianMLPPolicy
+from jaxmeta.rl.policy import Policy
+from jaxmeta.rl.policy import gaussian_log_prob
+from jaxmeta.rl.policy import gaussian_policy
+from jaxmeta.rl.rollout import rollout
+from jaxmeta.rl.trajectories import Trajectories
+from jaxmeta.rl.trajectories import average_return
+from jaxmeta.rl.trajectories import returns
+from jaxmeta.rl.trajectories import reward_to_go
+
+__all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGradientAdaptation", "Trajectories",
+           "adaptation_returns", "average_return", "gaussian_log_prob", "gaussian_policy", "linear_feature_baseline",
+           "magic_box", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks", "rollout",
+           "rollout_sampler", "surrogate"]

@@ -1,0 +1,86 @@
+"""jaxmeta.rl.maml_rl: on a tabular MDP whose trajectories are all enumerated (weighted by their probabilities),
+a learner's meta-gradient is its estimator's expectation, with no sampling error. DiCE's equals the exact
+meta-gradient of J(theta + alpha grad J(theta)) to float64 precision; the naive surrogate's is measurably off."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmeta
+from jaxmeta.rl import maml_rl, rl_tasks
+from jaxmeta.rl.tabular import TabularMDP, enumeration_sampler, expected_return, softmax_policy
+
+MDP = TabularMDP(transitions=jnp.array([[0, 1, 2], [2, 0, 1], [1, 2, 2]]), start=0, horizon=3)
+DISCOUNT, ALPHA = 0.9, 0.5
+
+
+def reward_tables(count=2):
+    return jax.random.normal(jax.random.key(0), (count, 3, 3), jnp.float64)
+
+
+def theta0():
+    return 0.5 * jax.random.normal(jax.random.key(1), (3, 3), jnp.float64)
+
+
+def exact_meta_gradient(theta, tables, steps=1, mdp=MDP):
+    """The mean over tasks of grad_theta J(phi_k), phi_{j+1} = phi_j + alpha grad J(phi_j), in closed form."""
+
+    def objective(theta, rewards):
+        J = lambda p: expected_return(mdp, rewards, p, DISCOUNT)  # noqa: E731
+        phi = theta
+        for _ in range(steps):
+            phi = phi + ALPHA * jax.grad(J)(phi)
+        return J(phi)
+
+    return jnp.mean(jax.vmap(jax.grad(objective), in_axes=(None, 0))(theta, tables), axis=0)
+
+
+def learner_meta_gradient(estimator, theta, tables, steps=1, baseline=None, mdp=MDP):
+    learner = maml_rl(softmax_policy(), enumeration_sampler(mdp), estimator=estimator, inner_lr=ALPHA,
+                      inner_steps=steps, discount=DISCOUNT, baseline=baseline)
+    grads, _ = jaxmeta.meta_gradient(learner, theta, rl_tasks(tables), jax.random.key(2))
+    return -grads  # the learner descends the negative return
+
+
+def state_baseline(trajectories, discount):
+    """Any function of the state and time (here a fixed table): it must leave every estimator unbiased."""
+    table = jnp.array([[0.3, -1.0, 2.0], [0.5, 0.1, -0.7], [1.5, 0.2, 0.0]], trajectories.rewards.dtype)
+    return table[trajectories.observations, jnp.arange(trajectories.rewards.shape[1])]
+
+
+def relative_error(a, b):
+    return float(jnp.linalg.norm(a - b) / jnp.linalg.norm(b))
+
+
+@pytest.mark.parametrize("steps", [1, 2])
+@pytest.mark.parametrize("baseline", [None, state_baseline], ids=["no-baseline", "state-baseline"])
+def test_dice_gives_the_exact_meta_gradient_and_the_naive_surrogate_does_not(steps, baseline):
+    theta, tables = theta0(), reward_tables()
+    exact = exact_meta_gradient(theta, tables, steps)
+    np.testing.assert_allclose(learner_meta_gradient("dice", theta, tables, steps, baseline), exact,
+                               rtol=1e-10, atol=1e-12)
+    assert relative_error(learner_meta_gradient("naive", theta, tables, steps, baseline), exact) > 0.05
+
+
+def test_lvc_is_exact_for_one_step_episodes_and_biased_across_steps():
+    theta, tables = theta0(), reward_tables()
+    bandit = MDP._replace(horizon=1)
+    np.testing.assert_allclose(learner_meta_gradient("lvc", theta, tables, mdp=bandit),
+                               exact_meta_gradient(theta, tables, mdp=bandit), rtol=1e-10, atol=1e-12)
+    # over three steps the products of different steps' scores are missing from LVC's curvature (ProMP says so:
+    # low variance for a bias; measured here 0.31 relative error, the naive surrogate's 0.21)
+    assert relative_error(learner_meta_gradient("lvc", theta, tables), exact_meta_gradient(theta, tables)) > 0.05
+
+
+def test_first_order_drops_exactly_the_inner_steps_jacobian():
+    theta, tables = theta0(), reward_tables()
+    learner = maml_rl(softmax_policy(), enumeration_sampler(MDP), inner_lr=ALPHA, discount=DISCOUNT, baseline=None,
+                      first_order=True)
+    grads, _ = jaxmeta.meta_gradient(learner, theta, rl_tasks(tables), jax.random.key(2))
+
+    def at_adapted(rewards):
+        J = lambda p: expected_return(MDP, rewards, p, DISCOUNT)  # noqa: E731
+        return jax.grad(J)(theta + ALPHA * jax.grad(J)(theta))
+
+    np.testing.assert_allclose(-grads, jnp.mean(jax.vmap(at_adapted)(tables), 0), rtol=1e-10, atol=1e-12)
