@@ -62,6 +62,7 @@ API_PAGES = [
     ("jaxmeta.bilevel", "jaxmeta.bilevel: hypergradients, DARTS, example weights"),
     ("jaxmeta.baselines", "jaxmeta.baselines: transfer learning and the embedding baselines"),
     ("jaxmeta.unsupervised", "jaxmeta.unsupervised: CACTUs tasks from clusters"),
+    ("jaxmeta.rl", "jaxmeta.rl: MAML for reinforcement learning"),
     ("jaxmeta.metric", "jaxmeta.metric: metric learners"),
     ("jaxmeta.memory", "jaxmeta.memory: memory models and MetaNet"),
     ("jaxmeta.optimizers", "jaxmeta.optimizers: learned optimizers"),

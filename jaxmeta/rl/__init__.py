@@ -2,8 +2,9 @@
 
 Environments are pure JAX functions (:func:`navigation`); a :class:`Policy` samples and scores actions
 (:class:`GaussianMLPPolicy`); :func:`rollout` draws :class:`Trajectories` under ``jit`` and ``vmap``; the
-surrogates of :mod:`jaxmeta.rl.estimators` (``"naive"``, ``"dice"``, ``"lvc"``) turn them into objectives whose
-``jax.grad`` at every order estimates the return's; :func:`maml_rl` is the meta-learner built on them.
+surrogates of :func:`surrogate` (``"naive"``, ``"dice"``, ``"lvc"``) turn them into objectives whose
+``jax.grad`` at every order estimates the return's; :func:`maml_rl` is the meta-learner built on them. A
+:class:`TabularMDP` enumerates its trajectories, so its meta-gradients are exact (the estimators' tests).
 """
 
 from jaxmeta.rl.baseline import linear_feature_baseline
@@ -13,6 +14,7 @@ from jaxmeta.rl.estimators import ESTIMATORS
 from jaxmeta.rl.estimators import magic_box
 from jaxmeta.rl.estimators import surrogate
 from jaxmeta.rl.maml_rl import PolicyGradientAdaptation
+from jaxmeta.rl.maml_rl import Sampler
 from jaxmeta.rl.maml_rl import adaptation_returns
 from jaxmeta.rl.maml_rl import maml_rl
 from jaxmeta.rl.maml_rl import rl_tasks
@@ -22,12 +24,18 @@ from jaxmeta.rl.policy import Policy
 from jaxmeta.rl.policy import gaussian_log_prob
 from jaxmeta.rl.policy import gaussian_policy
 from jaxmeta.rl.rollout import rollout
+from jaxmeta.rl.tabular import TabularMDP
+from jaxmeta.rl.tabular import enumerate_trajectories
+from jaxmeta.rl.tabular import enumeration_sampler
+from jaxmeta.rl.tabular import expected_return
+from jaxmeta.rl.tabular import softmax_policy
 from jaxmeta.rl.trajectories import Trajectories
 from jaxmeta.rl.trajectories import average_return
 from jaxmeta.rl.trajectories import returns
 from jaxmeta.rl.trajectories import reward_to_go
 
-__all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGradientAdaptation", "Trajectories",
-           "adaptation_returns", "average_return", "gaussian_log_prob", "gaussian_policy", "linear_feature_baseline",
-           "magic_box", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks", "rollout",
-           "rollout_sampler", "surrogate"]
+__all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGradientAdaptation", "Sampler",
+           "TabularMDP", "Trajectories", "adaptation_returns", "average_return", "enumerate_trajectories",
+           "enumeration_sampler", "expected_return", "gaussian_log_prob", "gaussian_policy",
+           "linear_feature_baseline", "magic_box", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks",
+           "rollout", "rollout_sampler", "softmax_policy", "surrogate"]

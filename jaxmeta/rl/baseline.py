@@ -1,20 +1,4 @@
-r"""The linear feature baseline of Duan et al. (2016), fitted per task as in MAML-RL.
-
-The value of the state at step :math:`t` is modelled as linear in the features
-
-.. math::
-    f(s_t, t) = \big(s_t,\ s_t^2,\ u,\ u^2,\ u^3,\ 1\big), \qquad u = t / 100,
-
-(:math:`s_t` clipped to :math:`[-10, 10]`), fitted to the discounted
-rewards-to-go :math:`R_t` of the task's trajectories by ridge regression over
-their unmasked steps:
-
-.. math::
-    w = \big(F^\top M F + \lambda I\big)^{-1} F^\top M R .
-
-It depends on the state and time only, so subtracting it leaves every
-estimator of :mod:`jaxmeta.rl.estimators` unbiased. It is a constant to the
-surrogates (``jax.lax.stop_gradient``).
+r"""The linear feature baseline of Duan et al. (2016), fitted per task as in MAML-RL (:func:`linear_feature_baseline`).
 
 Example:
   >>> import jax.numpy as jnp
@@ -34,7 +18,7 @@ from jaxmeta.rl.trajectories import Trajectories, reward_to_go
 
 
 def features(observations: jax.Array) -> jax.Array:
-    """``[N, T, 2 obs + 4]``: the baseline's features of each step (module docstring)."""
+    """``[N, T, 2 obs + 4]``: the baseline's features of each step (:func:`linear_feature_baseline`)."""
     observations = jnp.clip(observations, -10.0, 10.0)
     n, horizon = observations.shape[:2]
     u = jnp.broadcast_to((jnp.arange(horizon, dtype=observations.dtype) / 100.0)[None, :, None], (n, horizon, 1))
@@ -42,7 +26,24 @@ def features(observations: jax.Array) -> jax.Array:
 
 
 def linear_feature_baseline(trajectories: Trajectories, discount: float, ridge: float = 1e-5) -> jax.Array:
-    """``[N, T]`` the fitted values of every step (module docstring), held fixed."""
+    r"""``[N, T]``: the baseline's value of every step, fitted to the trajectories and held fixed.
+
+    The value of the state at step :math:`t` is modelled as linear in the features
+
+    .. math::
+        f(s_t, t) = \big(s_t,\ s_t^2,\ u,\ u^2,\ u^3,\ 1\big), \qquad u = t / 100,
+
+    (:math:`s_t` clipped to :math:`[-10, 10]`), fitted to the discounted
+    rewards-to-go :math:`R_t` of the task's trajectories by ridge regression over
+    their unmasked steps:
+
+    .. math::
+        w = \big(F^\top M F + \lambda I\big)^{-1} F^\top M R .
+
+    It depends on the state and time only, so subtracting it leaves every
+    estimator of :func:`~jaxmeta.rl.surrogate` unbiased. It is a constant to the
+    surrogates (``jax.lax.stop_gradient``).
+    """
     trajectories = jax.lax.stop_gradient(trajectories)
     observations = trajectories.observations.reshape(trajectories.observations.shape[:2] + (-1,))
     phi = features(observations.astype(trajectories.rewards.dtype))

@@ -1,53 +1,5 @@
-r"""Policy-gradient surrogates whose derivatives, taken by ``jax.grad`` at every order, estimate those of the return.
-
-The objective is the expected discounted return
-:math:`J(\theta) = \mathbb{E}_{\tau \sim p_\theta}\big[\sum_t \gamma^t r_t\big]`. A
-surrogate is a function of :math:`\theta` on trajectories sampled from
-:math:`p_\theta` (held fixed) whose gradient estimates :math:`\nabla J`. MAML
-differentiates the inner step :math:`\theta + \alpha \nabla J` once more, so the
-surrogate's *Hessian* must estimate :math:`\nabla^2 J` too:
-
-.. math::
-    \nabla^2 J = \mathbb{E}\Big[\sum_t \gamma^t r_t \big(\nabla^2 W_t
-        + \nabla W_t \nabla W_t^\top\big)\Big],
-    \qquad W_t = \sum_{t' \le t} \log \pi_\theta(a_{t'} \mid s_{t'}).
-
-With :math:`\ell_t = \log\pi_\theta(a_t \mid s_t)`, :math:`m_t` the mask,
-:math:`R_t` the reward-to-go, :math:`b_t` a baseline of the state only,
-:math:`A_t = R_t - b_t`, :math:`\bot` the stop-gradient and the "magic box"
-:math:`\square(x) = \exp(x - \bot x)` (value 1, :math:`\nabla \square(x) = \square(x) \nabla x`):
-
-``"naive"``, the score-function surrogate of the original MAML-RL code:
-
-.. math::
-    \hat J_\text{naive} = \sum_t m_t \gamma^t \ell_t \,\bot A_t .
-
-Its gradient is the policy gradient, but its Hessian,
-:math:`\sum_t \gamma^t A_t \nabla^2 \ell_t`, has no
-:math:`\nabla W \nabla W^\top` term: it drops how the inner step's samples
-depend on :math:`\theta` (Rothfuss et al., ProMP, ICLR 2019).
-
-``"dice"`` (Foerster et al., ICML 2018), with the baseline term of Mao et al.
-(2019), whose expectation is zero at every order:
-
-.. math::
-    \hat J_\text{DiCE} = \sum_t m_t \gamma^t \Big[\square(W_t)\, r_t
-        + \big(1 - \square(\ell_t)\big)\, \square(W_{t-1})\, b_t\Big].
-
-Every derivative of it is an unbiased estimate of the same derivative of :math:`J`.
-
-``"lvc"``, the low-variance curvature estimator of ProMP:
-
-.. math::
-    \hat J_\text{LVC} = \sum_t m_t \gamma^t\, \square(\ell_t) \,\bot A_t .
-
-Its Hessian keeps each step's own :math:`\nabla \ell_t \nabla \ell_t^\top`
-but none of the products across steps: biased for horizons above one, with
-much less variance than DiCE's.
-
-Each surrogate is a weighted mean over the trajectories (``Trajectories.weights``):
-on an enumeration of every trajectory weighted by its probability, its
-derivatives are exact.
+r"""Policy-gradient surrogates whose derivatives, taken by ``jax.grad`` at every order, estimate those of the return
+(:func:`surrogate` states them).
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -86,15 +38,64 @@ def check_estimator(name: str) -> str:
 
 def surrogate(name: str, log_probs: jax.Array, trajectories: Trajectories, baselines: jax.Array | None = None,
               discount: float = 1.0) -> jax.Array:
-    """The surrogate ``name`` (module docstring): a scalar to maximise, differentiable at every order.
+    r"""The surrogate ``name``: a scalar to maximise whose every derivative estimates the return's.
+
+    The objective is the expected discounted return
+    :math:`J(\theta) = \mathbb{E}_{\tau \sim p_\theta}\big[\sum_t \gamma^t r_t\big]`. A
+    surrogate is a function of :math:`\theta` on trajectories sampled from
+    :math:`p_\theta` (held fixed) whose gradient estimates :math:`\nabla J`. MAML
+    differentiates the inner step :math:`\theta + \alpha \nabla J` once more, so the
+    surrogate's *Hessian* must estimate :math:`\nabla^2 J` too:
+
+    .. math::
+        \nabla^2 J = \mathbb{E}\Big[\sum_t \gamma^t r_t \big(\nabla^2 W_t
+            + \nabla W_t \nabla W_t^\top\big)\Big],
+        \qquad W_t = \sum_{t' \le t} \log \pi_\theta(a_{t'} \mid s_{t'}).
+
+    With :math:`\ell_t = \log\pi_\theta(a_t \mid s_t)`, :math:`m_t` the mask,
+    :math:`R_t` the reward-to-go, :math:`b_t` a baseline of the state only,
+    :math:`A_t = R_t - b_t`, :math:`\bot` the stop-gradient and the "magic box"
+    :math:`\square(x) = \exp(x - \bot x)` (value 1, :math:`\nabla \square(x) = \square(x) \nabla x`):
+
+    ``"naive"``, the score-function surrogate of the original MAML-RL code:
+
+    .. math::
+        \hat J_\text{naive} = \sum_t m_t \gamma^t \ell_t \,\bot A_t .
+
+    Its gradient is the policy gradient, but its Hessian,
+    :math:`\sum_t \gamma^t A_t \nabla^2 \ell_t`, has no
+    :math:`\nabla W \nabla W^\top` term: it drops how the inner step's samples
+    depend on :math:`\theta` (Rothfuss et al., ProMP, ICLR 2019).
+
+    ``"dice"`` (Foerster et al., ICML 2018), with the baseline term of Mao et al.
+    (2019), whose expectation is zero at every order:
+
+    .. math::
+        \hat J_\text{DiCE} = \sum_t m_t \gamma^t \Big[\square(W_t)\, r_t
+            + \big(1 - \square(\ell_t)\big)\, \square(W_{t-1})\, b_t\Big].
+
+    Every derivative of it is an unbiased estimate of the same derivative of :math:`J`.
+
+    ``"lvc"``, the low-variance curvature estimator of ProMP:
+
+    .. math::
+        \hat J_\text{LVC} = \sum_t m_t \gamma^t\, \square(\ell_t) \,\bot A_t .
+
+    Its Hessian keeps each step's own :math:`\nabla \ell_t \nabla \ell_t^\top`
+    but none of the products across steps: biased for horizons above one; ProMP
+    measures much less variance than DiCE's.
+
+    Each surrogate is a weighted mean over the trajectories (``Trajectories.weights``):
+    on an enumeration of every trajectory weighted by its probability, its
+    derivatives are exact.
 
     Args:
       name: one of :data:`ESTIMATORS`.
-      log_probs: ``[N, T]`` :math:`\\log\\pi_\\theta(a_t \\mid s_t)` of the trajectories' actions, a function of
+      log_probs: ``[N, T]`` :math:`\log\pi_\theta(a_t \mid s_t)` of the trajectories' actions, a function of
         the parameters being differentiated.
       trajectories: the batch (held fixed: sampled without gradient).
       baselines: ``[N, T]`` :math:`b_t` (held fixed), or ``None`` for none.
-      discount: :math:`\\gamma`.
+      discount: :math:`\gamma`.
     """
     return SURROGATES[check_estimator(name)](log_probs, trajectories, baselines, discount)
 
@@ -119,14 +120,14 @@ def _advantages(rewards, mask, baselines, discount):
 
 
 def naive(log_probs, trajectories, baselines=None, discount=1.0):
-    """The score-function surrogate (its Hessian is biased: see the module docstring)."""
+    """The score-function surrogate (its Hessian is biased: see :func:`surrogate`)."""
     logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
     advantages = _advantages(rewards, mask, baselines, discount)
     return _weighted(jnp.sum(mask * gammas * logs * advantages, axis=1), trajectories)
 
 
 def dice(log_probs, trajectories, baselines=None, discount=1.0):
-    """DiCE with the baseline of Mao et al. (module docstring)."""
+    """DiCE with the baseline of Mao et al. (:func:`surrogate`)."""
     logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
     cumulative = jnp.cumsum(logs, axis=1)
     before = cumulative - logs  # W_{t-1}
@@ -135,7 +136,7 @@ def dice(log_probs, trajectories, baselines=None, discount=1.0):
 
 
 def lvc(log_probs, trajectories, baselines=None, discount=1.0):
-    """The low-variance curvature surrogate of ProMP (module docstring)."""
+    """The low-variance curvature surrogate of ProMP (:func:`surrogate`)."""
     logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
     advantages = _advantages(rewards, mask, baselines, discount)
     return _weighted(jnp.sum(mask * gammas * magic_box(logs) * advantages, axis=1), trajectories)

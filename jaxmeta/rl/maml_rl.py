@@ -1,38 +1,5 @@
-r"""MAML for reinforcement learning (Finn et al., 2017, section 5.3) with a selectable policy-gradient surrogate.
-
-A task is a member of an environment family (a goal). Each inner step samples
-trajectories from the current policy and takes a policy-gradient step on them:
-
-.. math::
-    \tau_j \sim p_{\phi_j}, \qquad
-    \phi_{j+1} = \phi_j + \alpha_j \nabla_\phi \hat J(\phi_j; \tau_j), \qquad \phi_0 = \theta,
-
-then trajectories :math:`\tau' \sim p_{\phi_k}` score the adapted policy and the
-meta-objective is :math:`\hat J(\phi_k; \tau')`, differentiated with respect to
-:math:`\theta` through every step. The sampling itself is not differentiated
-(the parameters are held fixed while sampling); how :math:`\theta` moves the
-sampling distributions enters through the surrogate :math:`\hat J`
-(:mod:`jaxmeta.rl.estimators`). With ``"dice"`` the meta-gradient's expectation
-is that of the objective :math:`J(\theta + \alpha \nabla J(\theta))` (for one
-inner step)
-
-.. math::
-    \nabla_\theta J(\phi) = \big(I + \alpha \nabla^2 J(\theta)\big) \nabla J(\phi), \qquad
-    \phi = \theta + \alpha \nabla J(\theta),
-
-up to the correlation of the inner step's samples with their own Hessian
-estimate; ``"naive"`` replaces :math:`\nabla^2 J` by a biased estimate, and
-``"lvc"`` keeps its per-step curvature terms only. On trajectories enumerated
-with their probabilities as weights, ``"dice"`` gives the formula above exactly
-(the tests check this on a tabular MDP).
-
-The step is the library's :func:`jaxmeta.adapt` (one step per batch of fresh
-trajectories), so ``inner_optimizer`` and ``first_order`` apply as they do to
-supervised MAML. The learner is a :class:`~jaxmeta.core.learner.MetaLearner`:
-``make_meta_step`` with any optax optimizer trains it, on a batch of tasks
-given as :func:`rl_tasks` (the task in both ``support`` and ``query``: the
-support trajectories are drawn with :math:`\theta`, the query trajectories
-with :math:`\phi_k`).
+r"""MAML for reinforcement learning (Finn et al., 2017, section 5.3) with a selectable policy-gradient surrogate
+(the method and its options: :func:`maml_rl`).
 
 Example:
   >>> import jax, jax.numpy as jnp
@@ -132,23 +99,57 @@ def maml_rl(
     discount: float = 0.99,
     baseline: Callable[[Trajectories, float], jax.Array] | None = linear_feature_baseline,
 ) -> MetaLearner:
-    """MAML-RL (module docstring) as a :class:`~jaxmeta.core.learner.MetaLearner`.
+    r"""MAML-RL as a :class:`~jaxmeta.core.learner.MetaLearner`.
+
+    A task is a member of an environment family (a goal). Each inner step samples
+    trajectories from the current policy and takes a policy-gradient step on them:
+
+    .. math::
+        \tau_j \sim p_{\phi_j}, \qquad
+        \phi_{j+1} = \phi_j + \alpha_j \nabla_\phi \hat J(\phi_j; \tau_j), \qquad \phi_0 = \theta,
+
+    then trajectories :math:`\tau' \sim p_{\phi_k}` score the adapted policy and the
+    meta-objective is :math:`\hat J(\phi_k; \tau')`, differentiated with respect to
+    :math:`\theta` through every step. The sampling itself is not differentiated
+    (the parameters are held fixed while sampling); how :math:`\theta` moves the
+    sampling distributions enters through the surrogate :math:`\hat J`
+    (:func:`~jaxmeta.rl.surrogate`). With ``"dice"`` the meta-gradient's expectation
+    is that of the objective :math:`J(\theta + \alpha \nabla J(\theta))` (for one
+    inner step)
+
+    .. math::
+        \nabla_\theta J(\phi) = \big(I + \alpha \nabla^2 J(\theta)\big) \nabla J(\phi), \qquad
+        \phi = \theta + \alpha \nabla J(\theta),
+
+    up to the correlation of the inner step's samples with their own Hessian
+    estimate; ``"naive"`` replaces :math:`\nabla^2 J` by a biased estimate, and
+    ``"lvc"`` keeps its per-step curvature terms only. On trajectories enumerated
+    with their probabilities as weights, ``"dice"`` gives the formula above exactly
+    (the tests check this on a tabular MDP).
+
+    The step is the library's :func:`jaxmeta.adapt` (one step per batch of fresh
+    trajectories), so ``inner_optimizer`` and ``first_order`` apply as they do to
+    supervised MAML. The learner is a :class:`~jaxmeta.core.learner.MetaLearner`:
+    ``make_meta_step`` with any optax optimizer trains it, on a batch of tasks
+    given as :func:`rl_tasks` (the task in both ``support`` and ``query``: the
+    support trajectories are drawn with :math:`\theta`, the query trajectories
+    with :math:`\phi_k`).
 
     Args:
       policy: the stochastic policy (:func:`~jaxmeta.rl.gaussian_policy`).
       sampler: ``sampler(params, task, key) -> Trajectories`` (:func:`rollout_sampler`).
       estimator: the surrogate of both the inner step and the meta-objective, one of
-        :data:`~jaxmeta.rl.estimators.ESTIMATORS`.
-      inner_lr: :math:`\\alpha` (MAML-RL: 0.1); with ``inner_optimizer`` it scales the optimizer's update.
+        :data:`~jaxmeta.rl.ESTIMATORS`.
+      inner_lr: :math:`\alpha` (MAML-RL: 0.1); with ``inner_optimizer`` it scales the optimizer's update.
       inner_steps: sample-and-step rounds of the inner loop (MAML-RL trains with 1).
       inner_optimizer: an optax optimizer for the inner step (``None``: gradient ascent).
       first_order: stop the gradient through the inner step's policy gradient.
-      discount: :math:`\\gamma` of the surrogates and the baseline (MAML-RL: 0.99).
+      discount: :math:`\gamma` of the surrogates and the baseline (MAML-RL: 0.99).
       baseline: ``baseline(trajectories, discount) -> [N, T]`` values, or ``None``.
 
     Returns:
       The learner. Its metrics per task: ``loss`` (the negative meta-surrogate),
-      ``support_loss`` (the inner surrogate's, negated, at :math:`\\theta`), and the
+      ``support_loss`` (the inner surrogate's, negated, at :math:`\theta`), and the
       undiscounted ``return_before`` and ``return_after`` adaptation. ``score`` gives the
       negative undiscounted return after 0..n steps.
     """

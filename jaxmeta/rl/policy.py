@@ -1,14 +1,5 @@
 r"""Stochastic policies: a Gaussian MLP (Flax) and the two pure functions a rollout and a surrogate need.
 
-:class:`GaussianMLPPolicy` maps an observation to the mean of a diagonal
-Gaussian over actions, through ReLU layers (MAML-RL: two of 100 units); the
-log standard deviation is a parameter of its own, independent of the state:
-
-.. math::
-    \pi_\theta(a \mid s) = \mathcal{N}\big(a;\ \mu_\theta(s),\ \operatorname{diag}(e^{2\sigma})\big), \qquad
-    \log \pi_\theta(a \mid s) = -\sum_i \Big[\frac{(a_i - \mu_i)^2}{2 e^{2\sigma_i}} + \sigma_i
-        + \tfrac12 \log 2\pi\Big].
-
 A :class:`Policy` is the pair ``sample(params, observation, key) -> action``
 and ``log_prob(params, observations, actions) -> log-probabilities``, for any
 parametrisation (the tests use a tabular softmax policy).
@@ -32,7 +23,17 @@ import jax.numpy as jnp
 
 
 class GaussianMLPPolicy(nn.Module):
-    """``observation [..., obs] -> (mean [..., act], log_std [act])`` (module docstring)."""
+    r"""``observation [..., obs] -> (mean [..., act], log_std [act])``.
+
+    The module maps an observation to the mean of a diagonal
+    Gaussian over actions, through ReLU layers (MAML-RL: two of 100 units); the
+    log standard deviation is a parameter of its own, independent of the state:
+
+    .. math::
+        \pi_\theta(a \mid s) = \mathcal{N}\big(a;\ \mu_\theta(s),\ \operatorname{diag}(e^{2\sigma})\big), \qquad
+        \log \pi_\theta(a \mid s) = -\sum_i \Big[\frac{(a_i - \mu_i)^2}{2 e^{2\sigma_i}} + \sigma_i
+            + \tfrac12 \log 2\pi\Big].
+    """
 
     action_size: int
     hidden: Sequence[int] = (100, 100)
@@ -49,7 +50,9 @@ class GaussianMLPPolicy(nn.Module):
 
 
 class Policy(NamedTuple):
-    """A stochastic policy as pure functions (module docstring); ``init(key, observation) -> params``."""
+    """A stochastic policy as pure functions: ``init(key, observation) -> params``,
+    ``sample(params, observation, key) -> action`` and ``log_prob(params, observations, actions) -> [...]`` (the
+    log-probability of each action, summed over its dimensions), for any parametrisation."""
 
     init: Callable[[jax.Array, jax.Array], Any]
     sample: Callable[[Any, jax.Array, jax.Array], jax.Array]

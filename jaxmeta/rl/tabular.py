@@ -38,7 +38,8 @@ from jaxmeta.rl.trajectories import Trajectories, reward_to_go
 
 
 class TabularMDP(NamedTuple):
-    """``transitions [S, A]``: the next state of each state and action; ``start``; ``horizon`` (module docstring)."""
+    """A deterministic MDP: ``transitions [S, A]``, the next state of each state and action; the ``start`` state; the
+    ``horizon`` :math:`T`. Its tasks are reward tables ``[S, A]``; :func:`expected_return` is its closed-form return."""
 
     transitions: jax.Array
     start: int
@@ -86,6 +87,6 @@ def expected_return(mdp: TabularMDP, rewards: jax.Array, theta: jax.Array, disco
 
 
 def enumeration_sampler(mdp: TabularMDP):
-    """A :data:`~jaxmeta.rl.maml_rl.Sampler` that returns every trajectory with its probability (the key is unused);
+    """A :data:`~jaxmeta.rl.Sampler` that returns every trajectory with its probability (the key is unused);
     the task is the reward table."""
     return lambda theta, rewards, key: enumerate_trajectories(mdp, rewards, theta)
