@@ -1,0 +1,21 @@
+"""jaxmeta.rl.trajectories: rewards-to-go and returns against a NumPy loop, masked steps excluded."""
+
+import jax
+import numpy as np
+
+from jaxmeta.rl import Trajectories, average_return, returns, reward_to_go
+
+
+def test_reward_to_go_and_returns_equal_a_numpy_loop():
+    rng = np.random.default_rng(0)
+    rewards = rng.normal(size=(3, 5))
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]], np.float64)
+    expected = np.zeros_like(rewards)
+    for n in range(3):
+        for t in range(5):
+            expected[n, t] = sum(0.9 ** (u - t) * mask[n, u] * rewards[n, u] for u in range(t, 5))
+    np.testing.assert_allclose(reward_to_go(rewards, mask, 0.9), expected, rtol=1e-12)
+    batch = Trajectories(np.zeros((3, 5, 1)), np.zeros((3, 5, 1)), rewards, mask, np.array([0.5, 0.25, 0.25]))
+    np.testing.assert_allclose(returns(batch, 0.9), expected[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(average_return(batch), (mask * rewards).sum(1) @ [0.5, 0.25, 0.25], rtol=1e-12)
+    assert jax.numpy.asarray(reward_to_go(rewards, mask, 0.9)).dtype == np.float64
