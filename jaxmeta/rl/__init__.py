@@ -11,16 +11,19 @@ from jaxmeta.rl.baseline import linear_feature_baseline
 from jaxmeta.rl.environment import Environment
 from jaxmeta.rl.environment import navigation
 from jaxmeta.rl.estimators import ESTIMATORS
+from jaxmeta.rl.estimators import importance_weighted
 from jaxmeta.rl.estimators import magic_box
 from jaxmeta.rl.estimators import surrogate
 from jaxmeta.rl.maml_rl import PolicyGradientAdaptation
 from jaxmeta.rl.maml_rl import Sampler
 from jaxmeta.rl.maml_rl import adaptation_returns
+from jaxmeta.rl.maml_rl import make_trpo_meta_step
 from jaxmeta.rl.maml_rl import maml_rl
 from jaxmeta.rl.maml_rl import rl_tasks
 from jaxmeta.rl.maml_rl import rollout_sampler
 from jaxmeta.rl.policy import GaussianMLPPolicy
 from jaxmeta.rl.policy import Policy
+from jaxmeta.rl.policy import gaussian_kl
 from jaxmeta.rl.policy import gaussian_log_prob
 from jaxmeta.rl.policy import gaussian_policy
 from jaxmeta.rl.rollout import rollout
@@ -33,9 +36,12 @@ from jaxmeta.rl.trajectories import Trajectories
 from jaxmeta.rl.trajectories import average_return
 from jaxmeta.rl.trajectories import returns
 from jaxmeta.rl.trajectories import reward_to_go
+from jaxmeta.rl.trpo import hessian_vector_product
+from jaxmeta.rl.trpo import trpo_update
 
 __all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGradientAdaptation", "Sampler",
            "TabularMDP", "Trajectories", "adaptation_returns", "average_return", "enumerate_trajectories",
-           "enumeration_sampler", "expected_return", "gaussian_log_prob", "gaussian_policy",
-           "linear_feature_baseline", "magic_box", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks",
-           "rollout", "rollout_sampler", "softmax_policy", "surrogate"]
+           "enumeration_sampler", "expected_return", "gaussian_kl", "gaussian_log_prob", "gaussian_policy",
+           "hessian_vector_product", "importance_weighted", "linear_feature_baseline", "magic_box",
+           "make_trpo_meta_step", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks", "rollout",
+           "rollout_sampler", "softmax_policy", "surrogate", "trpo_update"]

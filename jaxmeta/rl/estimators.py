@@ -142,4 +142,20 @@ def lvc(log_probs, trajectories, baselines=None, discount=1.0):
     return _weighted(jnp.sum(mask * gammas * magic_box(logs) * advantages, axis=1), trajectories)
 
 
+def importance_weighted(log_probs: jax.Array, old_log_probs: jax.Array, trajectories: Trajectories,
+                        baselines: jax.Array | None = None, discount: float = 1.0) -> jax.Array:
+    r"""TRPO's surrogate of trajectories sampled from an older policy :math:`\pi_\text{old}`:
+
+    .. math::
+        \hat J_\text{IS} = \sum_t m_t \gamma^t
+            \frac{\pi_\theta(a_t \mid s_t)}{\pi_\text{old}(a_t \mid s_t)}\, \bot A_t ,
+
+    equal in value and gradient to ``"lvc"`` where :math:`\pi_\theta = \pi_\text{old}`.
+    """
+    logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
+    advantages = _advantages(rewards, mask, baselines, discount)
+    ratios = jnp.exp(logs - jax.lax.stop_gradient(mask * old_log_probs))
+    return _weighted(jnp.sum(mask * gammas * ratios * advantages, axis=1), trajectories)
+
+
 SURROGATES: dict[str, Callable[..., jax.Array]] = {"naive": naive, "dice": dice, "lvc": lvc}

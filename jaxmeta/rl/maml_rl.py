@@ -28,10 +28,11 @@ from jaxmeta.core.learner import MetaLearner, check_inner_rule
 from jaxmeta.core.types import Task
 from jaxmeta.rl.baseline import linear_feature_baseline
 from jaxmeta.rl.environment import Environment
-from jaxmeta.rl.estimators import check_estimator, surrogate
+from jaxmeta.rl.estimators import check_estimator, importance_weighted, surrogate
 from jaxmeta.rl.policy import Policy
 from jaxmeta.rl.rollout import rollout
 from jaxmeta.rl.trajectories import Trajectories, average_return
+from jaxmeta.rl.trpo import trpo_update
 
 Sampler = Callable[[Any, Any, jax.Array], Trajectories]
 """``sampler(params, task, key) -> Trajectories`` drawn from the policy with ``params`` (held fixed) on ``task``."""
@@ -72,19 +73,32 @@ class PolicyGradientAdaptation:
         baselines = None if self.baseline is None else self.baseline(trajectories, self.discount)
         return trajectories, baselines
 
+    def step(self, phi, opt_state, batch, rate, key):
+        """One inner step on ``batch``: ``(phi, opt_state, support loss)``."""
+        adaptation = adapt(self.loss, phi, batch, steps=1, key=key, lr=rate, optimizer=self.optimizer,
+                           opt_state=opt_state, first_order=self.first_order)
+        return adaptation.params, adaptation.opt_state, adaptation.support_losses[0]
+
     def __call__(self, theta, task, key, rates: Sequence[Any]):
-        """``([phi_0, ..., phi_k], [batch_0, ..., batch_{k-1}], support losses [k])`` after ``len(rates)`` steps."""
+        """``([phi_0, ..., phi_k], [batch_0, ..., batch_{k-1}], support losses [k])`` after ``len(rates)`` steps,
+        each on a batch sampled from the policy it starts from."""
         phi, opt_state, path, batches, losses = theta, None, [theta], [], []
         for j, rate in enumerate(rates):
             batch_key, step_key = jax.random.split(jax.random.fold_in(key, j))
             batch = self.batch(phi, task, batch_key)
-            step = adapt(self.loss, phi, batch, steps=1, key=step_key, lr=rate, optimizer=self.optimizer,
-                         opt_state=opt_state, first_order=self.first_order)
-            phi, opt_state = step.params, step.opt_state
+            phi, opt_state, loss = self.step(phi, opt_state, batch, rate, step_key)
             path.append(phi)
             batches.append(batch)
-            losses.append(step.support_losses[0])
+            losses.append(loss)
         return path, batches, jnp.stack(losses)
+
+    def replay(self, theta, batches, key, rates: Sequence[Any]):
+        """:math:`\\phi_k` from ``theta`` on batches sampled before (by ``__call__`` with the same key and rates)."""
+        phi, opt_state = theta, None
+        for j, (batch, rate) in enumerate(zip(batches, rates)):
+            _, step_key = jax.random.split(jax.random.fold_in(key, j))
+            phi, opt_state, _ = self.step(phi, opt_state, batch, rate, step_key)
+        return phi
 
 
 def maml_rl(
@@ -194,3 +208,88 @@ def adaptation_returns(inner: PolicyGradientAdaptation, theta: Any, task: Any, k
     return jnp.stack([average_return(batch[0]) for batch in batches] + [average_return(final)])
 
 
+
+
+def make_trpo_meta_step(
+    inner: PolicyGradientAdaptation,
+    *,
+    inner_lr: Any = 0.1,
+    inner_steps: int = 1,
+    max_kl: float = 0.01,
+    cg_iterations: int = 10,
+    damping: float = 1e-5,
+    backtrack_ratio: float = 0.8,
+    max_backtracks: int = 15,
+    jit: bool = True,
+) -> Callable[[Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
+    r"""MAML-RL's outer update by TRPO, as in the paper: ``step(params, tasks, key) -> (params, metrics)``.
+
+    For every task of the batch it samples the inner trajectories :math:`\tau_j`
+    with :math:`\theta_\text{old}`, adapts to :math:`\phi^\text{old}_k`, and samples
+    :math:`\tau' \sim \pi_{\phi^\text{old}_k}`. With the samples fixed, the loss and
+    the KL are functions of :math:`\theta` through the replayed inner steps
+    :math:`\phi_k(\theta)` (:meth:`PolicyGradientAdaptation.replay`, on the surrogate
+    ``inner.estimator``, so that the trust region is measured on the adapted policies):
+
+    .. math::
+        L(\theta) = -\frac1B \sum_{\text{tasks}} \hat J_\text{IS}\big(\phi_k(\theta); \tau'\big), \qquad
+        \bar D(\theta) = \frac1B \sum_{\text{tasks}} \operatorname*{mean}_{s \in \tau'}
+            D_\text{KL}\big(\pi_{\phi^\text{old}_k}(\cdot \mid s) \,\|\, \pi_{\phi_k(\theta)}(\cdot \mid s)\big),
+
+    (:func:`~jaxmeta.rl.estimators.importance_weighted`), and
+    :func:`~jaxmeta.rl.trpo_update` takes one constrained step. The defaults are the paper's
+    (max KL 0.01, 10 conjugate-gradient iterations, damping :math:`10^{-5}`, 15
+    backtracking steps of ratio 0.8).
+
+    Args:
+      inner: the inner loop (policy, sampler, estimator, discount, baseline); its policy needs ``kl``.
+      inner_lr, inner_steps: the inner step size and number of steps.
+      jit: compile the step.
+      max_kl, cg_iterations, damping, backtrack_ratio, max_backtracks: :func:`~jaxmeta.rl.trpo_update`'s.
+
+    Returns:
+      The step. Metrics: ``loss_before``, ``loss``, ``kl``, ``backtracks`` and the mean undiscounted
+      ``return_before`` and ``return_after`` adaptation of the batch.
+    """
+    if inner.policy.kl is None:
+        raise ValueError("TRPO bounds the KL divergence of the policy, but this Policy has no kl function: build it "
+                         "with gaussian_policy (or give Policy(..., kl=...)), or train with an optax optimizer "
+                         "through jaxmeta.make_meta_step.")
+    check_inner_rule(inner_lr, inner.optimizer, learner="make_trpo_meta_step", no_learned_rule="it samples anew.")
+    rates = [inner_lr] * check_steps(inner_steps, "inner_steps")
+
+    def step(params, tasks, key):
+        tasks = tasks.support if isinstance(tasks, Task) else tasks
+        keys = jax.random.split(key, jax.tree.leaves(tasks)[0].shape[0])
+
+        def sample(task, task_key):
+            inner_key, outer_key = jax.random.split(task_key)
+            path, batches, _ = inner(params, task, inner_key, rates)
+            after = inner.batch(path[-1], task, outer_key)
+            old_log_probs = inner.policy.log_prob(path[-1], after[0].observations, after[0].actions)
+            return jax.lax.stop_gradient((batches, after, path[-1], old_log_probs)), inner_key
+
+        (batches, afters, old_phis, old_log_probs), inner_keys = jax.vmap(sample)(tasks, keys)
+
+        def task_loss_and_kl(theta, batches, after, old_phi, old_log_probs, inner_key):
+            phi = inner.replay(theta, batches, inner_key, rates)
+            trajectories, baselines = after
+            log_probs = inner.policy.log_prob(phi, trajectories.observations, trajectories.actions)
+            loss = -importance_weighted(log_probs, old_log_probs, trajectories, baselines, inner.discount)
+            steps = trajectories.weights[:, None] * trajectories.mask
+            kl = jnp.sum(steps * inner.policy.kl(old_phi, phi, trajectories.observations)) / jnp.sum(steps)
+            return loss, kl
+
+        def loss_and_kl(theta):
+            losses, kls = jax.vmap(task_loss_and_kl, in_axes=(None, 0, 0, 0, 0, 0))(
+                theta, batches, afters, old_phis, old_log_probs, inner_keys)
+            return jnp.mean(losses), jnp.mean(kls)
+
+        new_params, info = trpo_update(lambda theta: loss_and_kl(theta)[0], lambda theta: loss_and_kl(theta)[1],
+                                       params, max_kl=max_kl, cg_iterations=cg_iterations, damping=damping,
+                                       backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
+        returns_before = jax.vmap(average_return)(batches[0][0])
+        return new_params, {**info, "return_before": jnp.mean(returns_before),
+                            "return_after": jnp.mean(jax.vmap(average_return)(afters[0]))}
+
+    return jax.jit(step) if jit else step

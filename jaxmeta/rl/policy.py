@@ -50,19 +50,33 @@ class GaussianMLPPolicy(nn.Module):
 
 
 class Policy(NamedTuple):
-    """A stochastic policy as pure functions: ``init(key, observation) -> params``,
-    ``sample(params, observation, key) -> action`` and ``log_prob(params, observations, actions) -> [...]`` (the
-    log-probability of each action, summed over its dimensions), for any parametrisation."""
+    r"""A stochastic policy as pure functions: ``init(key, observation) -> params``,
+    ``sample(params, observation, key) -> action``, ``log_prob(params, observations, actions) -> [...]`` (the
+    log-probability of each action, summed over its dimensions) and ``kl(old_params, params, observations) -> [...]``
+    (:math:`D_\text{KL}(\pi_\text{old}(\cdot \mid s) \,\|\, \pi(\cdot \mid s))` in each state, for TRPO), for
+    any parametrisation."""
 
     init: Callable[[jax.Array, jax.Array], Any]
     sample: Callable[[Any, jax.Array, jax.Array], jax.Array]
     log_prob: Callable[[Any, jax.Array, jax.Array], jax.Array]
+    kl: Callable[[Any, Any, jax.Array], jax.Array] | None = None
 
 
 def gaussian_log_prob(mean: jax.Array, log_std: jax.Array, actions: jax.Array) -> jax.Array:
     """The diagonal Gaussian's log-density of ``actions``, summed over the last axis."""
     z = (actions - mean) * jnp.exp(-log_std)
     return -jnp.sum(0.5 * z ** 2 + log_std + 0.5 * math.log(2 * math.pi), axis=-1)
+
+
+def gaussian_kl(mean_p: jax.Array, log_std_p: jax.Array, mean_q: jax.Array, log_std_q: jax.Array) -> jax.Array:
+    r""":math:`D_\text{KL}(p \,\|\, q)` of two diagonal Gaussians, summed over the last axis:
+
+    .. math::
+        \sum_i \sigma^q_i - \sigma^p_i + \frac{e^{2\sigma^p_i} + (\mu^p_i - \mu^q_i)^2}{2 e^{2\sigma^q_i}} - \frac12 .
+    """
+    variance_ratio = jnp.exp(2 * (log_std_p - log_std_q))
+    return jnp.sum(log_std_q - log_std_p + 0.5 * (variance_ratio + ((mean_p - mean_q) * jnp.exp(-log_std_q)) ** 2)
+                   - 0.5, axis=-1)
 
 
 def gaussian_policy(module: nn.Module) -> Policy:
@@ -82,4 +96,8 @@ def gaussian_policy(module: nn.Module) -> Policy:
         mean, log_std = module.apply({"params": params}, observations)
         return gaussian_log_prob(mean, log_std, actions)
 
-    return Policy(init, sample, log_prob)
+    def kl(old_params, params, observations):
+        return gaussian_kl(*module.apply({"params": old_params}, observations),
+                           *module.apply({"params": params}, observations))
+
+    return Policy(init, sample, log_prob, kl)

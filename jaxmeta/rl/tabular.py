@@ -58,7 +58,11 @@ def softmax_policy() -> Policy:
     def log_prob(params, states, actions):
         return jnp.take_along_axis(jax.nn.log_softmax(params[states], axis=-1), actions[..., None], axis=-1)[..., 0]
 
-    return Policy(init, sample, log_prob)
+    def kl(old_params, params, states):
+        old = jax.nn.log_softmax(old_params[states], axis=-1)
+        return jnp.sum(jnp.exp(old) * (old - jax.nn.log_softmax(params[states], axis=-1)), axis=-1)
+
+    return Policy(init, sample, log_prob, kl)
 
 
 def action_sequences(num_actions: int, horizon: int) -> np.ndarray:

@@ -5,11 +5,13 @@ meta-gradient of J(theta + alpha grad J(theta)) to float64 precision; the naive 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import jaxmeta
-from jaxmeta.rl import maml_rl, rl_tasks
-from jaxmeta.rl.tabular import TabularMDP, enumeration_sampler, expected_return, softmax_policy
+from jaxmeta.rl import (GaussianMLPPolicy, PolicyGradientAdaptation, TabularMDP, enumerate_trajectories,
+                        enumeration_sampler, expected_return, gaussian_policy, make_trpo_meta_step, maml_rl, navigation,
+                        rl_tasks, rollout_sampler, softmax_policy)
 
 MDP = TabularMDP(transitions=jnp.array([[0, 1, 2], [2, 0, 1], [1, 2, 2]]), start=0, horizon=3)
 DISCOUNT, ALPHA = 0.9, 0.5
@@ -84,3 +86,63 @@ def test_first_order_drops_exactly_the_inner_steps_jacobian():
         return jax.grad(J)(theta + ALPHA * jax.grad(J)(theta))
 
     np.testing.assert_allclose(-grads, jnp.mean(jax.vmap(at_adapted)(tables), 0), rtol=1e-10, atol=1e-12)
+
+
+def test_a_trpo_meta_step_stays_in_its_trust_region_and_raises_the_adapted_return():
+    theta, tables = theta0(), reward_tables()
+    inner = PolicyGradientAdaptation(softmax_policy(), enumeration_sampler(MDP), discount=DISCOUNT, baseline=None)
+    new, info = make_trpo_meta_step(inner, inner_lr=ALPHA, max_kl=0.01)(theta, rl_tasks(tables), jax.random.key(3))
+
+    def adapted(theta, rewards):
+        return theta + ALPHA * jax.grad(lambda p: expected_return(MDP, rewards, p, DISCOUNT))(theta)
+
+    def replayed(theta, rewards):
+        """The inner step at theta on the trajectories sampled at theta0 (their probabilities held): TRPO's line
+        search re-adapts on the samples it has, as the reference MAML-TRPO code does."""
+        batch = enumerate_trajectories(MDP, rewards, theta0())
+
+        def score(p):
+            cumulative = jnp.cumsum(softmax_policy().log_prob(p, batch.observations, batch.actions), 1)
+            return jnp.sum(batch.weights[:, None] * DISCOUNT ** jnp.arange(3.0) * batch.rewards * cumulative)
+
+        return theta + ALPHA * jax.grad(score)(theta)
+
+    def mean_kl(rewards):  # over the states the adapted old policy visits, as the step weighs them
+        old, moved = adapted(theta, rewards), replayed(new, rewards)
+        batch = enumerate_trajectories(MDP, rewards, old)
+        per_step = softmax_policy().kl(old, moved, batch.observations)
+        return jnp.sum(batch.weights[:, None] * per_step) / MDP.horizon
+
+    kls = jax.vmap(mean_kl)(tables)
+    assert 0 < float(jnp.mean(kls)) <= 0.01 and float(info["kl"]) == pytest.approx(float(jnp.mean(kls)), rel=1e-9)
+    # the true objective, with on-policy adaptation, improves too
+    meta_return = lambda theta: jnp.mean(jax.vmap(  # noqa: E731
+        lambda r: expected_return(MDP, r, adapted(theta, r), DISCOUNT))(tables))
+    assert float(meta_return(new)) > float(meta_return(theta))
+
+
+def test_both_outer_updates_run_compiled_on_2d_navigation():
+    env = navigation(horizon=4)
+    policy = gaussian_policy(GaussianMLPPolicy(action_size=2, hidden=(4,)))
+    params = policy.init(jax.random.key(0), jnp.zeros(2))
+    tasks = rl_tasks(env.sample_tasks(jax.random.key(1), 2))
+    sampler = rollout_sampler(env, policy, num_trajectories=3)
+    learner = maml_rl(policy, sampler, inner_lr=0.1)
+    state = jaxmeta.init_state(learner, optax.adam(1e-3), params)
+    state, metrics = jaxmeta.make_meta_step(learner, optax.adam(1e-3))(state, tasks, jax.random.key(2))
+    assert all(np.isfinite(float(v)) for v in metrics.values()) and float(metrics["return_before"]) < 0
+    new, info = make_trpo_meta_step(PolicyGradientAdaptation(policy, sampler))(params, tasks, jax.random.key(3))
+    assert float(info["kl"]) <= 0.01 and float(info["loss"]) <= float(info["loss_before"])
+    evaluation = jaxmeta.evaluate(learner, new, tasks, key=jax.random.key(4), steps=2)
+    assert np.shape(evaluation.losses) == (2, 3)  # the negative return after 0, 1 and 2 steps, per task
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: maml_rl(softmax_policy(), enumeration_sampler(MDP), estimator="reinforce"), "Unknown policy-gradient"),
+    (lambda: maml_rl(softmax_policy(), enumeration_sampler(MDP), inner_steps=0), "inner_steps must be at least 1"),
+    (lambda: make_trpo_meta_step(PolicyGradientAdaptation(softmax_policy()._replace(kl=None),
+                                                          enumeration_sampler(MDP))), "has no kl function"),
+])
+def test_bad_settings_are_refused_with_the_fix(make, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        make()
