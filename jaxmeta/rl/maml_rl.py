@@ -25,6 +25,7 @@ import optax
 
 from jaxmeta.core.adapt import Adaptation, adapt, check_steps
 from jaxmeta.core.learner import MetaLearner, check_inner_rule
+from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import Task
 from jaxmeta.rl.baseline import linear_feature_baseline
 from jaxmeta.rl.environment import Environment
@@ -221,8 +222,8 @@ def make_trpo_meta_step(
     backtrack_ratio: float = 0.8,
     max_backtracks: int = 15,
     jit: bool = True,
-) -> Callable[[Any, Any, jax.Array], tuple[Any, dict[str, jax.Array]]]:
-    r"""MAML-RL's outer update by TRPO, as in the paper: ``step(params, tasks, key) -> (params, metrics)``.
+) -> Callable[[MetaTrainState, Any, jax.Array], tuple[MetaTrainState, dict[str, jax.Array]]]:
+    r"""MAML-RL's outer update by TRPO, as in the paper: ``step(state, tasks, key) -> (state, metrics)``.
 
     For every task of the batch it samples the inner trajectories :math:`\tau_j`
     with :math:`\theta_\text{old}`, adapts to :math:`\phi^\text{old}_k`, and samples
@@ -239,26 +240,32 @@ def make_trpo_meta_step(
     (:func:`~jaxmeta.rl.estimators.importance_weighted`), and
     :func:`~jaxmeta.rl.trpo_update` takes one constrained step. The defaults are the paper's
     (max KL 0.01, 10 conjugate-gradient iterations, damping :math:`10^{-5}`, 15
-    backtracking steps of ratio 0.8).
+    backtracking steps of ratio 0.8). With ``inner_steps=0`` it is plain multi-task
+    TRPO on the unadapted policy: the pretraining baseline of MAML-RL.
+
+    The state is a :class:`~jaxmeta.MetaTrainState` without optimizer state
+    (:func:`init_trpo_state`), so :func:`jaxmeta.fit` and :func:`jaxmeta.training.train`
+    (checkpoints, exact resume, progress bar, time budget) drive it like any meta step.
 
     Args:
       inner: the inner loop (policy, sampler, estimator, discount, baseline); its policy needs ``kl``.
-      inner_lr, inner_steps: the inner step size and number of steps.
+      inner_lr, inner_steps: the inner step size and number of steps (0: no adaptation).
       jit: compile the step.
       max_kl, cg_iterations, damping, backtrack_ratio, max_backtracks: :func:`~jaxmeta.rl.trpo_update`'s.
 
     Returns:
       The step. Metrics: ``loss_before``, ``loss``, ``kl``, ``backtracks`` and the mean undiscounted
-      ``return_before`` and ``return_after`` adaptation of the batch.
+      ``return_before`` and ``return_after`` adaptation of the batch (the same with ``inner_steps=0``).
     """
     if inner.policy.kl is None:
         raise ValueError("TRPO bounds the KL divergence of the policy, but this Policy has no kl function: build it "
                          "with gaussian_policy (or give Policy(..., kl=...)), or train with an optax optimizer "
                          "through jaxmeta.make_meta_step.")
     check_inner_rule(inner_lr, inner.optimizer, learner="make_trpo_meta_step", no_learned_rule="it samples anew.")
-    rates = [inner_lr] * check_steps(inner_steps, "inner_steps")
+    rates = [inner_lr] * (0 if inner_steps == 0 else check_steps(inner_steps, "inner_steps"))
 
-    def step(params, tasks, key):
+    def step(state, tasks, key):
+        params = state.meta_params
         tasks = tasks.support if isinstance(tasks, Task) else tasks
         keys = jax.random.split(key, jax.tree.leaves(tasks)[0].shape[0])
 
@@ -288,8 +295,14 @@ def make_trpo_meta_step(
         new_params, info = trpo_update(lambda theta: loss_and_kl(theta)[0], lambda theta: loss_and_kl(theta)[1],
                                        params, max_kl=max_kl, cg_iterations=cg_iterations, damping=damping,
                                        backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
-        returns_before = jax.vmap(average_return)(batches[0][0])
-        return new_params, {**info, "return_before": jnp.mean(returns_before),
-                            "return_after": jnp.mean(jax.vmap(average_return)(afters[0]))}
+        return_after = jnp.mean(jax.vmap(average_return)(afters[0]))
+        return_before = jnp.mean(jax.vmap(average_return)(batches[0][0])) if batches else return_after
+        return MetaTrainState(state.step + 1, new_params, state.opt_state), {
+            **info, "return_before": return_before, "return_after": return_after}
 
     return jax.jit(step) if jit else step
+
+
+def init_trpo_state(params: Any) -> MetaTrainState:
+    """The state :func:`make_trpo_meta_step` updates: step 0, the policy's parameters, no optimizer state."""
+    return MetaTrainState(jnp.zeros((), jnp.int32), params, ())

@@ -10,8 +10,8 @@ import pytest
 
 import jaxmeta
 from jaxmeta.rl import (GaussianMLPPolicy, PolicyGradientAdaptation, TabularMDP, enumerate_trajectories,
-                        enumeration_sampler, expected_return, gaussian_policy, make_trpo_meta_step, maml_rl, navigation,
-                        rl_tasks, rollout_sampler, softmax_policy)
+                        enumeration_sampler, expected_return, gaussian_policy, init_trpo_state, make_trpo_meta_step,
+                        maml_rl, navigation, rl_tasks, rollout_sampler, softmax_policy)
 
 MDP = TabularMDP(transitions=jnp.array([[0, 1, 2], [2, 0, 1], [1, 2, 2]]), start=0, horizon=3)
 DISCOUNT, ALPHA = 0.9, 0.5
@@ -91,7 +91,9 @@ def test_first_order_drops_exactly_the_inner_steps_jacobian():
 def test_a_trpo_meta_step_stays_in_its_trust_region_and_raises_the_adapted_return():
     theta, tables = theta0(), reward_tables()
     inner = PolicyGradientAdaptation(softmax_policy(), enumeration_sampler(MDP), discount=DISCOUNT, baseline=None)
-    new, info = make_trpo_meta_step(inner, inner_lr=ALPHA, max_kl=0.01)(theta, rl_tasks(tables), jax.random.key(3))
+    state, info = make_trpo_meta_step(inner, inner_lr=ALPHA, max_kl=0.01)(init_trpo_state(theta), rl_tasks(tables),
+                                                                          jax.random.key(3))
+    new = state.meta_params
 
     def adapted(theta, rewards):
         return theta + ALPHA * jax.grad(lambda p: expected_return(MDP, rewards, p, DISCOUNT))(theta)
@@ -131,9 +133,12 @@ def test_both_outer_updates_run_compiled_on_2d_navigation():
     state = jaxmeta.init_state(learner, optax.adam(1e-3), params)
     state, metrics = jaxmeta.make_meta_step(learner, optax.adam(1e-3))(state, tasks, jax.random.key(2))
     assert all(np.isfinite(float(v)) for v in metrics.values()) and float(metrics["return_before"]) < 0
-    new, info = make_trpo_meta_step(PolicyGradientAdaptation(policy, sampler))(params, tasks, jax.random.key(3))
-    assert float(info["kl"]) <= 0.01 and float(info["loss"]) <= float(info["loss_before"])
-    evaluation = jaxmeta.evaluate(learner, new, tasks, key=jax.random.key(4), steps=2)
+    trpo = make_trpo_meta_step(PolicyGradientAdaptation(policy, sampler))
+    state = jaxmeta.fit(trpo, init_trpo_state(params), lambda key: tasks, key=jax.random.key(3), num_steps=2,
+                        steps_per_call=2, progress=False).state
+    _, info = trpo(state, tasks, jax.random.key(4))
+    assert int(state.step) == 2 and float(info["kl"]) <= 0.01 and float(info["loss"]) <= float(info["loss_before"])
+    evaluation = jaxmeta.evaluate(learner, state.meta_params, tasks, key=jax.random.key(4), steps=2)
     assert np.shape(evaluation.losses) == (2, 3)  # the negative return after 0, 1 and 2 steps, per task
 
 
