@@ -17,9 +17,11 @@ from jaxmeta.rl.estimators import surrogate
 from jaxmeta.rl.maml_rl import PolicyGradientAdaptation
 from jaxmeta.rl.maml_rl import Sampler
 from jaxmeta.rl.maml_rl import adaptation_returns
+from jaxmeta.rl.maml_rl import adaptation_rollouts
 from jaxmeta.rl.maml_rl import init_trpo_state
 from jaxmeta.rl.maml_rl import make_trpo_meta_step
 from jaxmeta.rl.maml_rl import maml_rl
+from jaxmeta.rl.maml_rl import returns_by_step
 from jaxmeta.rl.maml_rl import rl_tasks
 from jaxmeta.rl.maml_rl import rollout_sampler
 from jaxmeta.rl.policy import GaussianMLPPolicy
@@ -41,8 +43,9 @@ from jaxmeta.rl.trpo import hessian_vector_product
 from jaxmeta.rl.trpo import trpo_update
 
 __all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGradientAdaptation", "Sampler",
-           "TabularMDP", "Trajectories", "adaptation_returns", "average_return", "enumerate_trajectories",
-           "enumeration_sampler", "expected_return", "gaussian_kl", "gaussian_log_prob", "gaussian_policy",
-           "hessian_vector_product", "importance_weighted", "init_trpo_state", "linear_feature_baseline", "magic_box",
-           "make_trpo_meta_step", "maml_rl", "navigation", "returns", "reward_to_go", "rl_tasks", "rollout",
+           "TabularMDP", "Trajectories", "adaptation_returns", "adaptation_rollouts", "average_return",
+           "enumerate_trajectories", "enumeration_sampler", "expected_return", "gaussian_kl",
+           "gaussian_log_prob", "gaussian_policy", "hessian_vector_product", "importance_weighted",
+           "init_trpo_state", "linear_feature_baseline", "magic_box", "make_trpo_meta_step", "maml_rl",
+           "navigation", "returns", "returns_by_step", "reward_to_go", "rl_tasks", "rollout",
            "rollout_sampler", "softmax_policy", "surrogate", "trpo_update"]

@@ -16,6 +16,7 @@ Example:
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,7 +92,7 @@ class PolicyGradientAdaptation:
             path.append(phi)
             batches.append(batch)
             losses.append(loss)
-        return path, batches, jnp.stack(losses)
+        return path, batches, jnp.stack(losses) if losses else jnp.zeros((0,))
 
     def replay(self, theta, batches, key, rates: Sequence[Any]):
         """:math:`\\phi_k` from ``theta`` on batches sampled before (by ``__call__`` with the same key and rates)."""
@@ -200,15 +201,42 @@ def maml_rl(
     return MetaLearner(init=lambda params: params, task_grad=task_grad, adapt=adapt_fn, score=score)
 
 
+def adaptation_rollouts(inner: PolicyGradientAdaptation, theta: Any, task: Any, key: jax.Array,
+                        rates: Sequence[Any]) -> Trajectories:
+    """The trajectories of the policy after 0..k inner steps with the rates ``rates`` (stacked ``[k + 1, N, ...]``):
+    those of each step are the ones it adapted on; the last are fresh."""
+    path, batches, _ = inner(theta, task, key, rates)
+    final, _ = inner.batch(path[-1], task, jax.random.fold_in(key, len(rates)))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *[batch[0] for batch in batches], final)
+
+
 def adaptation_returns(inner: PolicyGradientAdaptation, theta: Any, task: Any, key: jax.Array,
                        rates: Sequence[Any]) -> jax.Array:
     """``[k + 1]`` the average undiscounted return after 0..k steps with the rates ``rates`` (MAML-RL's test:
-    0.1 then 0.05). The returns before each step are those of the step's own samples; the last, of fresh ones."""
-    path, batches, _ = inner(theta, task, key, rates)
-    final, _ = inner.batch(path[-1], task, jax.random.fold_in(key, len(rates)))
-    return jnp.stack([average_return(batch[0]) for batch in batches] + [average_return(final)])
+    0.1 then 0.05), from :func:`adaptation_rollouts`."""
+    return jax.vmap(average_return)(adaptation_rollouts(inner, theta, task, key, rates))
 
 
+def returns_by_step(inner: PolicyGradientAdaptation, theta: Any, tasks: Any, key: jax.Array,
+                    rates: Sequence[Any]) -> jax.Array:
+    """``[B, k + 1]``: :func:`adaptation_returns` of each of a batch of tasks (leading axis ``B``), compiled.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta.rl import GaussianMLPPolicy, gaussian_policy, navigation, rollout_sampler
+      >>> env, policy = navigation(horizon=5), gaussian_policy(GaussianMLPPolicy(action_size=2, hidden=(8,)))
+      >>> inner = PolicyGradientAdaptation(policy, rollout_sampler(env, policy, num_trajectories=4))
+      >>> params = policy.init(jax.random.key(0), jnp.zeros(2))
+      >>> returns_by_step(inner, params, env.sample_tasks(jax.random.key(1), 3), jax.random.key(2), (0.1, 0.05)).shape
+      (3, 3)
+    """
+    return _returns_by_step(inner, theta, tasks, key, tuple(rates))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 4))
+def _returns_by_step(inner, theta, tasks, key, rates):
+    keys = jax.random.split(key, jax.tree.leaves(tasks)[0].shape[0])
+    return jax.vmap(lambda task, k: adaptation_returns(inner, theta, task, k, rates))(tasks, keys)
 
 
 def make_trpo_meta_step(

@@ -85,8 +85,8 @@ def plot_learning_curve(records: list[dict], path, *, title: str = "meta-trainin
                 axis.plot([r["step"] for r in rows], [r[metric] for r in rows], style, label=label, markersize=3)
         axis.set_xlabel("meta-step")
         axis.set_ylabel(f"query {metric} after adaptation")
-        if metric == "loss":
-            axis.set_yscale("log")
+        if metric == "loss" and all(r[metric] > 0 for r in train + validation if metric in r):
+            axis.set_yscale("log")  # losses that can be negative (a policy's surrogate) stay linear
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)
