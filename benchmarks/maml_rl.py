@@ -66,10 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--run-dir", type=Path, default=None, help="default runs/maml-rl(-quick)")
     parser.add_argument("--results-dir", type=Path, default=None)
     parser.add_argument("--no-progress", action="store_true")
+    if "--quick" in (sys.argv[1:] if argv is None else argv):  # small defaults; options given still count
+        parser.set_defaults(iterations=2, meta_batch=2, trajectories=3, horizon=10, hidden=[8], test_tasks=3)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.iterations, args.meta_batch, args.trajectories, args.horizon = 2, 2, 3, 10
-        args.hidden, args.test_tasks = [8], 3
     args.run_dir = args.run_dir or Path("runs") / ("maml-rl-quick" if args.quick else "maml-rl")
     args.results_dir = args.results_dir or (args.run_dir / "results" if args.quick else common.RESULTS_DIR)
     return args
@@ -83,11 +82,10 @@ def setup(args):
     return env, policy, inner
 
 
-def train_policy(args, name, env, inner, params, inner_steps):
-    step = make_trpo_meta_step(inner, inner_lr=0.1, inner_steps=inner_steps)
-    config = {"method": name, "iterations": args.iterations, "meta_batch": args.meta_batch,
-              "trajectories": args.trajectories, "horizon": args.horizon, "hidden": args.hidden,
-              "estimator": args.estimator, "seed": args.seed, "budget_minutes": args.budget_minutes}
+def train_policy(args, name, env, step, params):
+    config = {"method": name, "meta_batch": args.meta_batch, "trajectories": args.trajectories,  # the run's identity:
+              "horizon": args.horizon, "hidden": args.hidden, "estimator": args.estimator,  # more iterations or
+              "seed": args.seed}  # minutes extend it
     result = train(step, init_trpo_state(params), lambda key: rl_tasks(env.sample_tasks(key, args.meta_batch)),
                    key=jax.random.key(args.seed + 1), num_steps=args.iterations, run_dir=args.run_dir / name,
                    config=config, resume=(args.run_dir / name / "checkpoints").exists(),
@@ -108,11 +106,10 @@ def median_seconds(function, *arguments, reps=5):
     return statistics.median(times)
 
 
-def speed(args, env, inner, params):
+def speed(args, env, inner, step, params):
     goals = env.sample_tasks(jax.random.key(7), args.meta_batch)
     sample = jax.jit(jax.vmap(inner.sampler, in_axes=(None, 0, 0)))
     rollout_seconds = median_seconds(sample, params, goals, jax.random.split(jax.random.key(8), args.meta_batch))
-    step = make_trpo_meta_step(inner, inner_lr=0.1)
     step_seconds = median_seconds(step, init_trpo_state(params), rl_tasks(goals), jax.random.key(9))
     env_steps = args.meta_batch * args.trajectories * args.horizon
     return {"env_steps_per_rollout_call": env_steps, "rollout_seconds": rollout_seconds,
@@ -182,9 +179,10 @@ def main(argv=None) -> dict:
     params = policy.init(jax.random.key(args.seed), jnp.zeros(2))
     trained = {"random": params}
     training = {}
-    trained["maml"], training["maml"] = train_policy(args, "maml", env, inner, params, inner_steps=1)
-    trained["pretrained"], training["pretrained"] = train_policy(args, "pretrained", env, inner, params,
-                                                                 inner_steps=0)
+    maml_step = make_trpo_meta_step(inner, inner_lr=0.1, inner_steps=1)
+    trained["maml"], training["maml"] = train_policy(args, "maml", env, maml_step, params)
+    trained["pretrained"], training["pretrained"] = train_policy(
+        args, "pretrained", env, make_trpo_meta_step(inner, inner_steps=0), params)
     goals = env.sample_tasks(jax.random.key(args.seed + 100), args.test_tasks)
     test_key = jax.random.key(args.seed + 101)
     by_step = {}
@@ -194,13 +192,14 @@ def main(argv=None) -> dict:
         by_step[name] = {"mean": np.asarray(mean).tolist(), "ci": np.asarray(ci).tolist()}
         print(f"{name:10s} " + "  ".join(f"{m:7.2f} ± {c:4.2f}" for m, c in zip(by_step[name]["mean"],
                                                                             by_step[name]["ci"])))
+    timing = speed(args, env, inner, maml_step, trained["maml"])
     record = {"navigation": {"returns_by_step": by_step, "test_tasks": args.test_tasks, "training": training,
-                             "test_rates": list(TEST_RATES), "speed": speed(args, env, inner, trained["maml"]),
+                             "test_rates": list(TEST_RATES), "speed": timing,
                              "config": {k: v for k, v in vars(args).items() if k not in ("run_dir", "results_dir")}},
               "environment": common.environment()}
     shown = min(4, args.test_tasks)
-    positions = jax.vmap(lambda goal, k: adaptation_rollouts(inner, trained["maml"], goal, k, TEST_RATES)
-                         .observations[:, 0])(goals[:shown], jax.random.split(test_key, shown))
+    positions = jax.jit(jax.vmap(lambda goal, k: adaptation_rollouts(inner, trained["maml"], goal, k, TEST_RATES)
+                                 .observations[:, 0]))(goals[:shown], jax.random.split(test_key, shown))
     args.results_dir.mkdir(parents=True, exist_ok=True)
     common.write_json(args.results_dir / "maml_rl.json", record)
     (args.results_dir / "maml_rl.md").write_text(markdown(record))

@@ -1,6 +1,6 @@
 """benchmarks/maml_rl.py on a tiny navigation problem: it trains MAML and the pretrained policy by TRPO, tests all
-three policies by adaptation step, times the rollout and the meta-iteration, and writes its JSON, table and figure;
-a killed run continues from its checkpoints."""
+three policies by adaptation step, times the rollout and the meta-iteration, and writes its JSON, table and figure
+(a killed run continues from its checkpoints: jaxmeta.training.train's resume, tested in tests/training)."""
 
 import json
 import sys
@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import maml_rl  # noqa: E402
 
 
-def test_quick_run_records_returns_by_step_for_every_policy_and_resumes(tmp_path):
+def test_quick_run_records_returns_by_step_for_every_policy(tmp_path):
     argv = ["--quick", "--no-progress", "--run-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "out")]
     record = maml_rl.main(argv)
     stored = json.loads((tmp_path / "out" / "maml_rl.json").read_text())
@@ -23,5 +23,4 @@ def test_quick_run_records_returns_by_step_for_every_policy_and_resumes(tmp_path
     table = (tmp_path / "out" / "maml_rl.md").read_text()
     assert "| maml |" in table and "| random |" in table and "Host:" in table
     assert (tmp_path / "out" / "maml_rl.png").stat().st_size > 10_000
-    again = maml_rl.main(argv + ["--iterations", "3"])  # continues the two checkpointed runs by one iteration
-    assert again["navigation"]["training"]["maml"]["meta_iterations"] == 3
+    assert (tmp_path / "run" / "maml" / "checkpoints").is_dir() and (tmp_path / "run" / "pretrained").is_dir()
