@@ -35,6 +35,7 @@ from jaxmeta.rl.tabular import enumerate_trajectories
 from jaxmeta.rl.tabular import enumeration_sampler
 from jaxmeta.rl.tabular import expected_return
 from jaxmeta.rl.tabular import softmax_policy
+from jaxmeta.rl.tabular import tabular_environment
 from jaxmeta.rl.trajectories import Trajectories
 from jaxmeta.rl.trajectories import average_return
 from jaxmeta.rl.trajectories import returns
@@ -48,4 +49,4 @@ __all__ = ["ESTIMATORS", "Environment", "GaussianMLPPolicy", "Policy", "PolicyGr
            "gaussian_log_prob", "gaussian_policy", "hessian_vector_product", "importance_weighted",
            "init_trpo_state", "linear_feature_baseline", "magic_box", "make_trpo_meta_step", "maml_rl",
            "navigation", "returns", "returns_by_step", "reward_to_go", "rl_tasks", "rollout",
-           "rollout_sampler", "softmax_policy", "surrogate", "trpo_update"]
+           "rollout_sampler", "softmax_policy", "surrogate", "tabular_environment", "trpo_update"]

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmeta.rl.environment import Environment
 from jaxmeta.rl.policy import Policy
 from jaxmeta.rl.trajectories import Trajectories, reward_to_go
 
@@ -94,3 +95,16 @@ def enumeration_sampler(mdp: TabularMDP):
     """A :data:`~jaxmeta.rl.Sampler` that returns every trajectory with its probability (the key is unused);
     the task is the reward table."""
     return lambda theta, rewards, key: enumerate_trajectories(mdp, rewards, theta)
+
+
+def tabular_environment(mdp: TabularMDP) -> Environment:
+    """The MDP as an :class:`~jaxmeta.rl.Environment` whose tasks are reward tables, for sampled rollouts
+    (:func:`~jaxmeta.rl.rollout`) beside the enumeration; ``sample_tasks`` draws standard normal tables."""
+    states, actions = mdp.transitions.shape
+
+    def step(rewards, state, action):
+        return mdp.transitions[state, action], rewards[state, action], jnp.zeros((), bool)
+
+    return Environment(sample_tasks=lambda key, n: jax.random.normal(key, (n, states, actions)),
+                       reset=lambda rewards, key: jnp.asarray(mdp.start), step=step, observe=lambda state: state,
+                       observation_size=1, action_size=actions, horizon=mdp.horizon)

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmeta.rl import TabularMDP, enumerate_trajectories, expected_return, softmax_policy
+from jaxmeta.rl import TabularMDP, enumerate_trajectories, expected_return, rollout, softmax_policy, tabular_environment
 from jaxmeta.rl.trajectories import returns
 
 MDP = TabularMDP(transitions=jnp.array([[1, 2], [0, 2], [2, 1]]), start=0, horizon=3)
@@ -39,3 +39,16 @@ def test_the_closed_form_return_is_the_mean_of_sampled_returns():
     assert abs(float(discounted.mean()) - exact) < 4 * standard_error
     np.testing.assert_allclose(exact, float(enumerate_trajectories(MDP, REWARDS, THETA).weights
                                             @ returns(enumerate_trajectories(MDP, REWARDS, THETA), 0.9)), rtol=1e-6)
+
+
+def test_sampled_rollouts_of_the_tabular_environment_follow_the_enumeration():
+    env, policy = tabular_environment(MDP), softmax_policy()
+    batch = rollout(env, policy, THETA, REWARDS, jax.random.key(1), num_trajectories=20000)
+    exact = enumerate_trajectories(MDP, REWARDS, THETA)
+    np.testing.assert_array_equal(batch.mask, 1.0)
+    np.testing.assert_array_equal(batch.observations[:, 1:], MDP.transitions[batch.observations[:, :-1],
+                                                                              batch.actions[:, :-1]])
+    sequences = np.asarray(batch.actions) @ (2 ** np.arange(2, -1, -1))  # each action sequence as a number
+    frequencies = np.bincount(sequences, minlength=8) / 20000
+    enumerated = np.asarray(exact.actions) @ (2 ** np.arange(2, -1, -1))
+    np.testing.assert_allclose(frequencies[enumerated], exact.weights, atol=4 * np.sqrt(0.25 / 20000))
