@@ -296,7 +296,8 @@ def supervised_rows() -> dict:
                 rows[f"supervised-{name}-{ways}w{shots}s"] = {
                     "method": f"supervised-{name}", "ways": ways, "shots": shots, "accuracy": 100 * mean,
                     "ci": 100 * ci, "tasks": found["test_tasks"], "meta_steps": found["meta_steps"],
-                    "budget_minutes": found["budget_minutes"], "source": "omniglot.json"}
+                    "budget_minutes": found["budget_minutes"], "source": "omniglot.json",
+                    "host": common.hardware(found["environment"]) if "environment" in found else "not recorded"}
     return rows
 
 
@@ -321,7 +322,12 @@ def markdown(rows: dict, environment: dict) -> str:
                                      "published (Hsu et al. 2019, ACAI)"], table), ""]
     for method in METHODS:
         example = next((r for r in rows.values() if r["method"] == method), None)
-        if example and "meta_steps" in example:
+        if example and "source" in example:  # a supervised row: each setting has its own run and host
+            runs = [f"{r['ways']}w{r['shots']}s {r['meta_steps']} steps on {r['host']}" for r in rows.values()
+                    if r["method"] == method]
+            lines.append(f"- {method} (from {example['source']}, {example['budget_minutes']:g} min each): "
+                         + "; ".join(runs))
+        elif example and "meta_steps" in example:
             budget = example.get("budget_minutes")
             lines.append(f"- {method}: {example['meta_steps']} steps" + (
                 f" in {example['train_seconds'] / 60:.1f} min" if example.get("train_seconds") else "") + (
