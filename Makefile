@@ -31,7 +31,7 @@ run: $(VENV)/installed
 # Two worker processes: much of a test's time is XLA compiling, which uses one core, so two
 # workers keep both cores busy. Tests go out one at a time, the long ones first (tests/conftest.py).
 test: $(VENV)/installed $(ONEDNN_EXTENSION) lint
-	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1
+	$(PY) -m pytest --numprocesses=2 --maxschedchunk=1 --durations=30
 
 # The documentation site (docs/, Sphinx with myst-nb): warnings are errors, so a broken cross-reference or a
 # public name without a page fails the build; the notebooks are rendered from their stored outputs, not run.
