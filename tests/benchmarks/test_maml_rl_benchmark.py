@@ -6,10 +6,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import maml_rl  # noqa: E402
 
 
+@pytest.mark.long
 def test_quick_run_records_returns_by_step_for_every_policy(tmp_path):
     argv = ["--quick", "--no-progress", "--run-dir", str(tmp_path / "run"), "--results-dir", str(tmp_path / "out")]
     record = maml_rl.main(argv)

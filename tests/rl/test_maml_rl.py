@@ -88,6 +88,7 @@ def test_first_order_drops_exactly_the_inner_steps_jacobian():
     np.testing.assert_allclose(-grads, jnp.mean(jax.vmap(at_adapted)(tables), 0), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.long
 def test_a_trpo_meta_step_stays_in_its_trust_region_and_raises_the_adapted_return():
     theta, tables = theta0(), reward_tables()
     inner = PolicyGradientAdaptation(softmax_policy(), enumeration_sampler(MDP), discount=DISCOUNT, baseline=None)
@@ -123,6 +124,7 @@ def test_a_trpo_meta_step_stays_in_its_trust_region_and_raises_the_adapted_retur
     assert float(meta_return(new)) > float(meta_return(theta))
 
 
+@pytest.mark.long
 def test_both_outer_updates_run_compiled_on_2d_navigation():
     env = navigation(horizon=4)
     policy = gaussian_policy(GaussianMLPPolicy(action_size=2, hidden=(4,)))
