@@ -10,7 +10,7 @@ Example:
   >>> learner = maml_rl(policy, rollout_sampler(env, policy, num_trajectories=4), inner_lr=0.1)
   >>> params = policy.init(jax.random.key(0), jnp.zeros(2))
   >>> tasks = rl_tasks(env.sample_tasks(jax.random.key(1), 3))
-  >>> grads, metrics = jaxmeta.meta_gradient(learner, params, tasks, jax.random.key(2))
+  >>> grads, metrics = jax.jit(lambda p: jaxmeta.meta_gradient(learner, p, tasks, jax.random.key(2)))(params)
   >>> sorted(metrics)
   ['loss', 'return_after', 'return_before', 'support_loss']
 """
