@@ -265,7 +265,7 @@ def make_trpo_meta_step(
         \bar D(\theta) = \frac1B \sum_{\text{tasks}} \operatorname*{mean}_{s \in \tau'}
             D_\text{KL}\big(\pi_{\phi^\text{old}_k}(\cdot \mid s) \,\|\, \pi_{\phi_k(\theta)}(\cdot \mid s)\big),
 
-    (:func:`~jaxmeta.rl.estimators.importance_weighted`), and
+    (:func:`~jaxmeta.rl.importance_weighted`), and
     :func:`~jaxmeta.rl.trpo_update` takes one constrained step. The defaults are the paper's
     (max KL 0.01, 10 conjugate-gradient iterations, damping :math:`10^{-5}`, 15
     backtracking steps of ratio 0.8). With ``inner_steps=0`` it is plain multi-task

@@ -1,7 +1,7 @@
 """Rollouts as one ``jax.lax.scan`` over time, ``jax.vmap``-ed over trajectories (and, by the caller, over tasks).
 
 Each trajectory runs the full horizon; after the step that ends it the state
-stays where it was, and the mask is 0 (:class:`~jaxmeta.rl.trajectories.Trajectories`).
+stays where it was, and the mask is 0 (:class:`~jaxmeta.rl.Trajectories`).
 The parameters are held fixed (``jax.lax.stop_gradient``): a surrogate
 differentiates the log-probabilities of the sampled actions, not the sampling.
 
