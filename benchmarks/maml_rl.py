@@ -8,7 +8,9 @@ origin, horizon 100, actions clipped to [-0.1, 0.1], reward the negative distanc
 (jaxmeta.rl.navigation); a Gaussian policy with two hidden layers of 100 ReLU units and a state-independent
 log standard deviation (initial std 1); 20 trajectories per task for each inner step and for the
 meta-objective; one inner policy-gradient step of size 0.1 on the DiCE surrogate (``--estimator``) with the
-linear feature baseline and discount 0.99; meta-batches of 20 tasks; the outer update by TRPO (max KL 0.01,
+linear feature baseline, discount 0.99 and the advantages standardised over the batch's steps with the sum
+over time replaced by the mean over steps (``normalize=True``: the reference code's scale, for which the
+step size 0.1 is meant); meta-batches of 20 tasks; the outer update by TRPO (max KL 0.01,
 10 conjugate-gradient iterations, damping 1e-5, line search of 15 steps of ratio 0.8), for ``--iterations``
 meta-iterations (the paper: up to 500) or ``--budget-minutes``.
 
@@ -78,7 +80,7 @@ def setup(args):
     env = navigation(horizon=args.horizon)
     policy = gaussian_policy(GaussianMLPPolicy(action_size=2, hidden=tuple(args.hidden)))
     inner = PolicyGradientAdaptation(policy, rollout_sampler(env, policy, num_trajectories=args.trajectories),
-                                     estimator=args.estimator)
+                                     estimator=args.estimator, normalize=True)
     return env, policy, inner
 
 

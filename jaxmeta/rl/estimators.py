@@ -37,7 +37,7 @@ def check_estimator(name: str) -> str:
 
 
 def surrogate(name: str, log_probs: jax.Array, trajectories: Trajectories, baselines: jax.Array | None = None,
-              discount: float = 1.0) -> jax.Array:
+              discount: float = 1.0, normalize: bool = False) -> jax.Array:
     r"""The surrogate ``name``: a scalar to maximise whose every derivative estimates the return's.
 
     The objective is the expected discounted return
@@ -96,11 +96,20 @@ def surrogate(name: str, log_probs: jax.Array, trajectories: Trajectories, basel
       trajectories: the batch (held fixed: sampled without gradient).
       baselines: ``[N, T]`` :math:`b_t` (held fixed), or ``None`` for none.
       discount: :math:`\gamma`.
+      normalize: standardise the advantages over the batch's steps, :math:`A_t \to (A_t - \mu) / \sigma`
+        (weighted mean and standard deviation, held fixed), and divide the sum over time by the mean number
+        of steps per trajectory, as the reference MAML-RL implementations do: the scale for which the paper's
+        inner step size 0.1 is meant. For DiCE the shift is added to the baseline. The shift and scale come
+        from the batch itself, so the estimates are no longer exactly unbiased (the exactness tests use
+        ``normalize=False``).
     """
-    return SURROGATES[check_estimator(name)](log_probs, trajectories, baselines, discount)
+    return SURROGATES[check_estimator(name)](log_probs, trajectories, baselines, discount, normalize)
 
 
-def _parts(log_probs, trajectories, baselines, discount):
+def _parts(log_probs, trajectories, baselines, discount, normalize):
+    """The masked log-probabilities, mask, rewards, baselines, discounts, advantages and the normalisation
+    ``(shift, scale)``: the advantages' weighted mean over the batch's steps and ``1 / (std * mean length)`` when
+    ``normalize``, else ``(0, 1)``."""
     mask = trajectories.mask.astype(log_probs.dtype)
     if log_probs.shape != mask.shape:
         raise ValueError(f"log_probs must have the trajectories' [N, T] shape {mask.shape}, got {log_probs.shape}: "
@@ -108,54 +117,61 @@ def _parts(log_probs, trajectories, baselines, discount):
     rewards = trajectories.rewards.astype(log_probs.dtype)
     baselines = jnp.zeros_like(rewards) if baselines is None else jax.lax.stop_gradient(baselines)
     gammas = discounts(mask.shape[1], discount, log_probs.dtype)
-    return mask * log_probs, mask, rewards, baselines, gammas
+    advantages = jax.lax.stop_gradient(reward_to_go(rewards, mask, discount) - baselines)
+    shift, scale = jnp.zeros((), log_probs.dtype), jnp.ones((), log_probs.dtype)
+    if normalize:
+        steps = jax.lax.stop_gradient(trajectories.weights.astype(log_probs.dtype))[:, None] * mask
+        length = jnp.sum(steps)  # the mean number of steps per trajectory
+        shift = jnp.sum(steps * advantages) / length
+        std = jnp.sqrt(jnp.sum(steps * (advantages - shift) ** 2) / length)
+        scale = 1.0 / ((std + 1e-8) * length)
+    return mask * log_probs, mask, rewards, baselines, gammas, advantages - shift, (shift, scale)
 
 
 def _weighted(per_trajectory: jax.Array, trajectories: Trajectories) -> jax.Array:
     return jnp.sum(jax.lax.stop_gradient(trajectories.weights) * per_trajectory)
 
 
-def _advantages(rewards, mask, baselines, discount):
-    return jax.lax.stop_gradient(reward_to_go(rewards, mask, discount) - baselines)
-
-
-def naive(log_probs, trajectories, baselines=None, discount=1.0):
+def naive(log_probs, trajectories, baselines=None, discount=1.0, normalize=False):
     """The score-function surrogate (its Hessian is biased: see :func:`surrogate`)."""
-    logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
-    advantages = _advantages(rewards, mask, baselines, discount)
-    return _weighted(jnp.sum(mask * gammas * logs * advantages, axis=1), trajectories)
+    logs, mask, _, _, gammas, advantages, (_, scale) = _parts(log_probs, trajectories, baselines, discount,
+                                                              normalize)
+    return scale * _weighted(jnp.sum(mask * gammas * logs * advantages, axis=1), trajectories)
 
 
-def dice(log_probs, trajectories, baselines=None, discount=1.0):
-    """DiCE with the baseline of Mao et al. (:func:`surrogate`)."""
-    logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
+def dice(log_probs, trajectories, baselines=None, discount=1.0, normalize=False):
+    """DiCE with the baseline of Mao et al. (:func:`surrogate`); normalising shifts the baseline and scales."""
+    logs, mask, rewards, baselines, gammas, _, (shift, scale) = _parts(log_probs, trajectories, baselines,
+                                                                       discount, normalize)
     cumulative = jnp.cumsum(logs, axis=1)
     before = cumulative - logs  # W_{t-1}
-    per_step = magic_box(cumulative) * rewards + (1.0 - magic_box(logs)) * magic_box(before) * baselines
-    return _weighted(jnp.sum(mask * gammas * per_step, axis=1), trajectories)
+    per_step = magic_box(cumulative) * rewards + (1.0 - magic_box(logs)) * magic_box(before) * (baselines + shift)
+    return scale * _weighted(jnp.sum(mask * gammas * per_step, axis=1), trajectories)
 
 
-def lvc(log_probs, trajectories, baselines=None, discount=1.0):
+def lvc(log_probs, trajectories, baselines=None, discount=1.0, normalize=False):
     """The low-variance curvature surrogate of ProMP (:func:`surrogate`)."""
-    logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
-    advantages = _advantages(rewards, mask, baselines, discount)
-    return _weighted(jnp.sum(mask * gammas * magic_box(logs) * advantages, axis=1), trajectories)
+    logs, mask, _, _, gammas, advantages, (_, scale) = _parts(log_probs, trajectories, baselines, discount,
+                                                              normalize)
+    return scale * _weighted(jnp.sum(mask * gammas * magic_box(logs) * advantages, axis=1), trajectories)
 
 
 def importance_weighted(log_probs: jax.Array, old_log_probs: jax.Array, trajectories: Trajectories,
-                        baselines: jax.Array | None = None, discount: float = 1.0) -> jax.Array:
+                        baselines: jax.Array | None = None, discount: float = 1.0,
+                        normalize: bool = False) -> jax.Array:
     r"""TRPO's surrogate of trajectories sampled from an older policy :math:`\pi_\text{old}`:
 
     .. math::
         \hat J_\text{IS} = \sum_t m_t \gamma^t
             \frac{\pi_\theta(a_t \mid s_t)}{\pi_\text{old}(a_t \mid s_t)}\, \bot A_t ,
 
-    equal in value and gradient to ``"lvc"`` where :math:`\pi_\theta = \pi_\text{old}`.
+    equal in value and gradient to ``"lvc"`` where :math:`\pi_\theta = \pi_\text{old}`; ``normalize`` as in
+    :func:`surrogate`.
     """
-    logs, mask, rewards, baselines, gammas = _parts(log_probs, trajectories, baselines, discount)
-    advantages = _advantages(rewards, mask, baselines, discount)
+    logs, mask, _, _, gammas, advantages, (_, scale) = _parts(log_probs, trajectories, baselines, discount,
+                                                              normalize)
     ratios = jnp.exp(logs - jax.lax.stop_gradient(mask * old_log_probs))
-    return _weighted(jnp.sum(mask * gammas * ratios * advantages, axis=1), trajectories)
+    return scale * _weighted(jnp.sum(mask * gammas * ratios * advantages, axis=1), trajectories)
 
 
 SURROGATES: dict[str, Callable[..., jax.Array]] = {"naive": naive, "dice": dice, "lvc": lvc}

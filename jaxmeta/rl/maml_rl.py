@@ -61,13 +61,14 @@ class PolicyGradientAdaptation:
     baseline: Callable[[Trajectories, float], jax.Array] | None = linear_feature_baseline
     optimizer: optax.GradientTransformation | None = None
     first_order: bool = False
+    normalize: bool = False
 
     def loss(self, params, batch, *, key=None):
         """The negative surrogate of ``batch = (trajectories, baselines)`` at ``params``."""
         del key
         trajectories, baselines = batch
         log_probs = self.policy.log_prob(params, trajectories.observations, trajectories.actions)
-        return -surrogate(self.estimator, log_probs, trajectories, baselines, self.discount), {}
+        return -surrogate(self.estimator, log_probs, trajectories, baselines, self.discount, self.normalize), {}
 
     def batch(self, params, task, key):
         """Trajectories of the policy with ``params`` on ``task``, and their baseline values."""
@@ -114,6 +115,7 @@ def maml_rl(
     first_order: bool = False,
     discount: float = 0.99,
     baseline: Callable[[Trajectories, float], jax.Array] | None = linear_feature_baseline,
+    normalize: bool = False,
 ) -> MetaLearner:
     r"""MAML-RL as a :class:`~jaxmeta.core.learner.MetaLearner`.
 
@@ -162,6 +164,8 @@ def maml_rl(
       first_order: stop the gradient through the inner step's policy gradient.
       discount: :math:`\gamma` of the surrogates and the baseline (MAML-RL: 0.99).
       baseline: ``baseline(trajectories, discount) -> [N, T]`` values, or ``None``.
+      normalize: standardised advantages and a mean over steps (:func:`~jaxmeta.rl.surrogate`), the scale of
+        the reference implementations, for which the paper's ``inner_lr=0.1`` is meant.
 
     Returns:
       The learner. Its metrics per task: ``loss`` (the negative meta-surrogate),
@@ -172,7 +176,8 @@ def maml_rl(
     check_estimator(estimator)
     inner_steps = check_steps(inner_steps, "inner_steps")
     check_inner_rule(inner_lr, inner_optimizer, learner="maml_rl", no_learned_rule="its inner step samples anew.")
-    inner = PolicyGradientAdaptation(policy, sampler, estimator, discount, baseline, inner_optimizer, first_order)
+    inner = PolicyGradientAdaptation(policy, sampler, estimator, discount, baseline, inner_optimizer, first_order,
+                                     normalize)
 
     def rates(steps):
         return [inner_lr] * (inner_steps if steps is None else check_steps(steps))
@@ -310,7 +315,8 @@ def make_trpo_meta_step(
             phi = inner.replay(theta, batches, inner_key, rates)
             trajectories, baselines = after
             log_probs = inner.policy.log_prob(phi, trajectories.observations, trajectories.actions)
-            loss = -importance_weighted(log_probs, old_log_probs, trajectories, baselines, inner.discount)
+            loss = -importance_weighted(log_probs, old_log_probs, trajectories, baselines, inner.discount,
+                                        inner.normalize)
             steps = trajectories.weights[:, None] * trajectories.mask
             kl = jnp.sum(steps * inner.policy.kl(old_phi, phi, trajectories.observations)) / jnp.sum(steps)
             return loss, kl
