@@ -54,3 +54,23 @@ def test_unknown_estimators_and_misshapen_log_probabilities_are_refused():
         surrogate("reinforce", jnp.zeros((8, 3)), batch)
     with pytest.raises(ValueError, match=r"\[N, T\] shape \(8, 3\), got \(8, 3, 2\)"):
         surrogate("dice", jnp.zeros((8, 3, 2)), batch)
+
+
+def test_normalised_surrogates_have_the_standardised_policy_gradient_averaged_over_steps():
+    rng = np.random.default_rng(0)
+    batch = enumerate_trajectories(MDP, REWARDS, THETA)._replace(weights=jnp.full(8, 1 / 8))
+    batch = batch._replace(mask=jnp.asarray(rng.random((8, 3)) < 0.8, jnp.float64).at[:, 0].set(1.0))
+    log_probs = lambda theta: softmax_policy().log_prob(theta, batch.observations, batch.actions)  # noqa: E731
+    mask = np.asarray(batch.mask)
+    advantages = np.zeros((8, 3))
+    for t in reversed(range(3)):
+        advantages[:, t] = mask[:, t] * np.asarray(batch.rewards)[:, t] + (GAMMA * advantages[:, t + 1] if t < 2 else 0)
+    mean = (mask * advantages).sum() / mask.sum()
+    std = np.sqrt((mask * (advantages - mean) ** 2).sum() / mask.sum())
+    standardised = (advantages - mean) / std
+    expected = jax.grad(lambda theta: jnp.sum(mask * GAMMA ** jnp.arange(3.0) * log_probs(theta) * standardised)
+                        / mask.sum())(THETA)
+    for name in ESTIMATORS:
+        gradient = jax.grad(lambda theta, name=name: surrogate(name, log_probs(theta), batch, None, GAMMA,
+                                                              normalize=True))(THETA)
+        np.testing.assert_allclose(gradient, expected, rtol=1e-6, atol=1e-10, err_msg=name)
