@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.baselines.embedding import embedding_accuracy
-from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, example_count
+from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, check_positive_int, example_count
 
 HEADS = ("linear", "cosine")
 """The heads :func:`fine_tune_head` fits: Chen et al.'s Baseline (linear) and Baseline++ (cosine)."""
@@ -99,8 +99,7 @@ def fine_tune_head(features: jax.Array, labels: jax.Array, *, num_classes: int, 
         raise ValueError(f"features must be [examples, feature_dim], got shape {features.shape}; flatten or "
                          "pool the trunk's output first.")
     for name, value in (("num_classes", num_classes), ("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        check_positive_int(value, name)
     optimizer = optimizer or head_optimizer()
     init_key, order_key = jax.random.split(key)
     head = init_head(init_key, features.shape[1], num_classes, kind)

@@ -95,3 +95,10 @@ def example_count(batch: Batch, name: str = "training") -> int:
         raise ValueError(f"The {name} set is empty (leaf {jax.tree_util.keystr(path)} has shape {shape}); it needs at "
                          "least one example.")
     return sizes[0]
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Return ``value`` if it is a positive Python int (not a bool); a ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return value

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.core.types import PRNGKey, Task
+from jaxmeta.core.types import PRNGKey, Task, check_positive_int
 
 
 class SinusoidConfig(NamedTuple):
@@ -100,5 +100,4 @@ def sinusoid_tasks(
 
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        check_positive_int(value, name)

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxmeta.core.types import check_positive_int
+
 
 class Environment(NamedTuple):
     """A task family as a NamedTuple of pure functions of a *task* (the
@@ -41,13 +43,6 @@ class Environment(NamedTuple):
     observation_size: int
     action_size: int
     horizon: int
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    """Return ``value`` if it is a positive Python int; a clear error naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
 
 
 def navigation(horizon: int = 100, max_speed: float = 0.1, goal_radius: float = 0.01,

@@ -20,7 +20,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.rl.environment import Environment, check_positive_int
+from jaxmeta.core.types import check_positive_int
+from jaxmeta.rl.environment import Environment
 from jaxmeta.rl.policy import Policy
 from jaxmeta.rl.trajectories import Trajectories
 

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from jaxmeta.core.meta_step import MetaTrainState
-from jaxmeta.core.types import MetaParams, PRNGKey
+from jaxmeta.core.types import MetaParams, PRNGKey, check_positive_int
 from jaxmeta.training.checkpoint import RunDirectory
 from jaxmeta.training.fit import MetaStep, NonFiniteLossError, TaskSource, fit
 from jaxmeta.training.metrics_log import MetricsLog, plot_learning_curve
@@ -94,8 +94,7 @@ def train(
     """
     for name, value in (("checkpoint_every", checkpoint_every), ("steps_per_call", steps_per_call),
                         ("validate_every", validate_every or 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        check_positive_int(value, name)
     if budget_seconds is not None and not budget_seconds > 0:
         raise ValueError(f"budget_seconds must be positive, got {budget_seconds!r}.")
     validate_every = validate_every or checkpoint_every
