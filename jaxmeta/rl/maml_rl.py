@@ -326,8 +326,7 @@ def make_trpo_meta_step(
                 theta, batches, afters, old_phis, old_log_probs, inner_keys)
             return jnp.mean(losses), jnp.mean(kls)
 
-        new_params, info = trpo_update(lambda theta: loss_and_kl(theta)[0], lambda theta: loss_and_kl(theta)[1],
-                                       params, max_kl=max_kl, cg_iterations=cg_iterations, damping=damping,
+        new_params, info = trpo_update(loss_and_kl, params, max_kl=max_kl, cg_iterations=cg_iterations, damping=damping,
                                        backtrack_ratio=backtrack_ratio, max_backtracks=max_backtracks)
         return_after = jnp.mean(jax.vmap(average_return)(afters[0]))
         return_before = jnp.mean(jax.vmap(average_return)(batches[0][0])) if batches else return_after

@@ -25,9 +25,9 @@ gradient is ``jax.scipy.sparse.linalg.cg``. For MAML-RL both :math:`L` and
 
 Example:
   >>> import jax.numpy as jnp
-  >>> loss = lambda w: jnp.sum((w - 0.045) ** 2)
-  >>> kl = lambda w: 0.5 * jnp.sum(w ** 2)  # H = I: the full step (0.1, 0.1) reaches KL 0.01 and overshoots
-  >>> w, info = trpo_update(loss, kl, jnp.zeros(2), max_kl=0.01)
+  >>> loss_and_kl = lambda w: (jnp.sum((w - 0.045) ** 2),  # the loss
+  ...                            0.5 * jnp.sum(w ** 2))  # the KL, H = I: the full step (0.1, 0.1) reaches 0.01
+  >>> w, info = trpo_update(loss_and_kl, jnp.zeros(2), max_kl=0.01)
   >>> [round(x, 4) for x in w.tolist()], int(info["backtracks"])  # 0.8 of it lowers the loss
   ([0.08, 0.08], 1)
 """
@@ -47,8 +47,7 @@ def hessian_vector_product(f: Callable[[Any], jax.Array], params: Any) -> Callab
 
 
 def trpo_update(
-    loss_fn: Callable[[Any], jax.Array],
-    kl_fn: Callable[[Any], jax.Array],
+    loss_and_kl: Callable[[Any], tuple[jax.Array, jax.Array]],
     params: Any,
     *,
     max_kl: float = 0.01,
@@ -60,8 +59,9 @@ def trpo_update(
     """One TRPO update (module docstring) of ``params``.
 
     Args:
-      loss_fn: ``params -> scalar`` to lower.
-      kl_fn: ``params -> scalar`` mean KL from the policy at the given ``params`` (0 there, with zero gradient).
+      loss_and_kl: ``params -> (loss, kl)``: the scalar to lower and the mean KL from the policy at the given
+        ``params`` (0 there, with zero gradient). One function, so that a line-search trial evaluates what the
+        two share (for MAML-RL, the replayed inner step) once.
       params: :math:`\\theta_\\text{old}`.
 
     Returns:
@@ -73,16 +73,16 @@ def trpo_update(
                          f"and damping >= 0; got {max_kl}, {backtrack_ratio}, {max_backtracks}, {cg_iterations}, "
                          f"{damping}.")
     flat, unravel = ravel_pytree(params)
-    loss_flat, kl_flat = (lambda v: loss_fn(unravel(v))), (lambda v: kl_fn(unravel(v)))
-    loss_before, gradient = jax.value_and_grad(loss_flat)(flat)
-    curvature = hessian_vector_product(kl_flat, flat)
+    both = lambda v: loss_and_kl(unravel(v))  # noqa: E731
+    loss_before, gradient = jax.value_and_grad(lambda v: both(v)[0])(flat)
+    curvature = hessian_vector_product(lambda v: both(v)[1], flat)
     direction, _ = jax.scipy.sparse.linalg.cg(lambda v: curvature(v) + damping * v, -gradient, maxiter=cg_iterations)
     quadratic = jnp.dot(direction, curvature(direction))
     full_step = jnp.sqrt(2 * max_kl / jnp.maximum(quadratic, jnp.finfo(flat.dtype).tiny)) * direction
 
     def candidate(i):
         trial = flat + backtrack_ratio ** i * full_step
-        return trial, loss_flat(trial), kl_flat(trial)
+        return (trial, *both(trial))
 
     def acceptable(loss, kl):
         return (loss < loss_before) & (kl <= max_kl)
