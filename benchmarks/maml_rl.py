@@ -87,6 +87,8 @@ def parse_args(argv=None):
     parser.add_argument("--hidden", type=int, nargs="+", default=[100, 100])
     parser.add_argument("--estimator", default="dice", choices=["dice", "lvc", "naive"])
     parser.add_argument("--test-tasks", type=int, default=40)
+    parser.add_argument("--test-chunk", type=int, default=10, help="test tasks per compiled call (the results do "
+                        "not depend on it; XLA's CPU runtime hung on all 40 half-cheetah tasks in one call)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="a smoke run of every part into runs/maml-rl-quick")
     parser.add_argument("--run-dir", type=Path, default=None, help="default runs/maml-rl(-quick)[-<env>]")
@@ -269,7 +271,8 @@ def main(argv=None) -> dict:
     test_key = jax.random.key(args.seed + 101)
     by_step = {}
     for name in METHODS:
-        returns = np.asarray(returns_by_step(inner, trained[name], tasks, test_key, TEST_RATES))
+        returns = np.asarray(returns_by_step(inner, trained[name], tasks, test_key, TEST_RATES,
+                                             task_chunk=args.test_chunk))
         mean, ci = jaxmeta.confidence_interval(returns)
         by_step[name] = {"mean": np.asarray(mean).tolist(), "ci": np.asarray(ci).tolist()}
         print(f"{name:10s} " + "  ".join(f"{m:7.2f} ± {c:4.2f}" for m, c in zip(by_step[name]["mean"],

@@ -27,7 +27,7 @@ import optax
 from jaxmeta.core.adapt import Adaptation, adapt, check_steps
 from jaxmeta.core.learner import MetaLearner, check_inner_rule
 from jaxmeta.core.meta_step import MetaTrainState
-from jaxmeta.core.types import Task
+from jaxmeta.core.types import Task, check_positive_int
 from jaxmeta.rl.baseline import linear_feature_baseline
 from jaxmeta.rl.environment import Environment
 from jaxmeta.rl.estimators import check_estimator, importance_weighted, surrogate
@@ -223,8 +223,11 @@ def adaptation_returns(inner: PolicyGradientAdaptation, theta: Any, task: Any, k
 
 
 def returns_by_step(inner: PolicyGradientAdaptation, theta: Any, tasks: Any, key: jax.Array,
-                    rates: Sequence[Any]) -> jax.Array:
+                    rates: Sequence[Any], *, task_chunk: int | None = None) -> jax.Array:
     """``[B, k + 1]``: :func:`adaptation_returns` of each of a batch of tasks (leading axis ``B``), compiled.
+
+    With ``task_chunk``, one compiled call evaluates that many tasks at a time (a Python loop over the chunks), to
+    bound the memory and the size of one program; each task's key is the same as without it, so the result is too.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -235,12 +238,17 @@ def returns_by_step(inner: PolicyGradientAdaptation, theta: Any, tasks: Any, key
       >>> returns_by_step(inner, params, env.sample_tasks(jax.random.key(1), 3), jax.random.key(2), (0.1, 0.05)).shape
       (3, 3)
     """
-    return _returns_by_step(inner, theta, tasks, key, tuple(rates))
+    count = jax.tree.leaves(tasks)[0].shape[0]
+    keys = jax.random.split(key, count)
+    chunk = count if task_chunk is None else check_positive_int(task_chunk, "task_chunk")
+    return jnp.concatenate([
+        _returns_by_step(inner, theta, jax.tree.map(lambda x: x[start:start + chunk], tasks),  # noqa: B023
+                         keys[start:start + chunk], tuple(rates))
+        for start in range(0, count, chunk)])
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _returns_by_step(inner, theta, tasks, key, rates):
-    keys = jax.random.split(key, jax.tree.leaves(tasks)[0].shape[0])
+def _returns_by_step(inner, theta, tasks, keys, rates):
     return jax.vmap(lambda task, k: adaptation_returns(inner, theta, task, k, rates))(tasks, keys)
 
 

@@ -12,7 +12,8 @@ import pytest
 import jaxmeta
 from jaxmeta.rl import (GaussianMLPPolicy, PolicyGradientAdaptation, TabularMDP, enumerate_trajectories,
                         enumeration_sampler, expected_return, gaussian_policy, init_trpo_state, make_trpo_meta_step,
-                        maml_rl, navigation, rl_tasks, rollout_sampler, softmax_policy)
+                        maml_rl, navigation, returns_by_step, rl_tasks, rollout_sampler,
+                        softmax_policy)
 
 MDP = TabularMDP(transitions=jnp.array([[0, 1, 2], [2, 0, 1], [1, 2, 2]]), start=0, horizon=3)
 DISCOUNT, ALPHA = 0.9, 0.5
@@ -148,6 +149,19 @@ def test_both_outer_updates_run_compiled_on_2d_navigation():
     assert int(result.state.step) == 2 and np.all(info["kl"] <= 0.01) and np.all(info["loss"] <= info["loss_before"])
     evaluation = jaxmeta.evaluate(learner, result.state.meta_params, tasks, key=jax.random.key(4), steps=2)
     assert np.shape(evaluation.losses) == (2, 3)  # the negative return after 0, 1 and 2 steps, per task
+
+
+def test_returns_by_step_in_chunks_of_tasks_equal_one_call():
+    env = navigation(horizon=4)
+    policy = gaussian_policy(GaussianMLPPolicy(action_size=2, hidden=(4,)))
+    inner = PolicyGradientAdaptation(policy, rollout_sampler(env, policy, num_trajectories=3), normalize=True)
+    params, goals = policy.init(jax.random.key(0), jnp.zeros(2)), env.sample_tasks(jax.random.key(1), 5)
+    whole = returns_by_step(inner, params, goals, jax.random.key(2), (0.1, 0.05))
+    chunked = returns_by_step(inner, params, goals, jax.random.key(2), (0.1, 0.05), task_chunk=2)  # 2, 2 and 1
+    assert whole.shape == (5, 3) and np.ptp(np.asarray(whole)[:, 0]) > 0  # the tasks differ
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12)
+    with pytest.raises(ValueError, match="task_chunk must be a positive int"):
+        returns_by_step(inner, params, goals, jax.random.key(2), (0.1,), task_chunk=0)
 
 
 @pytest.mark.parametrize("make, message", [
