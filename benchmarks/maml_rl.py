@@ -189,6 +189,14 @@ def markdown(record: dict) -> str:
             trained = result["training"][name]
             lines.append(f"- {name}: {trained['meta_iterations']} TRPO iterations in "
                          f"{trained['train_seconds'] / 60:.1f} min ({trained['stopped']})")
+        paper = ENVIRONMENTS[family]
+        reduced = [f"{what} {config[key]} (the paper: {value})" for what, key, value in (
+            ("meta-batch", "meta_batch", paper["meta_batch"]), ("trajectories", "trajectories", PAPER_TRAJECTORIES),
+            ("horizon", "horizon", paper["horizon"])) if config[key] != value]
+        reduced.append(f"{result['training']['maml']['meta_iterations']} iterations (the paper: up to "
+                       f"{PAPER_ITERATIONS})")
+        if len(reduced) > 1:  # the navigation run's 300 iterations are within the paper's "up to 500"
+            lines.append(f"- **reduced scale**: {', '.join(reduced)}")
         lines += [f"- speed: {fast['env_steps_per_second']:,.0f} environment steps per second in the vmapped "
                   f"rollout ({fast['env_steps_per_rollout_call']:,} steps per call), "
                   f"{fast['seconds_per_meta_iteration']:.2f} s per TRPO meta-iteration (medians of 5 calls); MAML's "
@@ -208,7 +216,7 @@ def plot_returns(axis, result, title):
     axis.set_xlabel("policy-gradient steps on the held-out task")
     axis.set_ylabel("average return")
     axis.set_xticks(range(len(TEST_RATES) + 1))
-    axis.legend(loc="center right")
+    axis.legend()
     axis.set_title(title)
 
 
