@@ -284,6 +284,13 @@ def make_trpo_meta_step(
     backtracking steps of ratio 0.8). With ``inner_steps=0`` it is plain multi-task
     TRPO on the unadapted policy: the pretraining baseline of MAML-RL.
 
+    The accepted steps' KL is often well under ``max_kl`` (2D navigation: 0.0003 to 0.002 against 0.01). The
+    quadratic model takes the Hessian of :math:`\bar D` as ``jax`` differentiates the replayed inner step, which
+    with DiCE includes the score products that credit the inner samples' dependence on :math:`\theta` (the
+    unbiased second-order terms); the line search evaluates :math:`\bar D` on the fixed samples, without them.
+    With that, and the inner step's higher-order terms at the trust region's scale, the model overestimates
+    the KL of a full step.
+
     The state is a :class:`~jaxmeta.MetaTrainState` without optimizer state
     (:func:`init_trpo_state`), so :func:`jaxmeta.fit` and :func:`jaxmeta.training.train`
     (checkpoints, exact resume, progress bar, time budget) drive it like any meta step.
