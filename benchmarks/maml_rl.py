@@ -118,9 +118,9 @@ def setup(args):
     return env, policy, inner
 
 
-def identity(args) -> dict:
+def identity(args, method: str) -> dict:
     """The settings that make a run: more iterations or minutes extend it, anything else is another run."""
-    config = {"method": None, "meta_batch": args.meta_batch, "trajectories": args.trajectories,
+    config = {"method": method, "meta_batch": args.meta_batch, "trajectories": args.trajectories,
               "horizon": args.horizon, "hidden": args.hidden, "estimator": args.estimator, "seed": args.seed}
     if args.env != "navigation":
         config.update(env=args.env, backend=args.backend)
@@ -130,7 +130,7 @@ def identity(args) -> dict:
 def train_policy(args, name, env, step, params):
     result = train(step, init_trpo_state(params), lambda key: rl_tasks(env.sample_tasks(key, args.meta_batch)),
                    key=jax.random.key(args.seed + 1), num_steps=args.iterations, run_dir=args.run_dir / name,
-                   config={**identity(args), "method": name},
+                   config=identity(args, name),
                    resume=(args.run_dir / name / "checkpoints").exists(),
                    checkpoint_every=10, steps_per_call=1, progress=not args.no_progress, description=name,
                    budget_seconds=None if args.budget_minutes is None else 60 * args.budget_minutes)
