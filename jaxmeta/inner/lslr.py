@@ -53,6 +53,9 @@ def lslr(steps: int, lr_init: float = 0.1) -> LearnedTransform:
       >>> u1["w"].tolist(), u2["w"].tolist()  # step 1 uses rate 0.1, step 2 rate 0.5
       ([-0.1, -0.1, -0.1], [-0.5, -0.5, -0.5])
 
+    Meta-train the rule with the meta-gradient clipped: :mod:`jaxmeta.inner`
+    says why.
+
     References:
       Antoniou, Edwards and Storkey, "How to train your MAML", ICLR 2019, section 4.
     """

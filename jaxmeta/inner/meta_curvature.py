@@ -78,6 +78,9 @@ def meta_curvature(lr: float) -> LearnedTransform:
       >>> float(update["kernel"][0, 0, 0, 0])  # identity matrices: plain -lr * g
       -0.1
 
+    Meta-train the rule with the meta-gradient clipped: :mod:`jaxmeta.inner`
+    says why.
+
     References:
       Park and Oliva, "Meta-Curvature", NeurIPS 2019, section 3.
     """
