@@ -11,6 +11,14 @@ an optax optimizer, differentiated through: Adam (lr 0.01, the default betas, ep
 and SGD with heavy-ball momentum 0.9 (lr 0.01), both with 5 inner steps in
 meta-training (one step of momentum SGD is plain SGD).
 
+``maml-meta-curvature`` (Park and Oliva 2019) is second-order MAML whose 5
+inner steps are preconditioned by learned per-layer matrices
+(``jaxmeta.inner.meta_curvature``, started at the identity and lr 0.01),
+meta-learned with the initialisation. Its meta-gradient is clipped at global
+norm 10 before Adam, the registry's setting for it: without a clip one
+diverging inner loop can stall Adam for good (notebook 06). ``--clip-norm``
+sets the clip of every learner (0: none).
+
 ``cavia`` (Zintgraf et al. 2019, its code's sinusoid flags) adapts only 5 context
 inputs, appended to x and reset to zero for every task, with one step at lr
 1.0; the weights of its 1+5-40-40-1 MLP are meta-learned. With
@@ -23,6 +31,8 @@ points of the same wave after 0, 1 and 10 steps (mean ± 95% CI).
 
     python benchmarks/sinusoid.py            # the full protocol, writes benchmarks/results/
     python benchmarks/sinusoid.py --algorithms maml-adam maml-momentum   # these rows only, merged into the table
+    python benchmarks/sinusoid.py --algorithms maml-meta-curvature
+    python benchmarks/sinusoid.py --algorithms maml-meta-curvature --clip-norm 0   # the same without the clip
     python benchmarks/sinusoid.py --quick    # < 1 minute, writes runs/sinusoid-quick/
 
 Speed: the tasks/s of second-order MAML at meta-batch 25, K = 10, one inner
@@ -53,7 +63,8 @@ from jaxmeta.data.sinusoid import Sinusoid, sinusoid_examples, sinusoid_tasks  #
 from jaxmeta.models import MLP, functional  # noqa: E402
 from jaxmeta.models.context import ContextMLP, functional_with_context  # noqa: E402
 
-ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum", "cavia")
+ALGORITHMS = ("maml", "fomaml", "metasgd", "reptile", "anil", "maml-adam", "maml-momentum", "cavia",
+              "maml-meta-curvature")
 OPTIMIZER_STEPS = registry.defaults("maml-adam", "sinusoid").learner["inner_steps"]  # in meta-training
 EVAL_STEPS = (0, 1, 10)
 
@@ -80,6 +91,14 @@ def build_learner(name: str, loss_fn, inner_lr: float):
     return registry.make(name, loss_fn, setting="sinusoid", **rates, **head)
 
 
+def clip_norm_of(name: str, args: argparse.Namespace) -> float | None:
+    """The global norm learner ``name``'s meta-gradient is clipped to: ``--clip-norm`` (0: none), else the
+    registry's sinusoid setting."""
+    if args.clip_norm is None:
+        return registry.defaults(name, "sinusoid").clip_norm
+    return args.clip_norm or None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
@@ -88,6 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--meta-batch", type=int, default=25)
     parser.add_argument("--inner-lr", type=float, default=0.01)
     parser.add_argument("--outer-lr", type=float, default=1e-3)
+    parser.add_argument("--clip-norm", type=float, default=None,
+                        help="clip the meta-gradient to this global norm before Adam, for every learner (0: no "
+                             "clip); default: the registry's setting of each (10 for maml-meta-curvature, else none)")
     parser.add_argument("--eval-tasks", type=int, default=600)
     parser.add_argument("--eval-query", type=int, default=100, help="query points per evaluation task")
     parser.add_argument("--seed", type=int, default=0)
@@ -110,6 +132,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--shots must be positive, got {args.shots}")
     if not args.inner_lr > 0 or not args.outer_lr > 0:
         parser.error("--inner-lr and --outer-lr must be positive")
+    if args.clip_norm is not None and args.clip_norm < 0:
+        parser.error(f"--clip-norm must be positive, or 0 for no clip; got {args.clip_norm}")
     return args
 
 
@@ -130,7 +154,10 @@ def run_one(name, shots, args, eval_tasks):
     apply, init_params = build_model(name, args.seed)
     loss_fn = jaxmeta.regression_loss(apply)
     learner = build_learner(name, loss_fn, args.inner_lr)
+    clip_norm = clip_norm_of(name, args)
     optimizer = optax.adam(args.outer_lr)
+    if clip_norm is not None:
+        optimizer = optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
     state = jaxmeta.init_state(learner, optimizer, init_params)
     step = jaxmeta.make_meta_step(learner, optimizer)
     timer = common.ChunkTimer()
@@ -147,6 +174,7 @@ def run_one(name, shots, args, eval_tasks):
     record = {
         "algorithm": name,
         "shots": shots,
+        "clip_norm": clip_norm,
         "mse": {str(s): mse_summary(np.asarray(evaluation.losses[:, s])) for s in EVAL_STEPS},
         "train_seconds": train_seconds,
         "first_chunk_seconds": timer.first_chunk_seconds(),
@@ -198,7 +226,7 @@ def markdown(records, args, environment, speed=None) -> str:
                 published.append(f"{value} ({'after 10 steps, ' if steps == 10 else ''}{source}; ours {verdict})")
         mse = [format_mse(r["mse"][str(s)]) for s in EVAL_STEPS]
         lines.append(
-            f"| {r['algorithm']} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
+            f"| {learner_label(r)} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
             f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} | {common.hardware(r['environment'])} |"
         )
     lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(records)]
@@ -209,6 +237,14 @@ def markdown(records, args, environment, speed=None) -> str:
                   f"steps after compilation); the whole {args.iterations:,}-iteration run took "
                   f"{speed['train_seconds']:.0f} s including compilation."]
     return "\n".join(lines) + "\n"
+
+
+def learner_label(record: dict) -> str:
+    """The learner's name, with the clip of its meta-gradient where it has one or goes without its registry's."""
+    clip, default = record.get("clip_norm"), registry.defaults(record["algorithm"], "sinusoid").clip_norm
+    if clip is not None:
+        return f"{record['algorithm']} (clip {clip:g})"
+    return f"{record['algorithm']} (no clip)" if default is not None else record["algorithm"]
 
 
 def notes(records) -> list[str]:
@@ -238,8 +274,8 @@ def notes(records) -> list[str]:
     if drift:
         found.append(
             f"Pre-update MSE far above the variance of the task distribution: {', '.join(drift)}. The "
-            "initialisation drifted to outputs that only the inner step brings back; the first-order "
-            "meta-gradient does not see how the inner step depends on the initialisation."
+            "initialisation drifted to outputs that only the inner steps bring back: the meta-objective "
+            "scores the adapted model alone."
         )
     spikes = [f"{r['algorithm']} K={r['shots']}" for r in records if r["final_train_loss_last_1000"] > 100]
     if spikes:
@@ -249,15 +285,18 @@ def notes(records) -> list[str]:
 
 
 def merged(previous: list[dict], new: list[dict]) -> list[dict]:
-    """The records of an earlier run of this folder with this run's replacing those of the same learner and K.
+    """The records of an earlier run of this folder with this run's replacing those of the same learner, K and clip.
 
     >>> merged([{"algorithm": "maml", "shots": 5, "v": 1}, {"algorithm": "anil", "shots": 5, "v": 2}],
     ...        [{"algorithm": "maml", "shots": 5, "v": 3}])
     [{'algorithm': 'maml', 'shots': 5, 'v': 3}, {'algorithm': 'anil', 'shots': 5, 'v': 2}]
     """
-    rows = {(r["algorithm"], r["shots"]): r for r in previous}
-    rows.update({(r["algorithm"], r["shots"]): r for r in new})
-    return sorted(rows.values(), key=lambda r: (r["shots"], ALGORITHMS.index(r["algorithm"])))
+    def key(r):
+        return r["algorithm"], r["shots"], r.get("clip_norm")
+
+    rows = {key(r): r for r in previous}
+    rows.update({key(r): r for r in new})
+    return sorted(rows.values(), key=lambda r: (r["shots"], ALGORITHMS.index(r["algorithm"]), r.get("clip_norm") or 0))
 
 
 def _compare(ours, published: str) -> str:

@@ -4,15 +4,18 @@ memory ones with their papers' networks.
 :func:`make` builds a :class:`~jaxmeta.MetaLearner` from a name, a loss and,
 optionally, a benchmark *setting* whose published hyper-parameters it starts
 from; keyword arguments override any of them. :func:`defaults` says what a
-setting holds (the learner's own arguments, and the outer loop's meta-batch
-and learning rate) and where the values come from. The drivers in
+setting holds (the learner's own arguments, and the outer loop's meta-batch,
+learning rate and gradient clip) and where the values come from. The drivers in
 ``benchmarks/`` and the notebooks that choose a learner by name choose it here.
 
 The inner loop's optimizer may be named rather than built:
 ``inner_optimizer="sgd"`` (gradient descent at ``inner_lr``), ``"adam"``
 (``optax.adam(inner_lr, b1=inner_beta1, eps_root=inner_eps_root)``) or
-``"momentum"`` (``optax.sgd(inner_lr, momentum=inner_momentum)``); an optax
-``GradientTransformation`` is passed through as it is. Meta-SGD learns the
+``"momentum"`` (``optax.sgd(inner_lr, momentum=inner_momentum)``), or a learned
+rule of :mod:`jaxmeta.inner` started at ``inner_lr``: ``"lslr"``
+(``lslr(inner_steps, lr_init=inner_lr)``) or ``"meta-curvature"``
+(``meta_curvature(inner_lr)``); an optax ``GradientTransformation`` is passed
+through as it is. Meta-SGD learns the
 rates, so for it a named optimizer gives the *direction* its rates scale
 (``"adam"``: Adam's normalised step).
 
@@ -53,6 +56,8 @@ from jaxmeta.algorithms.reptile import reptile
 from jaxmeta.algorithms.taml import taml_entropy, taml_inequality
 from jaxmeta.core.learner import MetaLearner
 from jaxmeta.core.types import LossFn
+from jaxmeta.inner.lslr import lslr
+from jaxmeta.inner.meta_curvature import meta_curvature
 from jaxmeta.memory.mann import MANNCell
 from jaxmeta.memory.metanet import MetaNet
 from jaxmeta.memory.ntm import NTMCell
@@ -77,12 +82,16 @@ class Defaults(NamedTuple):
       meta_batch: tasks per meta-step.
       meta_lr: the outer optimizer's learning rate (Adam's; Reptile's outer step size).
       source: where the values come from.
+      clip_norm: the global norm the meta-gradient is clipped to before the
+        outer optimizer (``optax.clip_by_global_norm``), or ``None`` for no
+        clip. The learned inner rules need one (:mod:`jaxmeta.inner` says why).
     """
 
     learner: dict[str, Any]
     meta_batch: int
     meta_lr: float
     source: str
+    clip_norm: float | None = None
 
 
 class Recipe(NamedTuple):
@@ -102,10 +111,13 @@ _MAML_SETTINGS = {
 
 
 def _from_maml(source: str, learner: Callable[[dict[str, Any]], dict[str, Any]], *,
-               omniglot_only: bool = False) -> dict[str, Defaults]:
-    """MAML's settings (meta-batch, outer rate) for a learner whose arguments are ``learner(MAML's arguments)``."""
-    return {name: d._replace(learner=learner(d.learner), source=source) for name, d in _MAML_SETTINGS.items()
-            if not (omniglot_only and name == "sinusoid")}
+               settings: tuple[str, ...] = SETTINGS, clip_norm: float | None = None) -> dict[str, Defaults]:
+    """MAML's ``settings`` (meta-batch, outer rate) for a learner whose arguments are ``learner(MAML's arguments)``."""
+    return {name: d._replace(learner=learner(d.learner), source=source, clip_norm=clip_norm)
+            for name, d in _MAML_SETTINGS.items() if name in settings}
+
+
+_OMNIGLOT = ("omniglot-5way", "omniglot-20way")
 
 
 _NICHOL = "Nichol et al. 2018, Appendix A (Omniglot); this library's sinusoid setting (2x MAML's rate, 5 steps)"
@@ -121,14 +133,18 @@ _METASGD_SETTINGS = _from_maml("MAML's rates as the initial ones (Li et al. 2017
 _IMAML_SETTINGS = _from_maml("MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps",
                              lambda maml: {**maml, "inner_steps": 10, "lam": 1.0, "cg_steps": 5})
 _MAML_PLUS_PLUS_SETTINGS = _from_maml("Antoniou et al. 2019, section 5",
-                                      lambda maml: {"lr_init": 0.1, "inner_steps": 5}, omniglot_only=True)
+                                      lambda maml: {"lr_init": 0.1, "inner_steps": 5}, settings=_OMNIGLOT)
 _META_LSTM_SETTINGS = _from_maml("5 learner updates (Ravi and Larochelle 2017 use 5-12)",
-                                 lambda maml: {"inner_steps": 5}, omniglot_only=True)
+                                 lambda maml: {"inner_steps": 5}, settings=_OMNIGLOT)
 _MAML_ADAM_SETTINGS = _from_maml("MAML's rate as Adam's, 5 steps",
                                  lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "adam",
                                                "inner_eps_root": 1e-8})
 _MAML_MOMENTUM_SETTINGS = _from_maml("MAML's rate, momentum 0.9, 5 steps",
                                      lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "momentum"})
+_MAML_META_CURVATURE_SETTINGS = _from_maml(
+    "MAML's rate, 5 steps, the meta-gradient clipped at global norm 10 (this library's choice, notebook 06)",
+    lambda maml: {**maml, "inner_steps": 5, "inner_optimizer": "meta-curvature"}, settings=("sinusoid",),
+    clip_norm=10.0)
 
 _CAVIA = "Zintgraf et al. 2019's code: its sinusoid flags, and its image classifier's for Omniglot"
 _CAVIA_SETTINGS = {
@@ -137,7 +153,7 @@ _CAVIA_SETTINGS = {
     "omniglot-20way": Defaults({"context_size": 100, "inner_lr": 1.0, "inner_steps": 2}, 16, 1e-3, _CAVIA),
 }
 _ADML_SETTINGS = _from_maml("MAML's settings; FGSM epsilon 0.1 on [0, 1] images (this library's choice: Yin et al. "
-                            "report no Omniglot numbers)", lambda maml: {**maml, "epsilon": 0.1}, omniglot_only=True)
+                            "report no Omniglot numbers)", lambda maml: {**maml, "epsilon": 0.1}, settings=_OMNIGLOT)
 _TAML_ENTROPY_SETTINGS = _from_maml("MAML's settings; lambda 0.1 (this library's choice)",
                                    lambda maml: {**maml, "weight": 0.1})
 _TAML_INEQUALITY_SETTINGS = _from_maml("MAML's settings; lambda 1 (this library's choice)",
@@ -171,6 +187,8 @@ RECIPES: dict[str, Recipe] = {
     "maml-adam": Recipe(maml, "MAML with Adam inside the inner loop (jaxmeta.adapt)", _MAML_ADAM_SETTINGS),
     "maml-momentum": Recipe(maml, "MAML with heavy-ball momentum 0.9 inside the inner loop",
                             _MAML_MOMENTUM_SETTINGS),
+    "maml-meta-curvature": Recipe(maml, "Park and Oliva 2019: MAML with a learned Kronecker-factored preconditioner "
+                                  "(jaxmeta.inner.meta_curvature)", _MAML_META_CURVATURE_SETTINGS),
     "cavia": Recipe(cavia, "Zintgraf et al. 2019 (the model takes a context: jaxmeta.models.context)",
                     _CAVIA_SETTINGS),
     "adml": Recipe(adml, "Yin et al. 2018", _ADML_SETTINGS),
@@ -190,6 +208,8 @@ RECIPES: dict[str, Recipe] = {
 NAMES = tuple(RECIPES)
 
 _OPTIMIZER_OPTIONS = ("inner_beta1", "inner_eps_root", "inner_momentum")
+LEARNED_RULES = ("lslr", "meta-curvature")
+"""The learned inner rules ``inner_optimizer=`` may name (:mod:`jaxmeta.inner`)."""
 
 
 def recipe(name: str) -> Recipe:
@@ -220,9 +240,21 @@ def _resolve_inner_optimizer(name: str, hyper: dict[str, Any]) -> dict[str, Any]
     if choice == "sgd":
         del hyper["inner_optimizer"]
         return hyper
-    if choice not in ("adam", "momentum"):
-        raise ValueError(f"inner_optimizer={choice!r} is not one jaxmeta.registry builds; name 'sgd', 'adam' or "
-                         "'momentum', or pass an optax GradientTransformation.")
+    if choice not in ("adam", "momentum", *LEARNED_RULES):
+        raise ValueError(f"inner_optimizer={choice!r} is not one jaxmeta.registry builds; name 'sgd', 'adam', "
+                         "'momentum', 'lslr' or 'meta-curvature', or pass an optax GradientTransformation.")
+    if choice in LEARNED_RULES:
+        if options:
+            raise TypeError(f"{', '.join(options)} configure 'adam' or 'momentum', not the learned rule {choice!r}.")
+        if name == "metasgd":
+            raise ValueError(f"Meta-SGD learns its own rates; inner_optimizer={choice!r} is a learned rule of its "
+                             "own. Use maml with it, or give Meta-SGD 'adam' or 'momentum' as its direction.")
+        if "inner_lr" not in hyper:
+            raise TypeError(f"inner_optimizer={choice!r} needs inner_lr=, the rate the rule starts from.")
+        lr = hyper.pop("inner_lr")
+        hyper["inner_optimizer"] = (lslr(hyper.get("inner_steps", 1), lr_init=lr) if choice == "lslr"
+                                    else meta_curvature(lr))
+        return hyper
     beta1, eps_root = options.get("inner_beta1", 0.9), options.get("inner_eps_root", 0.0)
     momentum = options.get("inner_momentum", 0.9)
     if name == "metasgd":  # the learned rates scale a direction: Adam's normalised step, or the momentum

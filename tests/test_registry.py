@@ -1,5 +1,6 @@
 """jaxmeta.registry: learners by name give the same learner as their factories, with their papers' settings."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,11 +71,27 @@ def test_metasgd_scales_a_named_direction_by_its_learned_rates():
     np.testing.assert_allclose(jax.tree.leaves(meta_grad(named)), jax.tree.leaves(meta_grad(built)), rtol=1e-12)
 
 
+def test_a_named_learned_rule_is_the_jaxmeta_inner_one_and_its_setting_clips_the_meta_gradient():
+    for name, rule in (("meta-curvature", jaxmeta.inner.meta_curvature(0.05)), ("lslr", jaxmeta.inner.lslr(2, 0.05))):
+        named = registry.make("maml", LOSS, inner_optimizer=name, inner_lr=0.05, inner_steps=2)
+        built = jaxmeta.maml(LOSS, inner_optimizer=rule, inner_steps=2)
+        chex.assert_trees_all_close(meta_grad(named), meta_grad(built), rtol=1e-12)
+    curvature = registry.defaults("maml-meta-curvature", "sinusoid")
+    assert curvature.learner == {"inner_lr": 0.01, "inner_steps": 5, "inner_optimizer": "meta-curvature"}
+    assert (curvature.clip_norm, curvature.meta_batch, curvature.meta_lr) == (10.0, 25, 1e-3)
+    assert registry.defaults("maml", "sinusoid").clip_norm is None
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: registry.make("mamll", LOSS), "No learner is called 'mamll'"),
     (lambda: registry.make("maml++", LOSS, setting="sinusoid", anneal_steps=1, first_order_steps=1),
      "has no published setting 'sinusoid'"),
-    (lambda: registry.make("maml", LOSS, inner_optimizer="rmsprop", inner_lr=0.1), "'sgd', 'adam' or 'momentum'"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer="rmsprop", inner_lr=0.1),
+     "'sgd', 'adam', 'momentum', 'lslr' or 'meta-curvature'"),
+    (lambda: registry.make("metasgd", LOSS, inner_optimizer="lslr", lr_init=0.1), "Meta-SGD learns its own rates"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer="meta-curvature", inner_lr=0.1, inner_beta1=0.0),
+     "configure 'adam' or 'momentum', not the learned rule 'meta-curvature'"),
+    (lambda: registry.make("maml", LOSS, inner_optimizer="lslr"), "needs inner_lr=, the rate the rule starts from"),
     (lambda: registry.make("maml", LOSS, inner_optimizer=optax.sgd(0.1), inner_beta1=0.0), "configure a named"),
     (lambda: registry.make("maml", LOSS, inner_optimizer="adam"), "needs inner_lr="),
 ])
