@@ -28,8 +28,8 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
     assert summary["results"] == data["results"]
 
     # Rows of another run into the same folder are merged into the table (MAML with an inner optimizer).
-    sinusoid.main(["--algorithms", "maml-momentum", "maml-meta-curvature", "--shots", "5", "--iterations", "40", "--steps-per-call", "20",
-                   "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path), "--no-progress"])
+    sinusoid.main(["--algorithms", "maml-momentum", "maml-meta-curvature", "--shots", "5", "--iterations", "40",
+                   "--steps-per-call", "20", "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path), "--no-progress"])
     merged = json.loads((tmp_path / "sinusoid.json").read_text())["results"]
     assert [r["algorithm"] for r in merged] == ["maml", "metasgd", "maml-momentum", "maml-meta-curvature"]
     assert [r["clip_norm"] for r in merged[2:]] == [None, 10.0]  # the registry's clip for the learned rule
@@ -39,7 +39,8 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
     assert rows[-1].startswith("| maml-meta-curvature (clip 10) | 5 |")
     host = sinusoid.common.hardware(data["environment"])
     assert all(row.endswith(f"| {host} |") for row in rows)  # every row names the machine it ran on
-    assert (tmp_path / "sinusoid_maml-momentum_maml-meta-curvature.png").exists() and (tmp_path / "sinusoid.png").exists()
+    assert (tmp_path / "sinusoid_maml-momentum_maml-meta-curvature.png").exists()
+    assert (tmp_path / "sinusoid.png").exists()
 
     # CAVIA's row also goes to the variants table, beside MAML's row of the same K and host.
     sinusoid.main(["--algorithms", "cavia", "--shots", "5", "--iterations", "40", "--steps-per-call", "20",
