@@ -29,7 +29,8 @@ def test_tiny_run_writes_json_table_and_figures(tmp_path):
 
     # Rows of another run into the same folder are merged into the table (MAML with an inner optimizer).
     sinusoid.main(["--algorithms", "maml-momentum", "maml-meta-curvature", "--shots", "5", "--iterations", "40",
-                   "--steps-per-call", "20", "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path), "--no-progress"])
+                   "--steps-per-call", "20", "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path),
+                   "--no-progress"])
     merged = json.loads((tmp_path / "sinusoid.json").read_text())["results"]
     assert [r["algorithm"] for r in merged] == ["maml", "metasgd", "maml-momentum", "maml-meta-curvature"]
     assert [r["clip_norm"] for r in merged[2:]] == [None, 10.0]  # the registry's clip for the learned rule
