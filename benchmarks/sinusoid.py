@@ -41,6 +41,7 @@ compilation).
 """
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -150,7 +151,9 @@ def build_model(name: str, seed: int):
 
 
 def run_one(name, shots, args, eval_tasks):
-    """Train one learner at one K; evaluate it; return its record, learner, training result and model apply."""
+    """Train one learner at one K and evaluate it: its record, learner, meta-parameters, training losses and model
+    apply. A training run whose meta-loss turns non-finite is recorded where it stopped (``training_stopped``, no
+    losses), scored with its last finite state."""
     apply, init_params = build_model(name, args.seed)
     loss_fn = jaxmeta.regression_loss(apply)
     learner = build_learner(name, loss_fn, args.inner_lr)
@@ -161,14 +164,19 @@ def run_one(name, shots, args, eval_tasks):
     state = jaxmeta.init_state(learner, optimizer, init_params)
     step = jaxmeta.make_meta_step(learner, optimizer)
     timer = common.ChunkTimer()
-    result = jaxmeta.fit(
-        step, state, lambda key: sinusoid_tasks(key, args.meta_batch, shots=shots),
-        key=jax.random.key(args.seed + 1), num_steps=args.iterations, steps_per_call=args.steps_per_call,
-        progress=not args.no_progress, description=f"{name:8s} K={shots:<2d}", callback=timer,
-    )
+    stopped, history = None, None
+    try:
+        result = jaxmeta.fit(
+            step, state, lambda key: sinusoid_tasks(key, args.meta_batch, shots=shots),
+            key=jax.random.key(args.seed + 1), num_steps=args.iterations, steps_per_call=args.steps_per_call,
+            progress=not args.no_progress, description=f"{name:8s} K={shots:<2d}", callback=timer,
+        )
+        meta_params, history = result.state.meta_params, result.history["loss"]
+    except jaxmeta.NonFiniteLossError as error:  # a row of its own: where training stopped, the last finite state
+        meta_params, stopped = error.state.meta_params, {"meta_step": error.step, "loss": error.value}
     train_seconds = time.perf_counter() - timer.start
     evaluation = jaxmeta.evaluate(
-        learner, result.state.meta_params, eval_tasks, key=jax.random.key(args.eval_seed + 1),
+        learner, meta_params, eval_tasks, key=jax.random.key(args.eval_seed + 1),
         steps=max(EVAL_STEPS), chunk_size=200,
     )
     record = {
@@ -177,12 +185,23 @@ def run_one(name, shots, args, eval_tasks):
         "clip_norm": clip_norm,
         "mse": {str(s): mse_summary(np.asarray(evaluation.losses[:, s])) for s in EVAL_STEPS},
         "train_seconds": train_seconds,
-        "first_chunk_seconds": timer.first_chunk_seconds(),
-        "meta_steps_per_second": timer.steps_per_second(),
-        "tasks_per_second": timer.steps_per_second() * args.meta_batch,
-        "final_train_loss_last_1000": float(np.mean(result.history["loss"][-1000:])),
+        "first_chunk_seconds": finite_or_none(timer.first_chunk_seconds()),
+        # the rate needs two chunks of meta-steps (the first compiles): none for a run stopped in its first
+        "meta_steps_per_second": finite_or_none(timer.steps_per_second()),
+        "tasks_per_second": finite_or_none(timer.steps_per_second() * args.meta_batch),
+        "final_train_loss_last_1000": None if history is None else float(np.mean(history[-1000:])),
+        "training_stopped": stopped,
     }
-    return record, learner, result, apply
+    return record, learner, meta_params, history, apply
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or ``None`` for NaN (JSON has no NaN)."""
+    return value if np.isfinite(value) else None
+
+
+def format_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def mse_summary(losses: np.ndarray) -> dict:
@@ -195,9 +214,15 @@ def mse_summary(losses: np.ndarray) -> dict:
 
 
 def format_mse(entry: dict) -> str:
+    """Mean ± 95% CI to three decimals, or to three significant digits below 0.01.
+
+    >>> format_mse({"mean": 0.5349, "ci95": 0.0521}), format_mse({"mean": 0.000658, "ci95": 0.000066})
+    ('0.535 ± 0.052', '0.000658 ± 0.000066')
+    """
     if entry["mean"] is None:
         return f"diverged on {entry['nonfinite_tasks']}/{entry['tasks']} tasks"
-    return common.mean_ci(entry["mean"], entry["ci95"], 3)
+    digits = 3 if entry["mean"] >= 0.01 else 2 - math.floor(math.log10(entry["mean"]))
+    return common.mean_ci(entry["mean"], entry["ci95"], digits)
 
 
 def markdown(records, args, environment, speed=None) -> str:
@@ -208,8 +233,10 @@ def markdown(records, args, environment, speed=None) -> str:
         f"Query MSE on {args.eval_tasks} held-out tasks ({args.eval_query} query points each) after 0, 1 "
         "and 10 adaptation steps on K support points, mean ± 95% CI. One model per learner and K, "
         f"{args.iterations:,} meta-iterations, meta-batch {args.meta_batch}, inner lr {args.inner_lr} "
-        f"(Reptile: {2 * args.inner_lr}, 5 inner steps; maml-adam / maml-momentum: inner Adam / momentum-0.9 SGD "
-        f"at {args.inner_lr}, {OPTIMIZER_STEPS} inner steps), Adam {args.outer_lr}. JAX {environment['jax']} on "
+        f"(Reptile: {2 * args.inner_lr}, 5 inner steps; maml-adam / maml-momentum / maml-meta-curvature: inner Adam / "
+        f"momentum-0.9 SGD / learned preconditioner at {args.inner_lr}, {OPTIMIZER_STEPS} inner steps), Adam "
+        f"{args.outer_lr} (after a clip of the meta-gradient's global norm where the learner says so). "
+        f"JAX {environment['jax']} on "
         f"{environment['backend']}; each row names the machine it ran on (rows of later runs merge into the table, "
         "so times compare only between rows of the same machine).",
         "",
@@ -227,7 +254,8 @@ def markdown(records, args, environment, speed=None) -> str:
         mse = [format_mse(r["mse"][str(s)]) for s in EVAL_STEPS]
         lines.append(
             f"| {learner_label(r)} | {r['shots']} | {' | '.join(mse)} | {'; '.join(published) or '-'} | "
-            f"{r['train_seconds']:.0f} | {r['meta_steps_per_second']:.0f} | {common.hardware(r['environment'])} |"
+            f"{r['train_seconds']:.0f} | {format_rate(r['meta_steps_per_second'])} | "
+            f"{common.hardware(r['environment'])} |"
         )
     lines += ["", "## Notes", ""] + [f"- {note}" for note in notes(records)]
     if speed:
@@ -240,11 +268,13 @@ def markdown(records, args, environment, speed=None) -> str:
 
 
 def learner_label(record: dict) -> str:
-    """The learner's name, with the clip of its meta-gradient where it has one or goes without its registry's."""
+    """The learner's name, with the clip of its meta-gradient where it has one or goes without its registry's,
+    and the meta-step where its training stopped if it did."""
     clip, default = record.get("clip_norm"), registry.defaults(record["algorithm"], "sinusoid").clip_norm
-    if clip is not None:
-        return f"{record['algorithm']} (clip {clip:g})"
-    return f"{record['algorithm']} (no clip)" if default is not None else record["algorithm"]
+    notes = [f"clip {clip:g}"] if clip is not None else ["no clip"] if default is not None else []
+    if record.get("training_stopped"):
+        notes.append(f"stopped at meta-step {record['training_stopped']['meta_step']:,}")
+    return f"{record['algorithm']} ({', '.join(notes)})" if notes else record["algorithm"]
 
 
 def notes(records) -> list[str]:
@@ -262,8 +292,9 @@ def notes(records) -> list[str]:
     diverged = [f"{r['algorithm']} K={r['shots']}" for r in records if r["mse"]["10"]["mean"] is None]
     if diverged:
         found.append(
-            f"Diverged after 10 steps: {', '.join(diverged)}. Meta-SGD learns per-parameter rates for "
-            "one step (as in its paper); applied ten times they overshoot on part of the tasks."
+            f"Diverged after 10 steps: {', '.join(diverged)}."
+            + (" Meta-SGD learns per-parameter rates for one step (as in its paper); applied ten times they "
+               "overshoot on part of the tasks." if any(name.startswith("metasgd ") for name in diverged) else "")
         )
     worse = [f"{r['algorithm']} K={r['shots']}" for r in records
              if r["mse"]["10"]["mean"] is not None and r["mse"]["10"]["mean"] > r["mse"]["1"]["mean"]]
@@ -277,7 +308,13 @@ def notes(records) -> list[str]:
             "initialisation drifted to outputs that only the inner steps bring back: the meta-objective "
             "scores the adapted model alone."
         )
-    spikes = [f"{r['algorithm']} K={r['shots']}" for r in records if r["final_train_loss_last_1000"] > 100]
+    stopped = [f"{learner_label(r)} K={r['shots']} ({r['training_stopped']['loss']})" for r in records
+               if r.get("training_stopped")]
+    if stopped:
+        found.append(f"Training stopped on a non-finite meta-loss: {', '.join(stopped)}; the row scores the last "
+                     "state before the chunk of meta-steps in which it happened.")
+    spikes = [f"{r['algorithm']} K={r['shots']}" for r in records
+              if r["final_train_loss_last_1000"] is not None and r["final_train_loss_last_1000"] > 100]
     if spikes:
         found.append(f"Training-loss spikes near the end of training (inner loop diverging on some "
                      f"training tasks): {', '.join(spikes)}; see sinusoid_training*.png.")
@@ -320,7 +357,8 @@ def plot_adaptation(learners, shots, args, path):
         ax.plot(grid, curves[0], ":", color="tab:green", label="pre-update")
         ax.plot(grid, curves[1], "--", color="tab:green", label="1 grad step")
         ax.plot(grid, curves[10], "-.", color="tab:green", label="10 grad steps")
-        ax.scatter(support[0][:, 0], support[1][:, 0], marker="^", color="purple", zorder=3, label=f"{shots} support points")
+        ax.scatter(support[0][:, 0], support[1][:, 0], marker="^", color="purple", zorder=3,
+                   label=f"{shots} support points")
         ax.set_title(f"{name}, K={shots}")
         ax.set_xlabel("x")
     axes[0][0].legend(fontsize=7, loc="lower left")
@@ -368,15 +406,16 @@ def main(argv=None) -> dict:
                                     query_shots=args.eval_query)
         learners = {}
         for name in args.algorithms:
-            record, learner, result, apply = run_one(name, shots, args, eval_tasks)
+            record, learner, meta_params, history, apply = run_one(name, shots, args, eval_tasks)
             records.append({**record, "environment": environment})  # rows of several runs name their hosts
-            learners[name] = (learner, result.state.meta_params, apply)
-            histories[f"{name} K={shots}"] = result.history["loss"]
+            learners[name] = (learner, meta_params, apply)
+            if history is not None:
+                histories[f"{name} K={shots}"] = history
             mse = record["mse"]
             print(f"{name:8s} K={shots:<2d} MSE after 0/1/10 steps: "
                   + " / ".join(format_mse(mse[str(s)]) for s in EVAL_STEPS)
-                  + f"   {record['train_seconds']:.1f} s, {record['meta_steps_per_second']:.0f} meta-steps/s, "
-                  f"{record['tasks_per_second']:.0f} tasks/s", flush=True)
+                  + f"   {record['train_seconds']:.1f} s, {format_rate(record['meta_steps_per_second'])} meta-steps/s, "
+                  f"{format_rate(record['tasks_per_second'])} tasks/s", flush=True)
         if shots == 10 or len(args.shots) == 1:
             figures[shots] = learners
     args.out.mkdir(parents=True, exist_ok=True)
@@ -388,7 +427,8 @@ def main(argv=None) -> dict:
     suffix = "_" + "_".join(args.algorithms) if others else ""
     for shots, learners in figures.items():
         plot_adaptation(learners, shots, args, args.out / f"sinusoid{suffix}.png")
-    plot_training(histories, args.out / f"sinusoid_training{suffix}.png")
+    if histories:
+        plot_training(histories, args.out / f"sinusoid_training{suffix}.png")
     records = merged(previous, records)
     speed = next((r for r in records if r["algorithm"] == "maml" and r["shots"] == 10), None)
     summary = {

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -68,6 +69,18 @@ def test_the_clip_is_the_registrys_unless_given_and_the_table_names_it_where_it_
     assert label({"algorithm": "maml-meta-curvature", "clip_norm": None}) == "maml-meta-curvature (no clip)"
     rows = [{"algorithm": "maml-meta-curvature", "shots": 5, "clip_norm": clip} for clip in (10.0, None)]
     assert sinusoid.merged(rows[:1], rows[1:]) == rows[::-1]  # both kept, the unclipped first
+
+
+def test_a_run_whose_meta_loss_turns_non_finite_is_a_row_that_says_where_it_stopped(tmp_path):
+    sinusoid.main(["--algorithms", "maml", "--shots", "5", "--iterations", "20", "--steps-per-call", "10",
+                   "--inner-lr", "1e30", "--eval-tasks", "20", "--eval-query", "10", "--out", str(tmp_path),
+                   "--no-progress"])
+    record = json.loads((tmp_path / "sinusoid.json").read_text())["results"][0]
+    assert record["training_stopped"]["meta_step"] <= 10 and not np.isfinite(record["training_stopped"]["loss"])
+    assert record["meta_steps_per_second"] is None  # no chunk after the compiling one
+    table = (tmp_path / "sinusoid.md").read_text()
+    assert f"| maml (stopped at meta-step {record['training_stopped']['meta_step']}) | 5 |" in table
+    assert "Training stopped on a non-finite meta-loss: maml" in table
 
 
 @pytest.mark.parametrize("argv, message", [
