@@ -289,7 +289,7 @@ def notes(records) -> list[str]:
         "(an estimate of the same task MSE as K query points, with less variance); every learner "
         "adapts with its own inner rate (Meta-SGD: its learned rates).",
     ]
-    diverged = [f"{r['algorithm']} K={r['shots']}" for r in records if r["mse"]["10"]["mean"] is None]
+    diverged = [f"{learner_label(r)} K={r['shots']}" for r in records if r["mse"]["10"]["mean"] is None]
     if diverged:
         found.append(
             f"Diverged after 10 steps: {', '.join(diverged)}."
@@ -308,8 +308,8 @@ def notes(records) -> list[str]:
             "initialisation drifted to outputs that only the inner steps bring back: the meta-objective "
             "scores the adapted model alone."
         )
-    stopped = [f"{learner_label(r)} K={r['shots']} ({r['training_stopped']['loss']})" for r in records
-               if r.get("training_stopped")]
+    stopped = [f"{r['algorithm']} K={r['shots']} at meta-step {r['training_stopped']['meta_step']:,} "
+               f"({r['training_stopped']['loss']})" for r in records if r.get("training_stopped")]
     if stopped:
         found.append(f"Training stopped on a non-finite meta-loss: {', '.join(stopped)}; the row scores the last "
                      "state before the chunk of meta-steps in which it happened.")
@@ -424,7 +424,8 @@ def main(argv=None) -> dict:
     previous = [{"environment": earlier.get("environment"), **r} for r in earlier.get("results", [])]
     # Rows merged into a table of other learners get figures of their own, so that the table's stay.
     others = {r["algorithm"] for r in previous} - set(args.algorithms)
-    suffix = "_" + "_".join(args.algorithms) if others else ""
+    clip = "" if args.clip_norm is None else f"_clip{args.clip_norm:g}"
+    suffix = "_" + "_".join(args.algorithms) + clip if others else ""
     for shots, learners in figures.items():
         plot_adaptation(learners, shots, args, args.out / f"sinusoid{suffix}.png")
     if histories:
@@ -442,8 +443,8 @@ def main(argv=None) -> dict:
     common.write_atomically(args.out / "sinusoid.md", markdown(records, args, environment, speed))
     if args.variants_table is not None:
         record_variants(records, args)
-    print(f"\nwrote {args.out}/sinusoid.json, sinusoid.md, sinusoid.png, sinusoid_training.png "
-          f"in {summary['total_seconds']:.0f} s")
+    figures_written = f"sinusoid{suffix}.png" + (f", sinusoid_training{suffix}.png" if histories else "")
+    print(f"\nwrote {args.out}/sinusoid.json, sinusoid.md, {figures_written} in {summary['total_seconds']:.0f} s")
     if speed:
         caveat = " -- quick mode times only a few chunks; the full run gives the figure to quote" if args.quick else ""
         print(f"speed: {speed['tasks_per_second']:,.0f} tasks/s (MAML, second order, meta-batch "
