@@ -221,7 +221,7 @@ def format_mse(entry: dict) -> str:
     """
     if entry["mean"] is None:
         return f"diverged on {entry['nonfinite_tasks']}/{entry['tasks']} tasks"
-    digits = 3 if entry["mean"] >= 0.01 else 2 - math.floor(math.log10(entry["mean"]))
+    digits = 2 - math.floor(math.log10(entry["mean"])) if 0 < entry["mean"] < 0.01 else 3
     return common.mean_ci(entry["mean"], entry["ci95"], digits)
 
 
