@@ -59,8 +59,8 @@ def _evaluate_batch(score, meta_params, tasks, keys, steps, task_chunk):
     return map_over_tasks(lambda task, key: score(meta_params, task, key=key, steps=steps), tasks, keys, task_chunk)
 
 
-def _in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: int | None, progress: bool,
-               description: str) -> Any:
+def in_chunks(compute: Callable[[Any], Any], batch: Any, size: int, chunk_size: int | None, progress: bool = False,
+              description: str = "") -> Any:
     """``compute`` on consecutive slices of ``chunk_size`` of the ``size`` tasks in ``batch`` (all when ``None``),
     concatenated. With ``progress`` a bar advances as each chunk finishes (not as it is dispatched).
     """
@@ -135,7 +135,7 @@ def evaluate(
         raise TypeError("This MetaLearner has no score function (it was not made by a jaxmeta factory): pass "
                         "loss_fn=, the loss that scores its query sets after adaptation.")
     size = task_batch_size(tasks)
-    losses, metrics = _in_chunks(
+    losses, metrics = in_chunks(
         lambda part: _evaluate_batch(score, meta_params, *part, steps, task_chunk),
         (tasks, jax.random.split(key, size)), size, chunk_size, progress, "evaluating")
     return Evaluation(losses, metrics)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.core.adapt import Adaptation, adapt, check_steps
+from jaxmeta.core.evaluate import in_chunks
 from jaxmeta.core.learner import MetaLearner, check_inner_rule
 from jaxmeta.core.meta_step import MetaTrainState
 from jaxmeta.core.types import Task, check_positive_int
@@ -239,12 +240,10 @@ def returns_by_step(inner: PolicyGradientAdaptation, theta: Any, tasks: Any, key
       (3, 3)
     """
     count = jax.tree.leaves(tasks)[0].shape[0]
-    keys = jax.random.split(key, count)
-    chunk = count if task_chunk is None else check_positive_int(task_chunk, "task_chunk")
-    return jnp.concatenate([
-        _returns_by_step(inner, theta, jax.tree.map(lambda x: x[start:start + chunk], tasks),  # noqa: B023
-                         keys[start:start + chunk], tuple(rates))
-        for start in range(0, count, chunk)])
+    if task_chunk is not None:
+        check_positive_int(task_chunk, "task_chunk")
+    return in_chunks(lambda part: _returns_by_step(inner, theta, *part, tuple(rates)),
+                     (tasks, jax.random.split(key, count)), count, task_chunk)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
