@@ -157,12 +157,8 @@ def cost_per_step(compiled: dict, state, batches, key, reps: int = 5) -> dict:
     out = {}
     outer, inner = state.meta_params["outer"], state.meta_params["inner"]
     for name, fn in compiled.items():
-        seconds = []
-        for _ in range(reps + 1):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(outer, inner, *batches, key))
-            seconds.append(time.perf_counter() - start)
-        out[name] = {"median_seconds": float(np.median(seconds[1:])),
+        seconds = common.call_seconds(fn, outer, inner, *batches, key, reps=reps)
+        out[name] = {"median_seconds": float(np.median(seconds)),
                      "temp_bytes": common.memory_bytes(fn).get("temp")}
         print(f"cost {name}: {out[name]}", flush=True)
     return out

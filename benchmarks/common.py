@@ -198,6 +198,19 @@ def use_host_devices(count: int) -> None:
             pass
 
 
+def call_seconds(function: Callable, *arguments, reps: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``reps`` calls of ``function(*arguments)``, each waited for until its result is ready,
+    after ``warmup`` untimed calls (the first compiles a jitted function)."""
+    for _ in range(warmup):
+        jax.block_until_ready(function(*arguments))
+    seconds = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        jax.block_until_ready(function(*arguments))
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def compile_and_time(step, state, tasks, key, *, reps: int, warmup: int = 1):
     """Compile ``step`` for these arguments, run it ``warmup`` times, then time ``reps`` runs.
 
@@ -349,13 +362,7 @@ def matmul_ceiling(shape: tuple[int, int, int], reps: int) -> dict:
     m, k, n = shape
     a = jax.random.normal(jax.random.key(0), (m, k), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (k, n), jnp.float32)
-    product = jax.jit(jnp.matmul).lower(a, b).compile()
-    jax.block_until_ready(product(a, b))
-    seconds = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(product(a, b))
-        seconds.append(time.perf_counter() - start)
+    seconds = call_seconds(jax.jit(jnp.matmul).lower(a, b).compile(), a, b, reps=reps)
     median = statistics.median(seconds)
     flop = 2.0 * m * k * n
     return {"impl": "matmul", "shape": [m, k, n], "flop": flop, "seconds": seconds, "median_seconds": median,

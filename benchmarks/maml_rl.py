@@ -44,7 +44,6 @@ adaptation for three tasks).
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -139,21 +138,13 @@ def train_policy(args, name, env, step, params):
                                       "train_seconds": train_records[-1]["elapsed_seconds"] if train_records else 0}
 
 
-def median_seconds(function, *arguments, reps=5):
-    jax.block_until_ready(function(*arguments))
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        jax.block_until_ready(function(*arguments))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def speed(args, env, inner, step, params):
     goals = env.sample_tasks(jax.random.key(7), args.meta_batch)
     sample = jax.jit(jax.vmap(inner.sampler, in_axes=(None, 0, 0)))
-    rollout_seconds = median_seconds(sample, params, goals, jax.random.split(jax.random.key(8), args.meta_batch))
-    step_seconds = median_seconds(step, init_trpo_state(params), rl_tasks(goals), jax.random.key(9))
+    rollout_seconds = statistics.median(common.call_seconds(sample, params, goals,
+                                                          jax.random.split(jax.random.key(8), args.meta_batch), reps=5))
+    step_seconds = statistics.median(common.call_seconds(step, init_trpo_state(params), rl_tasks(goals),
+                                                       jax.random.key(9), reps=5))
     env_steps = args.meta_batch * args.trajectories * args.horizon
     paper = ENVIRONMENTS[args.env]
     paper_scale = paper["meta_batch"] * PAPER_TRAJECTORIES * paper["horizon"] / env_steps
@@ -228,6 +219,7 @@ def plot(path, family, result, observations, tasks):
     import matplotlib.pyplot as plt
 
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(TEST_RATES) + 1))
+    labels = [f"{step} step{'' if step == 1 else 's'}" for step in range(len(colours))]
     if family == "navigation":
         fig = plt.figure(figsize=(12, 4.6))
         grid = fig.add_gridspec(2, 4, width_ratios=[2.2, 0.05, 1, 1])
@@ -236,13 +228,14 @@ def plot(path, family, result, observations, tasks):
             panel = fig.add_subplot(grid[g // 2, 2 + g % 2])
             for step, colour in enumerate(colours):
                 positions = observations[g, step]
-                panel.plot(positions[:, 0], positions[:, 1], color=colour, lw=1.0, label=f"{step} steps")
+                panel.plot(positions[:, 0], positions[:, 1], color=colour, lw=1.0, label=labels[step])
             panel.plot(0, 0, "ko", ms=4)
             panel.plot(*goal, "r*", ms=11)
             panel.set_xlim(-0.6, 0.6), panel.set_ylim(-0.6, 0.6), panel.set_aspect("equal")
             panel.tick_params(labelsize=7)
-            if g == 0:
-                panel.legend(fontsize=6, loc="lower left")
+        # one legend for the four panels, below them: inside a panel it could cover a goal
+        fig.legend(*panel.get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.76, 0.0),
+                   ncol=len(colours), fontsize=7, frameon=False)
         fig.text(0.76, 0.96, "MAML's policy: a sampled trajectory after 0-3 steps (goal: red star)", ha="center",
                  fontsize=9)
     else:
@@ -253,14 +246,14 @@ def plot(path, family, result, observations, tasks):
         for g in range(shown):
             panel = axes[1 + g]
             for step, colour in enumerate(colours):
-                panel.plot(observations[g, step][:, FORWARD_VELOCITY], color=colour, lw=1.0, label=f"{step} steps")
+                panel.plot(observations[g, step][:, FORWARD_VELOCITY], color=colour, lw=1.0, label=labels[step])
             panel.axhline(tasks[g] if family == "cheetah-vel" else 0.0, color="r", ls="--", lw=1.0)
             panel.set_title(f"MAML's policy, {what} {tasks[g]:+.2f}: one trajectory", fontsize=9)
             panel.set_xlabel("time step")
             panel.set_ylabel("forward velocity")
             if g == 0:
                 panel.legend(fontsize=7)
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.tight_layout(rect=(0, 0.05 if family == "navigation" else 0, 1, 0.95))  # room for the legend below
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task
+from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, check_choice
 
 METRICS = ("euclidean", "cosine")
 """The distances :func:`nearest_neighbour` compares features by."""
@@ -85,8 +85,7 @@ def nearest_neighbour(support_z: jax.Array, support_y: jax.Array, query_z: jax.A
       >>> nearest_neighbour(support, labels, jnp.array([[3.0, 3.5], [-1.0, 0.5]])).tolist()
       [7, 3]
     """
-    if metric not in METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; choose one of {METRICS}.")
+    check_choice(metric, METRICS, "metric")
     if metric == "cosine":
         unit = lambda z: z / (jnp.linalg.norm(z, axis=-1, keepdims=True) + 1e-12)  # noqa: E731
         closeness = unit(query_z) @ unit(support_z).T

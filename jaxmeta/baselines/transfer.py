@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.baselines.embedding import embedding_accuracy
-from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, check_positive_int, example_count
+from jaxmeta.core.types import ApplyFn, Params, PRNGKey, Task, check_choice, check_positive_int, example_count
 
 HEADS = ("linear", "cosine")
 """The heads :func:`fine_tune_head` fits: Chen et al.'s Baseline (linear) and Baseline++ (cosine)."""
@@ -201,5 +201,4 @@ def transfer_accuracy(embed_fn: ApplyFn, params: Params, tasks: Task, *, ways: i
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in HEADS:
-        raise ValueError(f"Unknown head {kind!r}; choose one of {HEADS}.")
+    check_choice(kind, HEADS, "head")

@@ -70,7 +70,7 @@ import optax
 
 from jaxmeta.core.adapt import adapt, check_steps, describe_tree
 from jaxmeta.core.hessian import hvp, tree_vdot
-from jaxmeta.core.types import Batch, Metrics, Params, PRNGKey, example_count
+from jaxmeta.core.types import Batch, Metrics, Params, PRNGKey, check_choice, example_count
 
 BilevelLoss = Callable[..., tuple[jax.Array, Metrics]]
 """``loss(inner, outer, batch, *, key) -> (loss, aux)``."""
@@ -347,9 +347,7 @@ def hypergradient(method: str, problem: BilevelProblem, **options: Any) -> Hyper
       >>> problem = BilevelProblem(lambda w, a, b, *, key: (w ** 2, {}), lambda w, a, b, *, key: (w, {}))
       >>> fn = hypergradient("implicit", problem, steps=5, lr=0.1)
     """
-    if method not in METHODS:
-        raise ValueError(f"Unknown hypergradient method {method!r}; choose one of {sorted(METHODS)}.")
-    return METHODS[method](problem, **options)
+    return METHODS[check_choice(method, sorted(METHODS), "hypergradient method")](problem, **options)
 
 
 def make_outer_step(hypergradient_fn: HypergradientFn, optimizer: optax.GradientTransformation) -> Callable:

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.bilevel.hypergradient import BilevelProblem, unrolled
-from jaxmeta.core.types import Batch, Params, PRNGKey, example_count
+from jaxmeta.core.types import Batch, Params, PRNGKey, check_choice, example_count
 from jaxmeta.training.classifier import ImageBatches
 
 PerExampleLoss = Callable[[Params, Batch], jax.Array]
@@ -124,8 +124,7 @@ def make_weighted_step(per_example_loss: PerExampleLoss, optimizer: optax.Gradie
     :func:`example_weights` with lookahead step ``lr`` (the paper uses the training learning rate).
     ``val_batch`` is read only by ``"learned"``.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"Unknown weighting {weighting!r}; choose one of {WEIGHTINGS}.")
+    check_choice(weighting, WEIGHTINGS, "weighting")
     if weighting == "learned" and lr is None:
         raise ValueError("weighting='learned' needs lr=, the lookahead step (the training learning rate).")
     if weighting == "inverse-frequency" and num_classes is None:

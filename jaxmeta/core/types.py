@@ -16,7 +16,7 @@ jaxmeta take *one* task; batches of tasks are the same pytree with a leading
 task axis, produced by ``jax.vmap``.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -101,4 +101,23 @@ def check_positive_int(value: Any, name: str) -> int:
     """Return ``value`` if it is a positive Python int (not a bool); a ``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return value
+
+
+def check_choice(value: Any, choices: Collection[str], what: str, hint: str = "") -> Any:
+    """Return ``value`` if it is one of ``choices``; a ``ValueError`` naming ``what`` and the choices otherwise.
+
+    ``hint``, when given, follows the list (what each choice is for).
+
+    Example:
+      >>> check_choice("dice", ("naive", "dice"), "estimator")
+      'dice'
+      >>> check_choice("reinforce", ("naive", "dice"), "estimator")
+      Traceback (most recent call last):
+      ...
+      ValueError: Unknown estimator 'reinforce': choose one of naive, dice.
+    """
+    if value not in choices:
+        raise ValueError(f"Unknown {what} {value!r}: choose one of {', '.join(map(str, choices))}."
+                         + (f" {hint}" if hint else ""))
     return value

@@ -54,6 +54,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxmeta.core.types import check_choice
 from jaxmeta.metric.distances import cosine_similarities, squared_distances
 from jaxmeta.metric.episode import MetricClassifier
 from jaxmeta.metric.protonet import embed_episode
@@ -125,8 +126,7 @@ class MatchingNetwork(MetricClassifier):
 
     @nn.compact
     def __call__(self, support_inputs, support_labels, query_inputs):
-        if self.similarity not in SIMILARITIES:  # before any embedding is computed
-            raise ValueError(f"Unknown similarity {self.similarity!r}; choose from {', '.join(SIMILARITIES)}.")
+        check_choice(self.similarity, SIMILARITIES, "similarity")  # before any embedding is computed
         support, query = embed_episode(self.embedding, support_inputs, query_inputs)
         if self.full_context:
             support = SupportContext(name="support_context")(support)

@@ -43,6 +43,7 @@ from jaxmeta.rl.trajectories import Trajectories
 from jaxmeta.rl.trajectories import average_return
 from jaxmeta.rl.trajectories import returns
 from jaxmeta.rl.trajectories import reward_to_go
+from jaxmeta.rl.trajectories import step_mean
 from jaxmeta.rl.trpo import hessian_vector_product
 from jaxmeta.rl.trpo import trpo_update
 
@@ -52,5 +53,5 @@ __all__ = ["BRAX_BACKENDS", "ESTIMATORS", "Environment", "HALF_CHEETAH_TASKS", "
            "expected_return", "gaussian_kl", "gaussian_log_prob", "gaussian_policy", "half_cheetah",
            "hessian_vector_product", "importance_weighted", "init_trpo_state", "linear_feature_baseline",
            "magic_box", "make_trpo_meta_step", "maml_rl", "navigation", "returns", "returns_by_step", "reward_to_go",
-           "rl_tasks", "rollout", "rollout_sampler", "softmax_policy", "surrogate", "tabular_environment",
-           "trpo_update"]
+           "rl_tasks", "rollout", "rollout_sampler", "softmax_policy", "step_mean", "surrogate",
+           "tabular_environment", "trpo_update"]

@@ -16,7 +16,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.rl.trajectories import Trajectories, discounts, reward_to_go
+from jaxmeta.core.types import check_choice
+from jaxmeta.rl.trajectories import Trajectories, discounts, reward_to_go, step_mean
 
 ESTIMATORS = ("naive", "dice", "lvc")
 """The surrogates :func:`surrogate` knows."""
@@ -29,11 +30,9 @@ def magic_box(x: jax.Array) -> jax.Array:
 
 def check_estimator(name: str) -> str:
     """Return ``name`` if it is one of :data:`ESTIMATORS`; a clear error otherwise."""
-    if name not in ESTIMATORS:
-        raise ValueError(f"Unknown policy-gradient estimator {name!r}: choose one of {', '.join(ESTIMATORS)} "
-                         "('dice' for unbiased derivatives of every order, 'lvc' for less variance, 'naive' only "
-                         "to compare with).")
-    return name
+    return check_choice(name, ESTIMATORS, "policy-gradient estimator",
+                        hint="'dice' gives unbiased derivatives of every order, 'lvc' less variance, 'naive' is "
+                             "only to compare with.")
 
 
 def surrogate(name: str, log_probs: jax.Array, trajectories: Trajectories, baselines: jax.Array | None = None,
@@ -120,10 +119,10 @@ def _parts(log_probs, trajectories, baselines, discount, normalize):
     advantages = jax.lax.stop_gradient(reward_to_go(rewards, mask, discount) - baselines)
     shift, scale = jnp.zeros((), log_probs.dtype), jnp.ones((), log_probs.dtype)
     if normalize:
-        steps = jax.lax.stop_gradient(trajectories.weights.astype(log_probs.dtype))[:, None] * mask
-        length = jnp.sum(steps)  # the mean number of steps per trajectory
-        shift = jnp.sum(steps * advantages) / length
-        std = jnp.sqrt(jnp.sum(steps * (advantages - shift) ** 2) / length)
+        weights = jax.lax.stop_gradient(trajectories.weights.astype(log_probs.dtype))
+        length = jnp.sum(weights * jnp.sum(mask, axis=1))  # the mean number of steps per trajectory
+        shift = step_mean(advantages, trajectories)
+        std = jnp.sqrt(step_mean((advantages - shift) ** 2, trajectories))
         scale = 1.0 / ((std + 1e-8) * length)
     return mask * log_probs, mask, rewards, baselines, gammas, advantages - shift, (shift, scale)
 

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmeta.core.types import check_positive_int
+from jaxmeta.core.types import check_choice, check_positive_int
 from jaxmeta.rl.environment import Environment
 
 HALF_CHEETAH_TASKS = ("velocity", "direction")
@@ -91,10 +91,8 @@ def half_cheetah(task: str = "velocity", *, horizon: int = 200, control_cost: fl
       >>> env.observe(state).shape, env.action_size, bool(done)
       ((17,), 6, False)
     """
-    if task not in HALF_CHEETAH_TASKS:
-        raise ValueError(f"Unknown half-cheetah task family {task!r}: choose one of {', '.join(HALF_CHEETAH_TASKS)}.")
-    if backend not in BRAX_BACKENDS:
-        raise ValueError(f"Unknown brax backend {backend!r}: choose one of {', '.join(BRAX_BACKENDS)}.")
+    check_choice(task, HALF_CHEETAH_TASKS, "half-cheetah task family")
+    check_choice(backend, BRAX_BACKENDS, "brax backend")
     check_positive_int(horizon, "horizon")
     if not control_cost >= 0:
         raise ValueError(f"control_cost must be non-negative, got {control_cost}.")

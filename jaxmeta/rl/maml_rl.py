@@ -34,7 +34,7 @@ from jaxmeta.rl.environment import Environment
 from jaxmeta.rl.estimators import check_estimator, importance_weighted, surrogate
 from jaxmeta.rl.policy import Policy
 from jaxmeta.rl.rollout import rollout
-from jaxmeta.rl.trajectories import Trajectories, average_return
+from jaxmeta.rl.trajectories import Trajectories, average_return, step_mean
 from jaxmeta.rl.trpo import trpo_update
 
 Sampler = Callable[[Any, Any, jax.Array], Trajectories]
@@ -331,9 +331,7 @@ def make_trpo_meta_step(
             log_probs = inner.policy.log_prob(phi, trajectories.observations, trajectories.actions)
             loss = -importance_weighted(log_probs, old_log_probs, trajectories, baselines, inner.discount,
                                         inner.normalize)
-            steps = trajectories.weights[:, None] * trajectories.mask
-            kl = jnp.sum(steps * inner.policy.kl(old_phi, phi, trajectories.observations)) / jnp.sum(steps)
-            return loss, kl
+            return loss, step_mean(inner.policy.kl(old_phi, phi, trajectories.observations), trajectories)
 
         def loss_and_kl(theta):
             losses, kls = jax.vmap(task_loss_and_kl, in_axes=(None, 0, 0, 0, 0, 0))(

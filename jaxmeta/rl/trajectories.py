@@ -77,3 +77,20 @@ def returns(trajectories: Trajectories, discount: float = 1.0) -> jax.Array:
 def average_return(trajectories: Trajectories, discount: float = 1.0) -> jax.Array:
     """The weighted mean of :func:`returns` (with the default ``discount=1``: the summed reward)."""
     return jnp.sum(trajectories.weights * returns(trajectories, discount))
+
+
+def step_mean(values: jax.Array, trajectories: Trajectories) -> jax.Array:
+    r"""The mean of ``[N, T]`` per-step ``values`` over the batch's steps, each trajectory weighted by its weight:
+
+    .. math:: \frac{\sum_{i,t} w_i m_{it} v_{it}}{\sum_{i,t} w_i m_{it}} .
+
+    The weights are constants here (no gradient flows into them); ``values`` after a trajectory ended do not count.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> batch = Trajectories(None, None, jnp.zeros((2, 2)), jnp.array([[1, 1], [1, 0]]), jnp.array([0.5, 0.5]))
+      >>> float(step_mean(jnp.array([[1.0, 2.0], [3.0, 100.0]]), batch))
+      2.0
+    """
+    steps = jax.lax.stop_gradient(trajectories.weights.astype(values.dtype))[:, None] * trajectories.mask
+    return jnp.sum(steps * values) / jnp.sum(steps)

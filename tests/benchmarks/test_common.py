@@ -91,6 +91,17 @@ def test_time_compiled_runs_warmup_then_times_each_repetition():
     assert calls == [0, 1, 2, 3, 4] and state == 5 and float(metrics["loss"]) == 4
 
 
+def test_call_seconds_times_each_call_after_the_untimed_warmup():
+    calls = []
+
+    def function(x, y):
+        calls.append((x, y))
+        return jnp.float32(x + y)
+
+    seconds = common.call_seconds(function, 1, 2, reps=3, warmup=2)
+    assert len(seconds) == 3 and all(s >= 0 for s in seconds) and calls == [(1, 2)] * 5
+
+
 def test_the_matmul_ceiling_reports_its_flop_and_rate():
     record = common.matmul_ceiling((64, 32, 16), reps=3)
     assert record["flop"] == 2 * 64 * 32 * 16 and len(record["seconds"]) == 3

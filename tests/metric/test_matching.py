@@ -51,7 +51,7 @@ def test_the_default_similarity_is_the_negative_squared_distance_that_reproduces
 
 def test_an_unknown_similarity_is_refused_with_the_choices():
     sx, sy, qx = episode()
-    with pytest.raises(ValueError, match="Unknown similarity 'dot'; choose from euclidean, cosine"):
+    with pytest.raises(ValueError, match="Unknown similarity 'dot': choose one of euclidean, cosine"):
         MatchingNetwork(MLP((8,)), ways=WAYS, similarity="dot").init(jax.random.key(0), sx, sy, qx)
 
 

@@ -12,6 +12,8 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
+from jaxmeta.core.types import check_choice
+
 ARCHIVES = {
     "background": "images_background",
     "evaluation": "images_evaluation",
@@ -35,8 +37,7 @@ class Character(NamedTuple):
 
 def archive_path(root: Path, subset: str) -> Path:
     """The zip file of ``subset`` under ``root``, or its extracted folder; a clear error if neither exists."""
-    if subset not in ARCHIVES:
-        raise ValueError(f"Unknown Omniglot subset {subset!r}; choose from {', '.join(ARCHIVES)}.")
+    check_choice(subset, ARCHIVES, "Omniglot subset")
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from jaxmeta.core.types import check_choice
 from jaxmeta.data.omniglot.dataset import Omniglot
 
 PROTOCOLS = {"maml": (1100, 100, 423), "protonet": (1200, 0, 423)}
@@ -55,8 +56,7 @@ def split_characters(data: Omniglot, protocol: str = "maml", *, seed: int = 0) -
         train = np.flatnonzero(data.subset == subsets.index("background"))
         test = np.flatnonzero(data.subset == subsets.index("evaluation"))
         return Split(train, np.zeros(0, np.int64), test)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"Unknown split protocol {protocol!r}; choose from maml, protonet, lake.")
+    check_choice(protocol, (*PROTOCOLS, "lake"), "split protocol")
     n_train, n_val, n_test = PROTOCOLS[protocol]
     if data.num_characters != n_train + n_val + n_test:
         raise ValueError(

@@ -41,7 +41,8 @@ from pathlib import Path
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jaxmeta.data.omniglot.archives import ARCHIVES, DRAWINGS_PER_CHARACTER, EXPECTED_CHARACTERS, Character
+from jaxmeta.core.types import check_choice
+from jaxmeta.data.omniglot.archives import DRAWINGS_PER_CHARACTER, EXPECTED_CHARACTERS, Character
 
 TFDS_NAME = "omniglot:3.0.0"
 """The TFDS data set and version read (the order recovery relies on this version's example keys)."""
@@ -222,9 +223,7 @@ def _hash(split: str, key: str) -> int:
 
 
 def _split(subset: str) -> str:
-    if subset not in TFDS_SPLITS:
-        raise ValueError(f"Unknown Omniglot subset {subset!r}; choose from {', '.join(ARCHIVES)}.")
-    return TFDS_SPLITS[subset]
+    return TFDS_SPLITS[check_choice(subset, TFDS_SPLITS, "Omniglot subset")]
 
 
 @contextlib.contextmanager
