@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmeta.core.types import check_choice
-from jaxmeta.rl.trajectories import Trajectories, discounts, reward_to_go, step_mean
+from jaxmeta.rl.trajectories import Trajectories, discounts, reward_to_go, step_mean, step_weights
 
 ESTIMATORS = ("naive", "dice", "lvc")
 """The surrogates :func:`surrogate` knows."""
@@ -119,8 +119,7 @@ def _parts(log_probs, trajectories, baselines, discount, normalize):
     advantages = jax.lax.stop_gradient(reward_to_go(rewards, mask, discount) - baselines)
     shift, scale = jnp.zeros((), log_probs.dtype), jnp.ones((), log_probs.dtype)
     if normalize:
-        weights = jax.lax.stop_gradient(trajectories.weights.astype(log_probs.dtype))
-        length = jnp.sum(weights * jnp.sum(mask, axis=1))  # the mean number of steps per trajectory
+        length = jnp.sum(step_weights(trajectories, log_probs.dtype))  # the mean number of steps per trajectory
         shift = step_mean(advantages, trajectories)
         std = jnp.sqrt(step_mean((advantages - shift) ** 2, trajectories))
         scale = 1.0 / ((std + 1e-8) * length)

@@ -79,6 +79,13 @@ def average_return(trajectories: Trajectories, discount: float = 1.0) -> jax.Arr
     return jnp.sum(trajectories.weights * returns(trajectories, discount))
 
 
+def step_weights(trajectories: Trajectories, dtype=jnp.float32) -> jax.Array:
+    """``[N, T]``: each step's weight in a mean over the batch's steps, :math:`w_i m_{it}`: its trajectory's weight
+    (a constant: no gradient flows into it) up to the trajectory's end, 0 after. They sum to the mean number of
+    steps per trajectory."""
+    return jax.lax.stop_gradient(trajectories.weights.astype(dtype))[:, None] * trajectories.mask.astype(dtype)
+
+
 def step_mean(values: jax.Array, trajectories: Trajectories) -> jax.Array:
     r"""The mean of ``[N, T]`` per-step ``values`` over the batch's steps, each trajectory weighted by its weight:
 
@@ -92,5 +99,5 @@ def step_mean(values: jax.Array, trajectories: Trajectories) -> jax.Array:
       >>> float(step_mean(jnp.array([[1.0, 2.0], [3.0, 100.0]]), batch))
       2.0
     """
-    steps = jax.lax.stop_gradient(trajectories.weights.astype(values.dtype))[:, None] * trajectories.mask
+    steps = step_weights(trajectories, values.dtype)
     return jnp.sum(steps * values) / jnp.sum(steps)

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 from jaxmeta.rl import Trajectories, average_return, returns, reward_to_go, step_mean
+from jaxmeta.rl.trajectories import step_weights
 
 
 def test_reward_to_go_and_returns_equal_a_numpy_loop():
@@ -30,5 +31,6 @@ def test_the_step_mean_weights_each_trajectorys_steps_by_its_weight_and_takes_no
     denominator = sum(weights[n] for n in range(3) for t in range(4) if mask[n, t])
     batch = Trajectories(None, None, np.zeros((3, 4)), mask, weights)
     np.testing.assert_allclose(step_mean(values, batch), numerator / denominator, rtol=1e-12)
+    np.testing.assert_allclose(step_weights(batch, np.float64).sum(), weights @ mask.sum(1), rtol=1e-12)  # mean length
     to_weights = jax.grad(lambda w: step_mean(jax.numpy.asarray(values), batch._replace(weights=w)))(weights)
     np.testing.assert_array_equal(to_weights, np.zeros(3))
