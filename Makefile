@@ -43,9 +43,10 @@ docs: $(VENV)/docs-installed
 	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 	@echo "The site is in docs/_build/html/index.html"
 
-# ruff (pycodestyle, pyflakes, bugbear, pyupgrade) and mypy on the library, configured in pyproject.toml.
+# ruff (pycodestyle, pyflakes, bugbear, pyupgrade) on the library, the benchmarks and the tests, and mypy on the
+# library, configured in pyproject.toml.
 lint: $(VENV)/installed
-	$(VENV)/bin/ruff check jaxmeta
+	$(VENV)/bin/ruff check jaxmeta benchmarks tests
 	$(VENV)/bin/mypy
 
 # The declared minimum versions (setup.cfg, printed as exact pins by .ci/minimum_requirements.py), installed

@@ -127,6 +127,15 @@ def mean_ci(mean: float, ci: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
+def count(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless the number is one.
+
+    >>> count(1, "step"), count(10, "step")
+    ('1 step', '10 steps')
+    """
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     """The lines of a Markdown table; cells are written with ``str``.
 

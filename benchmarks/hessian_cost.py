@@ -45,9 +45,9 @@ from pathlib import Path
 from collections.abc import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS_DIR, TORCH_SCRIPT, Job, compile_and_time, cost_flops, environment, hardware,  # noqa: E402
-                    loop_flops, markdown_table, memory_bytes, random_omniglot_tasks, read_json, run_jobs, scan_unrolled,
-                    setting_arguments, worker_command, write_atomically, write_json)
+from common import (RESULTS_DIR, TORCH_SCRIPT, Job, compile_and_time, cost_flops, count, environment,  # noqa: E402
+                    hardware, loop_flops, markdown_table, memory_bytes, random_omniglot_tasks, read_json, run_jobs,
+                    scan_unrolled, setting_arguments, worker_command, write_atomically, write_json)
 
 METHODS = ("maml", "maml-remat", "fomaml", "imaml", "reptile")
 MODELS = ("conv4-32", "conv4-64", "conv4-128", "sinusoid-mlp")
@@ -217,16 +217,16 @@ def jobs(args) -> list[Job]:
             out += [Job("costs", (method, model, steps),
                         worker_command(__file__, "cost", method=method, model=model, inner_steps=steps,
                                        reps=args.reps, seed=args.seed, flops=True),
-                        f"{method} on {model} with {steps} steps", {**labels, "method": method})
+                        f"{method} on {model} with {count(steps, 'step')}", {**labels, "method": method})
                     for method in args.methods]
             out.append(Job("agreement", ("agreement", model, steps),
                            worker_command(__file__, "agreement", model=model, inner_steps=steps, seed=args.seed,
                                           methods=args.methods),
-                           f"gradient agreement on {model} with {steps} steps", labels))
+                           f"gradient agreement on {model} with {count(steps, 'step')}", labels))
             if model.startswith("conv4"):
                 out += [Job("torch", (impl, method, model, steps),
                             _torch_command(impl, method, model, steps, args.reps, args.seed),
-                            f"{impl} {method} on {model} with {steps} steps",
+                            f"{impl} {method} on {model} with {count(steps, 'step')}",
                             {**labels, "impl": impl, "method": method}, library=impl)
                         for impl in args.torch for method in TORCH_METHODS if method in args.methods]
     return out

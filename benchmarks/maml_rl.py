@@ -219,7 +219,7 @@ def plot(path, family, result, observations, tasks):
     import matplotlib.pyplot as plt
 
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(TEST_RATES) + 1))
-    labels = [f"{step} step{'' if step == 1 else 's'}" for step in range(len(colours))]
+    labels = [common.count(step, "step") for step in range(len(colours))]
     if family == "navigation":
         fig = plt.figure(figsize=(12, 4.6))
         grid = fig.add_gridspec(2, 4, width_ratios=[2.2, 0.05, 1, 1])

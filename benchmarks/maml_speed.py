@@ -63,8 +63,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import (TORCH_SCRIPT, Job, hardware, markdown_table, matmul_ceiling, meta_step_flops, pooled_median,  # noqa: E402
-                    setting_arguments, worker_command)
+from common import (TORCH_SCRIPT, Job, count, hardware, markdown_table, matmul_ceiling,  # noqa: E402
+                    meta_step_flops, pooled_median, setting_arguments, worker_command)
 
 TORCH_IMPLS = ("learn2learn", "higher", "torchfunc")
 JAX_IMPLS = ("jaxmeta", "jaxmeta-im2col", "jaxmeta-host-devices", "jaxmeta-accelerator")
@@ -235,7 +235,7 @@ def summarize_setting(name: str, setting: dict, runs: dict, flops: dict, ceiling
 
 def describe_setting(s: dict) -> str:
     return (f"{s['ways']}-way {s['shots']}-shot, {s['queries']} queries per class, meta-batch {s['meta_batch']}, "
-            f"{s['inner_steps']} inner step{'s' if s['inner_steps'] > 1 else ''} at lr {s['inner_lr']}")
+            f"{count(s['inner_steps'], 'inner step')} at lr {s['inner_lr']}")
 
 
 def markdown(summary: dict) -> str:

@@ -141,7 +141,7 @@ def write_table(results_dir: Path) -> None:
             steps, budget = f"{row['iterations']:,}", "full protocol"
             robust = theirs_robust = "-"
         else:
-            ours = f"{_accuracy(row)} ({row['config']['inner_steps']} steps)"
+            ours = f"{_accuracy(row)} ({common.count(row['config']['inner_steps'], 'step')})"
             theirs = "no MAML row on this host" if base is None else _accuracy(base)
             theirs = "(this row)" if base is row else theirs
             steps = f"{row['meta_steps']:,}"

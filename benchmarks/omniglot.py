@@ -666,6 +666,12 @@ def record_result(results_dir: Path, summary: dict) -> None:
     rows[f"{config['algorithm']}-{config['ways']}w{config['shots']}s" + ("" if split == "maml" else f"-{split}")] = \
         summary
     common.write_json(path, rows)
+    write_table(results_dir)
+
+
+def write_table(results_dir: Path) -> None:
+    """``omniglot.md`` from ``omniglot.json``."""
+    rows = common.read_json(Path(results_dir) / "omniglot.json", default={})
     lines = [
         "# Omniglot few-shot classification: test accuracy (%)",
         "",
@@ -692,8 +698,8 @@ def record_result(results_dir: Path, summary: dict) -> None:
         after, later = row["accuracy_after_training_steps"], row["accuracy_after_eval_steps"]
         budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
         metric_based = config["algorithm"] in NO_INNER_LOOP
-        first = percent(after) + ("" if metric_based else f" ({config['inner_steps']} steps)")
-        second = "-" if later is None else f"{percent(later)} ({row['eval_steps']} steps)"
+        first = percent(after) + ("" if metric_based else f" ({common.count(config['inner_steps'], 'step')})")
+        second = "-" if later is None else f"{percent(later)} ({common.count(row['eval_steps'], 'step')})"
         episodes = (f"{config.get('train_ways', config['ways'])}w{config.get('train_shots', config['shots'])}s, "
                     f"{config['queries']} q, {config['meta_batch']}")
         if config.get("split", "maml") != "maml":

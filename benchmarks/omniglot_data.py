@@ -76,7 +76,8 @@ def main(argv=None) -> dict:
         "# Omniglot data layer: loading and task sampling",
         "",
         f"Loading all 1,623 characters from the official archives: first load (empty cache) "
-        f"{loading['first_load_seconds']:.1f} s, cached load {loading['cached_load_seconds_median']:.2f} s (median of 5).",
+        f"{loading['first_load_seconds']:.1f} s, cached load {loading['cached_load_seconds_median']:.2f} s "
+        "(median of 5).",
         "",
         "Sampling 5-way 1-shot 15-query tasks from the 1,100 training characters, on the device inside `jit` "
         f"(median of {args.repeats} batches after compilation, {common.environment()['cpu_count']} CPU cores):",

@@ -68,8 +68,9 @@ def test_implicit_gradient_is_the_limit_of_differentiating_through_the_inner_loo
     learner = imaml(quadratic_loss, inner_lr=0.2, inner_steps=300, lam=lam, cg_steps=4)
 
     def unrolled(theta):  # the same proximal inner loop, differentiated step by step
-        loss = lambda w, batch, *, key: (quadratic_loss(w, batch, key=key)[0]
-                                         + 0.5 * lam * jnp.sum((w - theta) ** 2), {})
+        def loss(w, batch, *, key):
+            return quadratic_loss(w, batch, key=key)[0] + 0.5 * lam * jnp.sum((w - theta) ** 2), {}
+
         phi = jaxmeta.adapt(loss, theta, task.support, lr=0.2, steps=300, key=jax.random.key(0)).params
         return quadratic_loss(phi, task.query, key=None)[0]
 

@@ -58,6 +58,7 @@ def test_jitted_meta_step_compiles_once():
     step = jax.jit(counted)
     state = jaxmeta.init_state(learner, optimizer, params)
     for i in range(3):
-        tasks = jax.tree.map(lambda *xs: jnp.stack(xs), *[regression_task(jax.random.key(10 * i + j)) for j in range(2)])
+        tasks = jax.tree.map(lambda *xs: jnp.stack(xs),
+                             *[regression_task(jax.random.key(10 * i + j)) for j in range(2)])
         state, metrics = step(state, tasks, jax.random.key(i))
     assert int(state.step) == 3 and np.isfinite(metrics["loss"])

@@ -17,7 +17,8 @@ def test_metasgd_meta_gradient_matches_finite_differences():
     learner = jaxmeta.metasgd(loss_fn, lr_init=0.2, inner_steps=2)
     meta = learner.init(params)
     # make the rates differ per coordinate, so a wrong broadcast would show
-    meta = meta._replace(lrs=jax.tree.map(lambda a: a * (1 + 0.5 * jnp.sin(jnp.arange(a.size).reshape(a.shape))), meta.lrs))
+    meta = meta._replace(lrs=jax.tree.map(lambda a: a * (1 + 0.5 * jnp.sin(jnp.arange(a.size).reshape(a.shape))),
+                                          meta.lrs))
     grads, _ = learner.task_grad(meta, task, jax.random.key(0))
 
     numeric = finite_difference_grad(adapted_query_loss(learner, loss_fn, task), meta)
@@ -59,7 +60,7 @@ def test_learned_rates_scale_an_inner_optimizers_direction():
     for t in (1, 2):
         g = jax.grad(lambda p: loss_fn(p, task.support, key=None)[0])(expected)
         v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi**2, v, g)
-        expected = jax.tree.map(lambda p, gi, vi: p - 0.05 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8),
+        expected = jax.tree.map(lambda p, gi, vi, t=t: p - 0.05 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8),
                                 expected, g, v)
     chex.assert_trees_all_close(phi, expected, rtol=1e-10)
     grads, _ = learner.task_grad(meta, task, jax.random.key(0))

@@ -70,7 +70,7 @@ def test_inner_adam_with_beta1_zero_is_the_papers_update():
     for t in range(1, steps + 1):
         grad = jax.grad(lambda p: loss_fn(p, tasks[0].support, key=None)[0])(phi)
         v = jax.tree.map(lambda vi, gi: b2 * vi + (1 - b2) * gi**2, v, grad)
-        phi = jax.tree.map(lambda p, gi, vi: p - lr * gi / (jnp.sqrt(vi / (1 - b2**t)) + eps), phi, grad, v)
+        phi = jax.tree.map(lambda p, gi, vi, t=t: p - lr * gi / (jnp.sqrt(vi / (1 - b2**t)) + eps), phi, grad, v)
     chex.assert_trees_all_close(g, jax.tree.map(lambda t, p: t - p, params, phi), rtol=1e-10)
 
 
@@ -85,7 +85,7 @@ def test_inner_batches_take_the_support_set_in_shuffled_passes():
     assert len({tuple(row) for row in first_pass}) == 4  # no example twice within a pass
     phi = params
     for j in range(3):
-        grad = jax.grad(lambda p: loss_fn(p, (batches[0][j], batches[1][j]), key=None)[0])(phi)
+        grad = jax.grad(lambda p, j=j: loss_fn(p, (batches[0][j], batches[1][j]), key=None)[0])(phi)
         phi = jax.tree.map(lambda p, gi: p - 0.1 * gi, phi, grad)
     chex.assert_trees_all_close(g, jax.tree.map(lambda t, p: t - p, params, phi), rtol=1e-12)
     with pytest.raises(ValueError, match="inner_batch 6 is larger than the support set"):
@@ -110,7 +110,8 @@ def test_a_persistent_inner_state_starts_each_task_from_the_carried_moments_and_
     for t in range(count + 1, count + 3):
         g = jax.grad(lambda p: loss_fn(p, tasks[0].support, key=None)[0])(phi)
         v = jax.tree.map(lambda vi, gi: 0.999 * vi + 0.001 * gi**2, v, g)
-        phi = jax.tree.map(lambda p, gi, vi: p - 0.01 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8), phi, g, v)
+        phi = jax.tree.map(lambda p, gi, vi, t=t: p - 0.01 * gi / (jnp.sqrt(vi / (1 - 0.999**t)) + 1e-8),
+                           phi, g, v)
     adapted = learner.adapt(state.meta_params, tasks[0].support, key=jax.random.key(0))
     chex.assert_trees_all_close(adapted.params, phi, rtol=1e-10)
     chex.assert_trees_all_close(adapted.opt_state[0].nu, v, rtol=1e-10)

@@ -157,6 +157,10 @@ def test_markdown_table_needs_a_cell_per_column():
         common.markdown_table(["a", "b"], [[1]])
 
 
+def test_count_is_singular_for_one_only():
+    assert [common.count(n, "inner step") for n in (0, 1, 2)] == ["0 inner steps", "1 inner step", "2 inner steps"]
+
+
 def test_worker_command_turns_options_into_flags():
     command = common.worker_command("b.py", "cost", inner_steps=5, flops=True, remat=False, seed=None, sizes=(1, 2))
     assert command[0] == sys.executable and command[1].endswith("b.py")

@@ -105,7 +105,7 @@ def test_resume_measures_only_what_is_missing_and_saves_after_every_worker(monke
     ran.clear()
     saved.clear()
     second = hessian_cost.run_grid(args, previous, save=lambda grid: saved.append(len(grid["costs"])))
-    assert ran == ["maml on conv4-32 with 1 steps", "higher maml on conv4-32 with 1 steps",
+    assert ran == ["maml on conv4-32 with 1 step", "higher maml on conv4-32 with 1 step",
                    "gradient agreement on conv4-32 with 2 steps"]
     assert saved == [len(previous["costs"]) + 1] * len(ran)
     assert sorted(map(hessian_cost._key, second["costs"])) == sorted(

@@ -35,7 +35,7 @@ def adam_loop(grad_fn, params, steps, lr=ADAM["learning_rate"], b1=ADAM["b1"], b
         m = jax.tree.map(lambda mi, gi: b1 * mi + (1 - b1) * gi, m, g)
         v = jax.tree.map(lambda vi, gi: b2 * vi + (1 - b2) * gi**2, v, g)
         params = jax.tree.map(
-            lambda p, mi, vi: p - lr * (mi / (1 - b1**t)) / (jnp.sqrt(vi / (1 - b2**t)) + eps), params, m, v)
+            lambda p, mi, vi, t=t: p - lr * (mi / (1 - b1**t)) / (jnp.sqrt(vi / (1 - b2**t)) + eps), params, m, v)
     return params
 
 
@@ -130,7 +130,7 @@ def test_remat_mask_and_observe_work_with_an_optimizer():
     observed = adapt(loss_fn, params, task.support, optimizer=optimizer, steps=3, key=jax.random.key(0),
                      observe=lambda p: p).observed
     for j in range(4):
-        chex.assert_trees_all_close(jax.tree.map(lambda x: x[j], observed), adam_loop(support_grad, params, j),
+        chex.assert_trees_all_close(jax.tree.map(lambda x, j=j: x[j], observed), adam_loop(support_grad, params, j),
                                     rtol=1e-12)
 
 
@@ -152,7 +152,7 @@ def test_minibatches_give_each_step_its_own_batch():
     result = adapt(loss_fn, params, batches, lr=0.1, steps=3, key=jax.random.key(0), minibatches=True)
     expected = params
     for j in range(3):
-        g = jax.grad(lambda p: loss_fn(p, (batches[0][j], batches[1][j]), key=None)[0])(expected)
+        g = jax.grad(lambda p, j=j: loss_fn(p, (batches[0][j], batches[1][j]), key=None)[0])(expected)
         expected = jax.tree.map(lambda p, gi: p - 0.1 * gi, expected, g)
     chex.assert_trees_all_close(result.params, expected, rtol=1e-12)
     with pytest.raises(ValueError, match="leading axis of 4"):
@@ -167,7 +167,7 @@ def test_per_step_parameters_give_step_j_its_own_slice():
                    per_step=lambda path: "gain" in path, observe=lambda p: p["gain"])
     w = params["w"]
     for gain in (1.0, 2.0):
-        w = w - 0.1 * jax.grad(lambda w: jnp.mean(((x @ w) * gain - jnp.sin(x)) ** 2))(w)
+        w = w - 0.1 * jax.grad(lambda w, gain=gain: jnp.mean(((x @ w) * gain - jnp.sin(x)) ** 2))(w)
     np.testing.assert_allclose(result.params["w"], w, rtol=1e-12)
     np.testing.assert_array_equal(result.params["gain"], [3.0])  # the view after step 2
     np.testing.assert_array_equal(result.observed[:, 0], [1.0, 2.0, 3.0])

@@ -21,7 +21,7 @@ def test_curve_entries_equal_query_loss_after_j_steps(chunk_size, task_chunk, pr
     assert result.losses.shape == (3, 5)
     keys = jax.random.split(jax.random.key(1), 3)
     for i in range(3):
-        task = jax.tree.map(lambda x: x[i], tasks)
+        task = jax.tree.map(lambda x, i=i: x[i], tasks)
         inner_key, _ = jax.random.split(keys[i])
         np.testing.assert_allclose(result.losses[i, 0], loss_fn(params, task.query, key=None)[0], rtol=1e-12)
         for j in (1, 4):

@@ -32,7 +32,10 @@ def test_power_iteration_finds_the_eigenvalue_of_largest_magnitude():
     q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
     values = np.array([-5.0, 3.0, 2.0, 1.0, 0.5, -0.5, 0.1, 0.0])
     matrix = q @ np.diag(values) @ q.T
-    f = lambda tree: 0.5 * jnp.concatenate([tree["a"], tree["b"]]) @ matrix @ jnp.concatenate([tree["a"], tree["b"]])
+
+    def f(tree):
+        return 0.5 * jnp.concatenate([tree["a"], tree["b"]]) @ matrix @ jnp.concatenate([tree["a"], tree["b"]])
+
     params = {"a": jnp.zeros(3), "b": jnp.zeros(5)}
     value, vector = top_hessian_eigenvalue(f, params, key=jax.random.key(0), iterations=200)
     np.testing.assert_allclose(value, -5.0, rtol=1e-8)

@@ -41,7 +41,8 @@ def test_meta_step_applies_the_optimizer_to_the_mean_gradient():
     )
     theta = jnp.array([0.5, -0.5])
     optimizer = optax.sgd(0.1, momentum=0.9)
-    state, metrics = jaxmeta.make_meta_step(learner, optimizer)(jaxmeta.init_state(learner, optimizer, theta), tasks, key)
+    state, metrics = jaxmeta.make_meta_step(learner, optimizer)(jaxmeta.init_state(learner, optimizer, theta),
+                                                                tasks, key)
     grads, _ = jaxmeta.meta_gradient(learner, theta, tasks, key)
     chex.assert_trees_all_close(state.meta_params, theta - 0.1 * grads, rtol=1e-10)
     assert set(metrics) == {"loss", "support_loss"}

@@ -37,7 +37,7 @@ def test_two_processes_train_as_one_and_their_checkpoint_resumes_on_one_device(t
                                  "--process-id", str(i), "--coordinator", f"localhost:{port}"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [w.communicate(timeout=300) for w in workers]
-    for worker, (out, err) in zip(workers, outputs):
+    for worker, (_out, err) in zip(workers, outputs):
         assert worker.returncode == 0, err[-2000:]
     shared = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     alone = run_example("--steps", "3", "--cpu-devices", "4")

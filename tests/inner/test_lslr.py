@@ -23,7 +23,7 @@ def test_rates_meta_gradient_matches_finite_differences():
     meta = learner.init(params)
     # Distinct rates per layer and step, so that a mix-up of layers or steps shows.
     rates = jax.tree.map(lambda r: r * jnp.array([1.0, 0.6, 1.4]), meta.rule)
-    rates = [jax.tree.map(lambda r: r * (1 + 0.3 * i), layer) for i, layer in enumerate(rates)]
+    rates = [jax.tree.map(lambda r, i=i: r * (1 + 0.3 * i), layer) for i, layer in enumerate(rates)]
     meta = LearnedInnerParams(meta.params, rates)
     grads, _ = learner.task_grad(meta, task, jax.random.key(0))
 
@@ -40,7 +40,7 @@ def test_step_j_uses_rate_j_of_each_layer():
     expected = params
     for j in range(2):
         g = jax.grad(lambda p: loss_fn(p, task.support, key=None)[0])(expected)
-        expected = jax.tree.map(lambda p, r, gi: p - r[j] * gi, expected, rates, g)
+        expected = jax.tree.map(lambda p, r, gi, j=j: p - r[j] * gi, expected, rates, g)
     chex.assert_trees_all_close(phi, expected, rtol=1e-12)
 
 

@@ -101,7 +101,8 @@ def test_least_used_weights_break_ties_towards_the_lower_index_and_reject_a_bad_
 
 
 def test_lrua_write_weights_interpolate_previous_reads_and_least_used_rows():
-    previous_read, least_used, alpha = softmax(RNG.normal(size=(2, 6))), np.array([0, 1.0, 0, 0, 1, 0]), np.array([-1.0, 2.0])
+    previous_read = softmax(RNG.normal(size=(2, 6)))
+    least_used, alpha = np.array([0, 1.0, 0, 0, 1, 0]), np.array([-1.0, 2.0])
     gate = 1 / (1 + np.exp(-alpha))
     expected = gate[:, None] * previous_read + (1 - gate[:, None]) * least_used[None, :]
     np.testing.assert_allclose(addressing.lrua_write_weights(previous_read, least_used, alpha), expected, rtol=1e-12)

@@ -56,7 +56,8 @@ def test_presentation_accuracies_match_their_definition():
 def test_gradients_match_finite_differences(core):
     model = SequenceClassifier(CORES[core](), num_classes=3)
     images, labels = episode()
-    params = jax.tree.map(lambda x: x.astype(jnp.float64), jax.jit(model.init)(jax.random.key(1), images, labels)["params"])
+    params = jax.tree.map(lambda x: x.astype(jnp.float64),
+                          jax.jit(model.init)(jax.random.key(1), images, labels)["params"])
     task = jaxmeta.Task((), (jnp.asarray(images), jnp.asarray(labels)))
     autodiff, numeric = directional_derivatives(lambda p: episode_metrics(model, p, task)[0], params,
                                                 jax.random.key(2))

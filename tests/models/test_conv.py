@@ -159,12 +159,16 @@ def test_second_order_maml_step_through_batch_norm_learns_a_tiny_task():
     rng = np.random.default_rng(0)
     # Two classes: bright top half vs bright bottom half, 2 tasks, 2 shots and 3 queries per class.
     def images(n):
-        top = np.zeros((n, 8, 8, 1), np.float32); top[:, :4] = 1
+        top = np.zeros((n, 8, 8, 1), np.float32)
+        top[:, :4] = 1
         bottom = 1 - top
         x = np.concatenate([top, bottom]) + rng.normal(0, 0.1, (2 * n, 8, 8, 1)).astype(np.float32)
         return x, np.repeat(np.arange(2), n)
     support, query = [images(2) for _ in range(2)], [images(3) for _ in range(2)]
-    stack = lambda parts: tuple(np.stack(p) for p in zip(*parts))
+
+    def stack(parts):
+        return tuple(np.stack(p) for p in zip(*parts))
+
     tasks = Task(stack(support), stack(query))
     step = make_meta_step(learner, optimizer)
     state = init_state(learner, optimizer, params)
@@ -182,9 +186,9 @@ def test_im2col_and_xla_convolutions_compute_the_same_function_and_gradients(cha
     models = {impl: Conv4(num_classes=3, features=features, blocks=2, conv=impl) for impl in ("xla", "im2col")}
     params = models["xla"].init(jax.random.key(1), x[0])["params"]
     assert jax.tree.structure(params) == jax.tree.structure(models["im2col"].init(jax.random.key(1), x[0])["params"])
-    outputs = {impl: jax.vmap(lambda xi: m.apply({"params": params}, xi))(x) for impl, m in models.items()}
+    outputs = {impl: jax.vmap(functools.partial(m.apply, {"params": params}))(x) for impl, m in models.items()}
     np.testing.assert_allclose(outputs["im2col"], outputs["xla"], rtol=1e-10, atol=1e-12)
-    grads = {impl: jax.grad(lambda p: jnp.sum(jnp.sin(m.apply({"params": p}, x[0]))))(params)
+    grads = {impl: jax.grad(lambda p, m=m: jnp.sum(jnp.sin(m.apply({"params": p}, x[0]))))(params)
              for impl, m in models.items()}
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12), grads["im2col"], grads["xla"])
 

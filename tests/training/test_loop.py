@@ -74,8 +74,10 @@ def test_a_killed_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(tmp
     for name in straight.files:
         np.testing.assert_array_equal(straight[name], resumed[name])  # bitwise
     # The metrics log of the resumed run reads like the uninterrupted one's.
-    read = lambda run: [(r["step"], r["kind"], r.get("loss", r.get("norm")))
-                        for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())]
+    def read(run):
+        return [(r["step"], r["kind"], r.get("loss", r.get("norm")))
+                for r in map(json.loads, (tmp_path / run / "metrics.jsonl").read_text().splitlines())]
+
     assert read("killed") == read("straight")
     assert (tmp_path / "killed" / "learning_curve.png").stat().st_size > 10_000
 

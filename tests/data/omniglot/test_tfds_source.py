@@ -160,8 +160,9 @@ def test_missing_packages_and_network_name_the_fix(monkeypatch, tmp_path):
     def renamed(manager, urls):  # TFDS also re-raises them under its own message, without the name
         try:
             raise ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow")
-        except ModuleNotFoundError:
-            raise ModuleNotFoundError('Failed to construct dataset "omniglot": No module named \'tensorflow\'')
+        except ModuleNotFoundError as error:
+            raise ModuleNotFoundError(
+                'Failed to construct dataset "omniglot": No module named \'tensorflow\'') from error
 
     monkeypatch.setattr(tfds.download.DownloadManager, "download_and_extract", renamed)
     with pytest.raises(ImportError, match=r"needs the Python module 'tensorflow'"):
@@ -175,5 +176,6 @@ def test_missing_packages_and_network_name_the_fix(monkeypatch, tmp_path):
         load_omniglot(source="tfds", data_dir=tmp_path / "offline")
 
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
-    with pytest.raises(ImportError, match=r"needs TensorFlow Datasets, an optional extra.*pip install 'jaxmeta\[tfds\]'"):
+    with pytest.raises(ImportError,
+                       match=r"needs TensorFlow Datasets, an optional extra.*pip install 'jaxmeta\[tfds\]'"):
         load_omniglot(source="tfds")
