@@ -132,7 +132,9 @@ _METASGD_SETTINGS = _from_maml("MAML's rates as the initial ones (Li et al. 2017
                                lambda maml: {"lr_init": maml["inner_lr"], "inner_steps": maml["inner_steps"]})
 _IMAML_SETTINGS = _from_maml("MAML's rates; Rajeswaran et al. 2019's 5 conjugate-gradient steps",
                              lambda maml: {**maml, "inner_steps": 10, "lam": 1.0, "cg_steps": 5})
-_MAML_PLUS_PLUS_SETTINGS = _from_maml("Antoniou et al. 2019, section 5",
+# No clip, unlike the learned rules' sinusoid settings: the authors' code clamps the meta-gradient (to [-10, 10]
+# elementwise) on ImageNet only, not on Omniglot.
+_MAML_PLUS_PLUS_SETTINGS = _from_maml("Antoniou et al. 2019, section 5; no clip on Omniglot, as in their code",
                                       lambda maml: {"lr_init": 0.1, "inner_steps": 5}, settings=_OMNIGLOT)
 _META_LSTM_SETTINGS = _from_maml("5 learner updates (Ravi and Larochelle 2017 use 5-12)",
                                  lambda maml: {"inner_steps": 5}, settings=_OMNIGLOT)
