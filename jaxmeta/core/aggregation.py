@@ -14,7 +14,7 @@ by how well its gradient agrees with the batch's:
 with the inner products taken over every meta-parameter (the whole pytree
 flattened). Two normalisers :math:`Z` are in use:
 
-* ``"paper"`` (the default), the paper's :math:`Z = \sum_k |s_k|`: the
+* ``"paper"`` (the default), the paper's :math:`Z = \sum_k |s_k|` (its equation 13): the
   weights' magnitudes sum to one whatever the batch, so the step keeps the
   scale of the mean gradient (equal gradients give :math:`w_i = 1/B`, the
   mean exactly), and a task whose gradient opposes the others' gets a
@@ -119,6 +119,7 @@ def gradient_agreement(normaliser: str = "paper") -> GradientAgreement:
 
     References:
       Eshratifar, Eigen and Pedram, "Gradient Agreement as an Optimization
-      Objective for Meta-Learning", arXiv 1810.08178, 2018.
+      Objective for Meta-Learning", NeurIPS 2018 Meta-Learning workshop;
+      arXiv 1810.08178, 2018.
     """
     return GradientAgreement(normaliser)
