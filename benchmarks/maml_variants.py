@@ -49,12 +49,15 @@ SINUSOID_ROW = "cavia-sinusoid-5shot"
 # What each method's paper reports for these settings, with where the number was read.
 # Gradient agreement: its NeurIPS 2018 Meta-Learning workshop paper (metalearn2018 paper 57), Table 2, which also
 # gives the weights of equation (13) that jaxmeta.gradient_agreement's "paper" normaliser implements.
-# CAVIA's and TAML's papers were not available here. TAML's one number is a third-party transcription that
-# does not say which TAML variant it is, so both TAML rows show it as that.
+# CAVIA's and TAML's papers were not available here. CAVIA on sinusoids: a paper by CAVIA's authors (VIABLE, the
+# 2019 workshop's metalearn2019-feng.pdf) reports CAVIA at K = 10 only. TAML's one number is a third-party
+# transcription that does not say which TAML variant it is, so both TAML rows show it as that.
 _TAML_TRANSCRIBED = ("99.23 ± 0.35 for TAML, variant not named (Jamal and Qi 2019 as transcribed in "
                      "cainiaomyf/FSL-Insight, Optimization.md; the paper not re-checked here)")
 PUBLISHED = {
-    "cavia-sinusoid-5shot": "- (Zintgraf et al. 2019 report sinusoid MSE; their paper was not available here)",
+    "cavia-sinusoid-5shot": ("- at K = 5 (the CAVIA paper was not available here); at K = 10, 5 context parameters, "
+                             "1 step: 0.19 ± 0.02 (Feng, Zintgraf, Peng and Whiteson 2019, NeurIPS Meta-Learning "
+                             "workshop, Table 3)"),
     "cavia-5w1s": "- (Zintgraf et al. 2019 report no Omniglot numbers)",
     "gradient-agreement-5w1s": "98.6 ± 0.63 (Eshratifar et al. 2018, NeurIPS Meta-Learning workshop, Table 2)",
     "taml-entropy-5w1s": _TAML_TRANSCRIBED,
