@@ -49,9 +49,9 @@ SINUSOID_ROW = "cavia-sinusoid-5shot"
 # What each method's paper reports for these settings, with where the number was read.
 # Gradient agreement: its NeurIPS 2018 Meta-Learning workshop paper (metalearn2018 paper 57), Table 2, which also
 # gives the weights of equation (13) that jaxmeta.gradient_agreement's "paper" normaliser implements.
-# CAVIA's and TAML's papers were not available here. CAVIA on sinusoids: a paper by CAVIA's authors (VIABLE, the
-# 2019 workshop's metalearn2019-feng.pdf) reports CAVIA at K = 10 only. TAML's one number is a third-party
-# transcription that does not say which TAML variant it is, so both TAML rows show it as that.
+# CAVIA's and TAML's papers were not available here. CAVIA on sinusoids: a later paper by CAVIA's authors (VIABLE,
+# the 2019 workshop's metalearn2019-feng.pdf) reports CAVIA at K = 10, not at K = 5. TAML's one number is a
+# third-party transcription that does not say which TAML variant it is, so both TAML rows show it as that.
 _TAML_TRANSCRIBED = ("99.23 ± 0.35 for TAML, variant not named (Jamal and Qi 2019 as transcribed in "
                      "cainiaomyf/FSL-Insight, Optimization.md; the paper not re-checked here)")
 PUBLISHED = {
