@@ -11,9 +11,11 @@ them one after the other, then writes the table):
 * ``maml-5w1s``: MAML for the same budget, the column every Omniglot row is compared with, scored on FGSM
   queries too (``--test-epsilons``), as ADML is;
 * ``maml-5w1s-680steps``: MAML stopped at ADML's 680 meta-steps (the same run up to there), for ADML's
-  comparison at equal steps.
+  comparison at equal steps;
+* ``gradient-agreement-5w1s-task-grad``: gradient agreement with the weights taken from the tasks'
+  meta-gradients instead of their inner-loop updates (``--agreement-vectors task-grad``), beside the paper's rule.
 
-    python benchmarks/maml_variants.py                        # every row (about 4 hours on a 2-core CPU)
+    python benchmarks/maml_variants.py                        # every row (about 4.5 hours on a 2-core CPU)
     python benchmarks/maml_variants.py --only maml adml       # some rows; the others stay as recorded
     python benchmarks/maml_variants.py --table-only           # rewrite the Markdown table from the JSON
 
@@ -35,6 +37,8 @@ OMNIGLOT_ROWS = {  # key -> benchmarks/omniglot.py arguments (5-way 1-shot)
     "maml-5w1s": ["--algorithm", "maml", "--table", "maml-variants"],
     "cavia-5w1s": ["--algorithm", "cavia"],
     "gradient-agreement-5w1s": ["--algorithm", "maml", "--aggregate", "gradient-agreement"],
+    "gradient-agreement-5w1s-task-grad": ["--algorithm", "maml", "--aggregate", "gradient-agreement",
+                                          "--agreement-vectors", "task-grad"],
     "taml-entropy-5w1s": ["--algorithm", "taml-entropy"],
     "taml-theil-5w1s": ["--algorithm", "taml-theil"],
     "adml-5w1s": ["--algorithm", "adml"],
@@ -65,8 +69,10 @@ PUBLISHED = {
     "adml-5w1s": "- (Yin et al. 2018 report no Omniglot numbers)",
     "maml-5w1s": "98.7 (Finn et al. 2017, Table 1)",
     "maml-5w1s-680steps": "-",
+    "gradient-agreement-5w1s-task-grad": "- (the paper takes the weights from the inner-loop updates)",
 }
-ROW_METHODS = {"maml-5w1s-680steps": "MAML stopped at ADML's 680 meta-steps"}
+ROW_METHODS = {"maml-5w1s-680steps": "MAML stopped at ADML's 680 meta-steps",
+               "gradient-agreement-5w1s-task-grad": "gradient agreement, weights from the task meta-gradients"}
 METHODS = {
     "cavia": "CAVIA (Zintgraf et al. 2019)",
     "gradient-agreement": "gradient agreement (Eshratifar et al. 2018)",
@@ -79,7 +85,9 @@ METHODS = {
 
 def omniglot_key(config: dict, budget_minutes: float | None = None) -> str:
     """The row of an Omniglot run: ``<method>-<ways>w<shots>s`` (gradient agreement with the book's normaliser: a
-    ``-book`` suffix; a budgeted run capped at other than the protocol's iterations: ``-<cap>steps``).
+    ``-book`` suffix; comparing task gradients instead of inner-loop updates, as runs recorded before
+    ``--agreement-vectors`` all did: ``-task-grad``; a budgeted run capped at other than the protocol's
+    iterations: ``-<cap>steps``).
 
     >>> omniglot_key({"ways": 5, "shots": 1, "algorithm": "maml", "iterations": 680}, budget_minutes=30)
     'maml-5w1s-680steps'
@@ -89,7 +97,8 @@ def omniglot_key(config: dict, budget_minutes: float | None = None) -> str:
     steps = "" if not budget_minutes or cap == PROTOCOL_ITERATIONS else f"-{cap}steps"
     if config.get("aggregate") == "gradient-agreement":
         book = "-book" if config.get("agreement_normaliser") == "book" else ""
-        return f"gradient-agreement-{setting}{book}{steps}"
+        vectors = "-task-grad" if config.get("agreement_vectors", "task-grad") == "task-grad" else ""
+        return f"gradient-agreement-{setting}{book}{vectors}{steps}"
     return f"{config['algorithm']}-{setting}{steps}"
 
 

@@ -68,7 +68,8 @@ image settings), TAML (``taml-entropy``, ``taml-theil``: MAML with the
 entropy or inequality regulariser, ``--taml-weight``), ADML (``adml``: MAML
 on clean and FGSM support sets at ``--epsilon``, each judged on the other
 kind of queries) and gradient agreement (``--aggregate gradient-agreement``,
-any learner: the task gradients weighted by their agreement).
+any learner: the task gradients weighted by the agreement of the tasks' inner-loop updates, or of the task
+gradients themselves with ``--agreement-vectors task-grad``).
 ``--test-epsilons`` also scores the trained model on FGSM queries (attacked
 against the adapted model) at each epsilon.
 
@@ -198,6 +199,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(Eshratifar et al. 2018; jaxmeta.gradient_agreement)")
     parser.add_argument("--agreement-normaliser", choices=("paper", "book"), default=None,
                         help="gradient agreement's normaliser (jaxmeta.core.aggregation); default paper")
+    parser.add_argument("--agreement-vectors", choices=("update", "task-grad"), default=None,
+                        help="what gradient agreement compares: the tasks' inner-loop updates (the paper's "
+                             "Algorithm 1; the default for learners with an inner loop) or their task gradients "
+                             "(the only choice for learners without one)")
     parser.add_argument("--context-size", type=int, default=None, help="CAVIA: context entries; default 100")
     parser.add_argument("--taml-weight", type=float, default=None,
                         help="TAML's lambda; default 0.1 (entropy), 1 (Theil)")
@@ -311,6 +316,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             setattr(args, option, hyper[name])
     if args.aggregate == "gradient-agreement" and args.agreement_normaliser is None:
         args.agreement_normaliser = "paper"
+    if args.aggregate == "gradient-agreement" and args.agreement_vectors is None:
+        args.agreement_vectors = "task-grad" if args.algorithm in NO_INNER_LOOP else "update"
     if args.table is None:
         args.table = "maml-variants" if args.algorithm in VARIANTS or args.aggregate != "mean" else "omniglot"
     if args.init is None and not metric_based:  # Reptile's TensorFlow code: Glorot-uniform kernels, whose variance
@@ -378,8 +385,12 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                         *(("--test-epsilons", e) for e in args.test_epsilons)):
         if value is not None and not value >= 0:
             parser.error(f"{name} must be non-negative, got {value}.")
-    if args.agreement_normaliser is not None and args.aggregate != "gradient-agreement":
-        parser.error("--agreement-normaliser configures --aggregate gradient-agreement: add that, or drop it.")
+    for option in ("normaliser", "vectors"):
+        if getattr(args, f"agreement_{option}") is not None and args.aggregate != "gradient-agreement":
+            parser.error(f"--agreement-{option} configures --aggregate gradient-agreement: add that, or drop it.")
+    if args.agreement_vectors == "update" and args.algorithm in NO_INNER_LOOP:
+        parser.error(f"{args.algorithm} has no inner loop, so gradient agreement cannot compare inner-loop updates: "
+                     "use --agreement-vectors task-grad.")
     if args.aggregate != "mean" and args.algorithm == "taml-theil":
         parser.error("taml-theil combines its task gradients itself (its penalty couples the tasks of a batch): "
                      "drop --aggregate.")
@@ -479,7 +490,8 @@ def run_config(args) -> dict:
     if args.algorithm == "maml++":
         config.update(msl_anneal_steps=args.msl_anneal_steps, first_order_steps=args.first_order_steps)
     if args.aggregate != "mean":
-        config.update(aggregate=args.aggregate, agreement_normaliser=args.agreement_normaliser)
+        config.update(aggregate=args.aggregate, agreement_normaliser=args.agreement_normaliser,
+                      agreement_vectors=args.agreement_vectors)
     for option in ("context_size", "taml_weight", "epsilon"):
         if getattr(args, option) is not None:
             config[option] = getattr(args, option)
@@ -554,7 +566,8 @@ def main(argv=None) -> dict:
         learner = scorer = build_learner(args, loss_fn, jax.random.fold_in(init_key, 1), functional(model))
         params = model.init(init_key, np.zeros((1, 28, 28, 1), np.uint8))["params"]
     state = jaxmeta.init_state(learner, optimizer, params)
-    aggregate = None if args.aggregate == "mean" else gradient_agreement(args.agreement_normaliser)
+    aggregate = None if args.aggregate == "mean" else gradient_agreement(args.agreement_normaliser,
+                                                                         args.agreement_vectors.replace("-", "_"))
     if args.devices > 1:  # the same step with the task batch split over a mesh; the state replicated
         mesh = distributed.task_mesh(num_devices=args.devices)
         meta_step = distributed.make_sharded_meta_step(learner, optimizer, mesh, task_chunk=args.task_chunk,

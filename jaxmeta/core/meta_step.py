@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxmeta.core.aggregation import Aggregate, mean_of_tasks
-from jaxmeta.core.learner import MetaLearner, learner_at_step
+from jaxmeta.core.learner import DirectScore, MetaLearner, learner_at_step
 from jaxmeta.core.types import MetaParams, Metrics, Params, PRNGKey, Task
 
 
@@ -104,8 +104,48 @@ def meta_gradient(
     rule = aggregate if aggregate is not None else learner.aggregate
     if rule is None:
         return task_gradient_mean(learner, meta_params, tasks, keys, task_chunk)
-    stacked, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
-    return rule(stacked), mean_of_tasks(metrics)
+    arguments, metrics = rule_arguments(rule, learner, meta_params, tasks, keys, task_chunk)
+    return rule(*arguments), mean_of_tasks(metrics)
+
+
+def needs_inner_updates(rule: Aggregate | None) -> bool:
+    """Whether ``rule`` weighs the tasks by their inner-loop updates (gradient agreement's default) and is called
+    as ``rule(stacked_grads, stacked_updates)``."""
+    return bool(getattr(rule, "needs_inner_updates", False))
+
+
+def inner_update(learner: MetaLearner, meta_params: MetaParams, task: Task, key: PRNGKey) -> Params:
+    r"""How far the task's inner loop moves the model's parameters: :math:`\theta - \phi_k`.
+
+    ``learner.adapt`` on the support set with the learner's own number of steps (and the first half of ``key``,
+    as :func:`jaxmeta.core.learner.exact_task_grad` uses for its inner loop).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxmeta import maml, regression_loss, Task
+      >>> learner = maml(regression_loss(lambda w, x: x * w), inner_lr=0.5)
+      >>> x = jnp.ones(3)  # the loss (w - 1)^2 at w = 0: gradient -2, one step of 0.5 moves w to 1
+      >>> float(inner_update(learner, jnp.zeros(()), Task((x, x), (x, x)), jax.random.key(0)))
+      -1.0
+    """
+    adaptation = learner.adapt(meta_params, task.support, key=jax.random.split(key)[0], observe=lambda phi: phi)
+    start = jax.tree.map(lambda stacked: stacked[0], adaptation.observed)  # phi_0 = theta
+    return jax.tree.map(jnp.subtract, start, adaptation.params)
+
+
+def rule_arguments(rule: Aggregate, learner: MetaLearner, meta_params: MetaParams, tasks: Task, keys: PRNGKey,
+                   task_chunk: int | None = None) -> tuple[tuple[Any, ...], Metrics]:
+    """What ``rule`` combines, stacked over the tasks (``keys [B]``): ``(task gradients,)``, or ``(task gradients,
+    inner-loop updates)`` for a rule that :func:`needs_inner_updates`; and the stacked metrics."""
+    if not needs_inner_updates(rule):
+        stacked, metrics = task_gradients(learner, meta_params, tasks, keys, task_chunk)
+        return (stacked,), metrics
+
+    def gradient_and_update(task, key):
+        grads, metrics = learner.task_grad(meta_params, task, key)
+        return (grads, inner_update(learner, meta_params, task, key)), metrics
+
+    return map_over_tasks(gradient_and_update, tasks, keys, task_chunk)
 
 
 def task_gradient_mean(
@@ -162,6 +202,10 @@ def resolve_aggregate(learner: MetaLearner, aggregate: Aggregate | None, serial:
     if rule is not None and serial:
         raise ValueError("aggregate combines the task gradients of a batch, but serial=True updates after every "
                          "task: drop aggregate (or use a learner without one), or set serial=False.")
+    if needs_inner_updates(rule) and isinstance(learner.score, DirectScore):
+        raise ValueError("This rule weighs the tasks by their inner-loop updates, but the learner has no inner "
+                         "loop (a metric or memory model): compare the task gradients instead, "
+                         "jaxmeta.gradient_agreement(vectors='task_grad').")
     return rule
 
 

@@ -35,8 +35,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxmeta.core.aggregation import Aggregate, mean_of_tasks
 from jaxmeta.core.learner import MetaLearner, learner_at_step
-from jaxmeta.core.meta_step import (MetaTrainState, resolve_aggregate, task_batch_size, task_gradient_mean,
-                                   task_gradients, update_function)
+from jaxmeta.core.meta_step import (MetaTrainState, resolve_aggregate, rule_arguments, task_batch_size,
+                                   task_gradient_mean, update_function)
 from jaxmeta.core.types import Metrics, PRNGKey, Task
 
 TASK_AXIS = "tasks"
@@ -154,8 +154,8 @@ def make_sharded_meta_step(
             return jax.lax.pmean((grads, metrics), TASK_AXIS)
         # Every device gathers the whole batch's task gradients and applies the rule to them; the results are
         # equal, and device 0's, summed with zeros from the others, is the replicated step (exactly).
-        stacked, metrics = task_gradients(now, meta_params, tasks, keys, task_chunk)
-        combined = rule(jax.lax.all_gather(stacked, TASK_AXIS, tiled=True))
+        arguments, metrics = rule_arguments(rule, now, meta_params, tasks, keys, task_chunk)
+        combined = rule(*jax.lax.all_gather(arguments, TASK_AXIS, tiled=True))
         first = jax.lax.axis_index(TASK_AXIS) == 0
         combined = jax.lax.psum(jax.tree.map(lambda g: jnp.where(first, g, jnp.zeros_like(g)), combined), TASK_AXIS)
         return combined, jax.lax.pmean(mean_of_tasks(metrics), TASK_AXIS)

@@ -34,6 +34,10 @@ def test_the_variants_train_and_their_rows_sit_beside_maml(omniglot_root, tmp_pa
     assert set(adml["adversarial"]) == {"0.3"} and adml["config"]["epsilon"] == 0.1
     assert cavia["config"]["context_size"] == 3 and cavia["config"]["inner_steps"] == 2  # CAVIA's code: 2 steps
     assert agreement["config"]["aggregate"] == "gradient-agreement"
+    assert agreement["config"]["agreement_vectors"] == "update"  # the paper's rule, for a learner with an inner loop
+    protonet = omniglot.run_config(omniglot.parse_args(["--algorithm", "protonet",
+                                                        "--aggregate", "gradient-agreement"]))
+    assert protonet["agreement_vectors"] == "task-grad"  # no inner loop: the task gradients
     assert theil["config"]["taml_weight"] == 1.0 and entropy["config"]["taml_weight"] == 0.5
     rows = json.loads((results / "maml_variants.json").read_text())
     assert set(rows) == {"maml-5w1s", "adml-5w1s", "cavia-5w1s", "gradient-agreement-5w1s-book", "taml-entropy-5w1s"}
@@ -65,8 +69,10 @@ def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_pr
     assert maml_variants.omniglot_key(base) == "maml-5w1s"
     assert maml_variants.omniglot_key({**base, "iterations": 680}, budget_minutes=30) == "maml-5w1s-680steps"
     assert maml_variants.omniglot_key({**base, "iterations": 2}) == "maml-5w1s"  # no budget: no cap to name
-    assert maml_variants.omniglot_key({**base, "aggregate": "gradient-agreement", "agreement_normaliser": "book"}) \
-        == "gradient-agreement-5w1s-book"
+    agreement = {**base, "aggregate": "gradient-agreement", "agreement_normaliser": "book"}
+    assert maml_variants.omniglot_key({**agreement, "agreement_vectors": "update"}) == "gradient-agreement-5w1s-book"
+    # rows recorded before --agreement-vectors compared the task gradients
+    assert maml_variants.omniglot_key(agreement) == "gradient-agreement-5w1s-book-task-grad"
     assert set(maml_variants.ROBUSTNESS_ROWS) <= set(maml_variants.OMNIGLOT_ROWS)
 
 
@@ -77,6 +83,9 @@ def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_pr
     (["--algorithm", "maml", "--taml-weight", "1"], "--taml-weight is TAML's lambda"),
     (["--algorithm", "taml-theil", "--taml-weight", "-1"], "--taml-weight must be non-negative"),
     (["--algorithm", "maml", "--agreement-normaliser", "book"], "add that, or drop it"),
+    (["--algorithm", "maml", "--agreement-vectors", "task-grad"], "add that, or drop it"),
+    (["--algorithm", "protonet", "--aggregate", "gradient-agreement", "--agreement-vectors", "update"],
+     "use --agreement-vectors task-grad"),
     (["--algorithm", "taml-theil", "--aggregate", "gradient-agreement"], "taml-theil combines its task gradients"),
     (["--algorithm", "protonet", "--test-epsilons", "0.1"], "protonet has none"),
     (["--algorithm", "maml", "--test-epsilons", "-1"], "--test-epsilons must be non-negative"),

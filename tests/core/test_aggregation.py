@@ -8,6 +8,7 @@ import pytest
 
 import jaxmeta
 from jaxmeta.core.aggregation import agreement_weights, gradient_agreement, mean_of_tasks, pairwise_inner_products
+from jaxmeta.core.learner import direct_learner
 from jaxmeta.distributed import make_sharded_meta_step, replicate, shard_tasks, task_mesh
 from jaxmeta.models import MLP, functional
 
@@ -34,9 +35,14 @@ def test_weights_equal_the_formula_on_hand_made_gradients(normaliser):
     tree, flat = stacked_tree(np.random.default_rng(0), 5)
     np.testing.assert_allclose(agreement_weights(tree, normaliser), numpy_weights(flat, normaliser), rtol=1e-12)
     np.testing.assert_allclose(pairwise_inner_products(tree), flat @ flat.T, rtol=1e-12)
-    combined = gradient_agreement(normaliser)(tree)
+    combined = gradient_agreement(normaliser, vectors="task_grad")(tree)
     w = numpy_weights(flat, normaliser)
     np.testing.assert_allclose(combined["b"], np.einsum("i,ij->j", w, np.asarray(tree["b"])), rtol=1e-12)
+    # the paper's rule: the weights come from the tasks' updates and weigh their gradients
+    updates, flat_updates = stacked_tree(np.random.default_rng(5), 5)
+    combined = gradient_agreement(normaliser)(tree, updates)
+    w = numpy_weights(flat_updates, normaliser)
+    np.testing.assert_allclose(combined["w"], np.einsum("i,ijk->jk", w, np.asarray(tree["w"])), rtol=1e-12)
 
 
 @pytest.mark.parametrize("normaliser", ["paper", "book"])
@@ -87,6 +93,29 @@ def test_the_weighted_step_is_the_plain_step_when_every_task_gradient_is_the_sam
     assert not np.allclose(agreed.meta_params["Dense_0"]["kernel"], plain.meta_params["Dense_0"]["kernel"])
 
 
+def test_the_meta_step_weighs_maml_gradients_by_the_agreement_of_the_inner_updates():
+    # Algorithm 1 of the paper: u_i = theta - phi_i (here one step, alpha * the support gradient, taken
+    # directly), w from the u_i, and the step along sum_i w_i g_i with g_i MAML's task meta-gradients.
+    alpha, rate = 0.1, 0.3
+    learner, optimizer = jaxmeta.maml(LOSS, inner_lr=alpha), optax.sgd(rate)
+    tasks = float64(jaxmeta.sinusoid_tasks(jax.random.key(5), 4, shots=5))
+    state = start(learner, optimizer)
+    theta, key = state.meta_params, jax.random.key(6)
+    keys = jax.random.split(key, 4)
+    grads, _ = jax.vmap(learner.task_grad, in_axes=(None, 0, 0))(theta, tasks, keys)
+    support_grad = jax.vmap(jax.grad(lambda p, batch: LOSS(p, batch, key=None)[0]), in_axes=(None, 0))
+    updates = jax.tree.map(lambda g: alpha * g, support_grad(theta, tasks.support))
+    flatten = lambda tree: np.concatenate([np.asarray(x).reshape(4, -1) for x in jax.tree.leaves(tree)], 1)  # noqa: E731
+    for normaliser in ("paper", "book"):
+        w = numpy_weights(flatten(updates), normaliser)
+        assert not np.allclose(w, numpy_weights(flatten(grads), normaliser), rtol=1e-3)  # the two rules differ here
+        stepped, _ = jaxmeta.make_meta_step(learner, optimizer, aggregate=gradient_agreement(normaliser))(
+            state, tasks, key)
+        expected = jax.tree.map(lambda t, g, w=w: t - rate * np.einsum("i,i...->...", w, g), theta, grads)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13),
+                     stepped.meta_params, expected)
+
+
 @pytest.mark.parametrize("num_devices", [2, 4])
 def test_sharded_and_unsharded_gradient_agreement_give_the_same_step(num_devices):
     learner, optimizer = jaxmeta.fomaml(LOSS, inner_lr=0.1, inner_steps=2), optax.adam(1e-2)
@@ -116,3 +145,11 @@ def test_mean_of_tasks_is_the_mean_and_bad_rules_are_refused():
         jaxmeta.make_meta_step(learner, optax.sgd(0.1), serial=True, aggregate=gradient_agreement())
     with pytest.raises(TypeError, match="aggregate must be a function"):
         jaxmeta.make_meta_step(learner, optax.sgd(0.1), aggregate="gradient-agreement")
+    with pytest.raises(ValueError, match=r"vectors must be one of \('update', 'task_grad'\)"):
+        gradient_agreement(vectors="gradients")
+    with pytest.raises(ValueError, match="call it as rule\\(stacked_grads, stacked_updates\\)"):
+        gradient_agreement()(tree)
+    no_inner_loop = direct_learner(lambda p, task: (jnp.sum(p * task.query[0]), {}), no_inner_loop="none")
+    with pytest.raises(ValueError, match=r"has no inner loop .*gradient_agreement\(vectors='task_grad'\)"):
+        jaxmeta.make_meta_step(no_inner_loop, optax.sgd(0.1), aggregate=gradient_agreement())
+    jaxmeta.make_meta_step(no_inner_loop, optax.sgd(0.1), aggregate=gradient_agreement(vectors="task_grad"))
