@@ -152,8 +152,9 @@ def make_sharded_meta_step(
         if rule is None:
             grads, metrics = task_gradient_mean(now, meta_params, tasks, keys, task_chunk)
             return jax.lax.pmean((grads, metrics), TASK_AXIS)
-        # Every device gathers the whole batch's task gradients and applies the rule to them; the results are
-        # equal, and device 0's, summed with zeros from the others, is the replicated step (exactly).
+        # Every device gathers the whole batch's task gradients (and inner-loop updates, for a rule that weighs
+        # by them) and applies the rule; the results are equal, and device 0's, summed with zeros from the
+        # others, is the replicated step (exactly).
         arguments, metrics = rule_arguments(rule, now, meta_params, tasks, keys, task_chunk)
         combined = rule(*jax.lax.all_gather(arguments, TASK_AXIS, tiled=True))
         first = jax.lax.axis_index(TASK_AXIS) == 0
