@@ -114,7 +114,7 @@ from jaxmeta.data.omniglot import load_omniglot, split_characters  # noqa: E402
 from jaxmeta.data.paths import data_root  # noqa: E402
 from jaxmeta import distributed, metric  # noqa: E402
 from jaxmeta.algorithms.adml import adversarial_score  # noqa: E402
-from jaxmeta.core.aggregation import gradient_agreement  # noqa: E402
+from jaxmeta.core.aggregation import VECTORS, gradient_agreement  # noqa: E402
 from jaxmeta.models import Conv4, functional, one_query_at_a_time, with_support_inputs  # noqa: E402
 from jaxmeta.models.context import ContextConv4, functional_with_context  # noqa: E402
 from jaxmeta.models import onednn_conv  # noqa: E402
@@ -199,7 +199,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(Eshratifar et al. 2018; jaxmeta.gradient_agreement)")
     parser.add_argument("--agreement-normaliser", choices=("paper", "book"), default=None,
                         help="gradient agreement's normaliser (jaxmeta.core.aggregation); default paper")
-    parser.add_argument("--agreement-vectors", choices=("update", "task-grad"), default=None,
+    parser.add_argument("--agreement-vectors", choices=[v.replace("_", "-") for v in VECTORS], default=None,
                         help="what gradient agreement compares: the tasks' inner-loop updates (the paper's "
                              "Algorithm 1; the default for learners with an inner loop) or their task gradients "
                              "(the only choice for learners without one)")

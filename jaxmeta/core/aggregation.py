@@ -124,8 +124,7 @@ class GradientAgreement:
             raise ValueError("gradient_agreement(vectors='update') weighs the tasks by their inner-loop updates: "
                              "call it as rule(stacked_grads, stacked_updates) (make_meta_step does), or build it "
                              "with vectors='task_grad' to compare the task gradients themselves.")
-        compared = stacked_grads if stacked_updates is None else stacked_updates
-        weights = agreement_weights(compared, self.normaliser)
+        weights = agreement_weights(stacked_updates if self.needs_inner_updates else stacked_grads, self.normaliser)
         return jax.tree.map(lambda g: jnp.tensordot(weights.astype(g.dtype), g, axes=1), stacked_grads)
 
 
