@@ -20,7 +20,11 @@ them one after the other, then writes the table):
     python benchmarks/maml_variants.py --table-only           # rewrite the Markdown table from the JSON
 
 A row's baseline is the MAML row of the same setting recorded on the same kind of host (budgets buy
-different numbers of meta-steps on different hosts); the table says when there is none.
+different numbers of meta-steps on different hosts); the table says when there is none. Hosts of one name can
+still differ in speed (two AMD EPYC hosts have run MAML 2x apart), so ``--same-host-baseline`` first trains MAML
+for the same budget in the same invocation and stores that run inside each chosen row as its own baseline:
+
+    python benchmarks/maml_variants.py --only gradient-agreement --same-host-baseline   # about 75 minutes
 """
 
 import argparse
@@ -111,9 +115,22 @@ def record(results_dir: Path, key: str, row: dict) -> None:
     write_table(results_dir)
 
 
+def attach_baseline(results_dir: Path, key: str, baseline: dict) -> None:
+    """Store ``baseline`` (a MAML run of the same budget, on the same host, in the same invocation) inside row
+    ``key`` as the one its table row is compared with, and rewrite ``maml_variants.md``."""
+    path = Path(results_dir) / f"{RESULTS}.json"
+    rows = common.read_json(path, default={})
+    if key not in rows:
+        raise KeyError(f"maml_variants.json has no row {key!r} to attach a baseline to: record the row first")
+    rows[key]["baseline"] = baseline
+    common.write_json(path, rows)
+    write_table(results_dir)
+
+
 def _baseline(rows: dict, key: str) -> dict | None:
-    """The MAML row of ``key``'s setting, recorded on the same kind of host."""
-    if key == SINUSOID_ROW:
+    """The MAML run row ``key`` is compared with: the one stored inside it (run beside it on its host), else the
+    MAML row of its setting recorded on the same kind of host."""
+    if key == SINUSOID_ROW or "baseline" in rows[key]:
         return rows[key].get("baseline")
     setting = re.search(r"\d+w\d+s", key)
     candidate = None if setting is None else rows.get(f"maml-{setting.group()}")
@@ -140,7 +157,8 @@ def write_table(results_dir: Path) -> None:
         "Omniglot 5-way 1-shot: test accuracy (%, mean ± 95% CI over 600 test tasks, 15 queries per class, the MAML "
         "split) after the training number of inner steps, each method trained for the stated budget on the "
         "hardware named; MAML's column is MAML trained for the same budget on the same kind of host "
-        "(`maml-5w1s`). FGSM columns: the same test tasks with every query attacked against the adapted model "
+        "(`maml-5w1s`), or, where the column says so, a MAML run made beside the row on its host. FGSM columns: "
+        "the same test tasks with every query attacked against the adapted model "
         "(x + epsilon sign(grad_x L), clipped to [0, 1]). Sinusoid: query MSE after one inner step on 600 held-out "
         "tasks (MAML's protocol, K = 5).",
         "",
@@ -162,6 +180,8 @@ def write_table(results_dir: Path) -> None:
             ours = f"{_accuracy(row)} ({common.count(row['config']['inner_steps'], 'step')})"
             theirs = "no MAML row on this host" if base is None else _accuracy(base)
             theirs = "(this row)" if base is row else theirs
+            if "baseline" in row:
+                theirs += f" ({base['meta_steps']:,} steps, run beside it on its host)"
             steps = f"{row['meta_steps']:,}"
             budget = f"{row['budget_minutes']:g} min" if row["budget_minutes"] else "none"
             cap = row["config"].get("iterations", PROTOCOL_ITERATIONS)
@@ -181,28 +201,41 @@ def main(argv=None) -> None:
                         help="run these rows only (the others stay as recorded)")
     parser.add_argument("--budget-minutes", type=float, default=30.0)
     parser.add_argument("--table-only", action="store_true", help="rewrite the Markdown table and stop")
+    parser.add_argument("--same-host-baseline", action="store_true",
+                        help="first train MAML for the same budget here and compare the chosen Omniglot rows with "
+                             "that run (stored inside each row) instead of the recorded maml-5w1s row")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS_DIR)
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.table_only:
         write_table(args.results_dir)
         return
+    chosen = args.only or [key.removesuffix("-5w1s") for key in OMNIGLOT_ROWS] + ["cavia-sinusoid"]
+    keys = [key for key in OMNIGLOT_ROWS if key.removesuffix("-5w1s") in chosen]
+    if args.same_host_baseline and "maml-5w1s" in keys:
+        parser.error("--same-host-baseline compares the chosen rows with a MAML run made beside them; drop "
+                     "maml from --only (or drop --same-host-baseline to re-record the maml-5w1s row)")
+    if args.same_host_baseline and not keys:
+        parser.error("--same-host-baseline needs at least one Omniglot row in --only")
     import omniglot
     import sinusoid
 
-    chosen = args.only or [key.removesuffix("-5w1s") for key in OMNIGLOT_ROWS] + ["cavia-sinusoid"]
     progress = ["--no-progress"] if args.no_progress else []
     if "cavia-sinusoid" in chosen:
         sinusoid.main(["--algorithms", "maml", "cavia", "--shots", "5", "--variants-table", str(args.results_dir),
                        "--out", str(args.results_dir), *progress])
-    for key, arguments in OMNIGLOT_ROWS.items():
-        if key.removesuffix("-5w1s") not in chosen:
-            continue
+    common_arguments = ["--budget-minutes", f"{args.budget_minutes:g}", "--validate-every", "500",
+                        "--validation-tasks", "100", "--results-dir", str(args.results_dir), *progress]
+    baseline = None
+    if args.same_host_baseline:  # MAML for the same budget, this host, now: the chosen rows' own baseline
+        maml = [a for a in OMNIGLOT_ROWS["maml-5w1s"] if a not in ("--table", "maml-variants")]
+        baseline = omniglot.main([*maml, *common_arguments, "--run-dir", "runs/maml_variants/maml-5w1s-same-host"])
+    for key in keys:
         epsilons = ["--test-epsilons", *map(str, TEST_EPSILONS)] if key in ROBUSTNESS_ROWS else []
-        omniglot.main([*arguments, "--budget-minutes", f"{args.budget_minutes:g}", "--validate-every", "500",
-                       "--validation-tasks", "100", "--run-dir", f"runs/maml_variants/{key}", "--record",
-                       "--results-dir", str(args.results_dir), *epsilons, *progress])
-
+        summary = omniglot.main([*OMNIGLOT_ROWS[key], *common_arguments, "--run-dir", f"runs/maml_variants/{key}",
+                                 "--record", *epsilons])
+        if baseline is not None:
+            attach_baseline(args.results_dir, omniglot_key(summary["config"], summary.get("budget_minutes")), baseline)
 
 if __name__ == "__main__":
     main()

@@ -64,6 +64,36 @@ def test_a_row_without_maml_on_its_host_says_so(tmp_path):
     assert "no MAML row on this host" in line and "90.00 ± 1.00 (2 steps)" in line
 
 
+def test_a_row_with_a_maml_run_beside_it_is_compared_with_that_run(tmp_path):
+    environment = {"cpu_model": "Host A", "cpu_count": 2, "device_kind": "cpu", "backend": "cpu"}
+    row = {"config": {"algorithm": "maml", "aggregate": "gradient-agreement", "ways": 5, "shots": 1,
+                      "inner_steps": 1}, "meta_steps": 900, "budget_minutes": 30,
+           "accuracy_after_training_steps": [0.9, 0.01], "adversarial": {}, "environment": environment}
+    recorded_maml = {**row, "config": {**row["config"], "algorithm": "maml", "aggregate": "mean"},
+                     "meta_steps": 1800, "accuracy_after_training_steps": [0.97, 0.003]}
+    maml_variants.record(tmp_path, "maml-5w1s", recorded_maml)  # same host name, twice the steps
+    maml_variants.record(tmp_path, "gradient-agreement-5w1s", row)
+    with pytest.raises(KeyError, match="record the row first"):
+        maml_variants.attach_baseline(tmp_path, "cavia-5w1s", recorded_maml)
+    beside = {**recorded_maml, "meta_steps": 910, "accuracy_after_training_steps": [0.92, 0.005]}
+    maml_variants.attach_baseline(tmp_path, "gradient-agreement-5w1s", beside)
+    rows = json.loads((tmp_path / "maml_variants.json").read_text())
+    assert rows["gradient-agreement-5w1s"]["baseline"] == beside and "baseline" not in rows["maml-5w1s"]
+    line = next(line for line in (tmp_path / "maml_variants.md").read_text().splitlines()
+                if line.startswith("| gradient-agreement-5w1s |"))
+    assert "| 92.00 ± 0.50 (910 steps, run beside it on its host) |" in line and "97.00" not in line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--only", "maml", "gradient-agreement", "--same-host-baseline"], "drop maml from --only"),
+    (["--only", "cavia-sinusoid", "--same-host-baseline"], "needs at least one Omniglot row"),
+])
+def test_a_same_host_baseline_needs_omniglot_rows_other_than_maml(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        maml_variants.main([*argv, "--results-dir", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
 def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_protocols():
     base = {"ways": 5, "shots": 1, "algorithm": "maml", "iterations": maml_variants.PROTOCOL_ITERATIONS}
     assert maml_variants.omniglot_key(base) == "maml-5w1s"
