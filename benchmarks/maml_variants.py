@@ -24,7 +24,7 @@ different numbers of meta-steps on different hosts); the table says when there i
 still differ in speed (two AMD EPYC hosts have run MAML 2x apart), so ``--same-host-baseline`` first trains MAML
 for the same budget in the same invocation and stores that run inside each chosen row as its own baseline:
 
-    python benchmarks/maml_variants.py --only gradient-agreement --same-host-baseline   # about 75 minutes
+    python benchmarks/maml_variants.py --only gradient-agreement --same-host-baseline   # about 65 minutes
 """
 
 import argparse
