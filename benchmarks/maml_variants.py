@@ -226,16 +226,19 @@ def main(argv=None) -> None:
                        "--out", str(args.results_dir), *progress])
     common_arguments = ["--budget-minutes", f"{args.budget_minutes:g}", "--validate-every", "500",
                         "--validation-tasks", "100", "--results-dir", str(args.results_dir), *progress]
+    epsilons = ["--test-epsilons", *map(str, TEST_EPSILONS)]
     baseline = None
     if args.same_host_baseline:  # MAML for the same budget, this host, now: the chosen rows' own baseline
         maml = [a for a in OMNIGLOT_ROWS["maml-5w1s"] if a not in ("--table", "maml-variants")]
-        baseline = omniglot.main([*maml, *common_arguments, "--run-dir", "runs/maml_variants/maml-5w1s-same-host"])
+        attacked = epsilons if set(keys) & set(ROBUSTNESS_ROWS) else []  # FGSM columns for the rows that have them
+        baseline = omniglot.main([*maml, *common_arguments, "--run-dir", "runs/maml_variants/maml-5w1s-same-host",
+                                  *attacked])
     for key in keys:
-        epsilons = ["--test-epsilons", *map(str, TEST_EPSILONS)] if key in ROBUSTNESS_ROWS else []
         summary = omniglot.main([*OMNIGLOT_ROWS[key], *common_arguments, "--run-dir", f"runs/maml_variants/{key}",
-                                 "--record", *epsilons])
+                                 "--record", *(epsilons if key in ROBUSTNESS_ROWS else [])])
         if baseline is not None:
             attach_baseline(args.results_dir, omniglot_key(summary["config"], summary.get("budget_minutes")), baseline)
+
 
 if __name__ == "__main__":
     main()

@@ -94,6 +94,31 @@ def test_a_same_host_baseline_needs_omniglot_rows_other_than_maml(argv, message,
     assert message in capsys.readouterr().err
 
 
+def test_a_same_host_baseline_is_trained_first_and_stored_in_each_chosen_row(monkeypatch, tmp_path):
+    calls = []
+
+    def fake_main(argv):  # stands in for benchmarks/omniglot.py: records its arguments, returns (and records) a row
+        calls.append(argv)
+        parsed = omniglot.parse_args(argv)
+        summary = {"config": omniglot.run_config(parsed), "meta_steps": len(calls), "budget_minutes": 30,
+                   "accuracy_after_training_steps": [0.9, 0.01], "adversarial": {},
+                   "environment": {"backend": "cpu", "cpu_count": 2, "cpu_model": "Host A"}}
+        if parsed.record:
+            maml_variants.record(tmp_path, maml_variants.omniglot_key(summary["config"], 30), summary)
+        return summary
+
+    monkeypatch.setattr(omniglot, "main", fake_main)
+    maml_variants.main(["--only", "gradient-agreement", "adml", "--same-host-baseline", "--results-dir",
+                        str(tmp_path)])
+    baseline_argv, *row_argvs = calls
+    assert "--record" not in baseline_argv and baseline_argv[baseline_argv.index("--algorithm") + 1] == "maml"
+    assert "--test-epsilons" in baseline_argv  # ADML's row has FGSM columns, so its baseline is attacked too
+    assert all("--record" in argv for argv in row_argvs) and len(row_argvs) == 2
+    rows = json.loads((tmp_path / "maml_variants.json").read_text())
+    assert set(rows) == {"gradient-agreement-5w1s", "adml-5w1s"}
+    assert all(row["baseline"]["meta_steps"] == 1 for row in rows.values())  # the first run, MAML's
+
+
 def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_protocols():
     base = {"ways": 5, "shots": 1, "algorithm": "maml", "iterations": maml_variants.PROTOCOL_ITERATIONS}
     assert maml_variants.omniglot_key(base) == "maml-5w1s"
