@@ -38,7 +38,7 @@ import common  # noqa: E402
 RESULTS = "maml_variants"
 TEST_EPSILONS = (0.02, 0.05, 0.1, 0.2, 0.3)  # FGSM steps on [0, 1] images: the robustness curve
 OMNIGLOT_ROWS = {  # key -> benchmarks/omniglot.py arguments (5-way 1-shot)
-    "maml-5w1s": ["--algorithm", "maml", "--table", "maml-variants"],
+    "maml-5w1s": ["--algorithm", "maml"],
     "cavia-5w1s": ["--algorithm", "cavia"],
     "gradient-agreement-5w1s": ["--algorithm", "maml", "--aggregate", "gradient-agreement"],
     "gradient-agreement-5w1s-task-grad": ["--algorithm", "maml", "--aggregate", "gradient-agreement",
@@ -48,7 +48,7 @@ OMNIGLOT_ROWS = {  # key -> benchmarks/omniglot.py arguments (5-way 1-shot)
     "adml-5w1s": ["--algorithm", "adml"],
     # MAML stopped at ADML's meta-step count: the same run as maml-5w1s up to there (same seed, constant rate),
     # so ADML and MAML can be compared at equal meta-steps as well as at equal time.
-    "maml-5w1s-680steps": ["--algorithm", "maml", "--iterations", "680", "--table", "maml-variants"],
+    "maml-5w1s-680steps": ["--algorithm", "maml", "--iterations", "680"],
 }
 ROBUSTNESS_ROWS = ("maml-5w1s", "adml-5w1s", "maml-5w1s-680steps")  # scored on FGSM queries too
 PROTOCOL_ITERATIONS = 60_000  # benchmarks/omniglot.py's default cap: rows with it are stopped by the budget
@@ -111,18 +111,6 @@ def record(results_dir: Path, key: str, row: dict) -> None:
     path = Path(results_dir) / f"{RESULTS}.json"
     rows = common.read_json(path, default={})
     rows[key] = row
-    common.write_json(path, rows)
-    write_table(results_dir)
-
-
-def attach_baseline(results_dir: Path, key: str, baseline: dict) -> None:
-    """Store ``baseline`` (a MAML run of the same budget, on the same host, in the same invocation) inside row
-    ``key`` as the one its table row is compared with, and rewrite ``maml_variants.md``."""
-    path = Path(results_dir) / f"{RESULTS}.json"
-    rows = common.read_json(path, default={})
-    if key not in rows:
-        raise KeyError(f"maml_variants.json has no row {key!r} to attach a baseline to: record the row first")
-    rows[key]["baseline"] = baseline
     common.write_json(path, rows)
     write_table(results_dir)
 
@@ -225,19 +213,19 @@ def main(argv=None) -> None:
         sinusoid.main(["--algorithms", "maml", "cavia", "--shots", "5", "--variants-table", str(args.results_dir),
                        "--out", str(args.results_dir), *progress])
     common_arguments = ["--budget-minutes", f"{args.budget_minutes:g}", "--validate-every", "500",
-                        "--validation-tasks", "100", "--results-dir", str(args.results_dir), *progress]
+                        "--validation-tasks", "100", *progress]
     epsilons = ["--test-epsilons", *map(str, TEST_EPSILONS)]
     baseline = None
     if args.same_host_baseline:  # MAML for the same budget, this host, now: the chosen rows' own baseline
-        maml = [a for a in OMNIGLOT_ROWS["maml-5w1s"] if a not in ("--table", "maml-variants")]
         attacked = epsilons if set(keys) & set(ROBUSTNESS_ROWS) else []  # FGSM columns for the rows that have them
-        baseline = omniglot.main([*maml, *common_arguments, "--run-dir", "runs/maml_variants/maml-5w1s-same-host",
-                                  *attacked])
-    for key in keys:
+        baseline = omniglot.main([*OMNIGLOT_ROWS["maml-5w1s"], *common_arguments, "--run-dir",
+                                  "runs/maml_variants/maml-5w1s-same-host", *attacked])
+    for key in keys:  # each row recorded once, whole (with its baseline, if any)
         summary = omniglot.main([*OMNIGLOT_ROWS[key], *common_arguments, "--run-dir", f"runs/maml_variants/{key}",
-                                 "--record", *(epsilons if key in ROBUSTNESS_ROWS else [])])
+                                 *(epsilons if key in ROBUSTNESS_ROWS else [])])
         if baseline is not None:
-            attach_baseline(args.results_dir, omniglot_key(summary["config"], summary.get("budget_minutes")), baseline)
+            summary["baseline"] = baseline
+        record(args.results_dir, omniglot_key(summary["config"], summary.get("budget_minutes")), summary)
 
 
 if __name__ == "__main__":

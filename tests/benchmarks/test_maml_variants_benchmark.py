@@ -72,11 +72,8 @@ def test_a_row_with_a_maml_run_beside_it_is_compared_with_that_run(tmp_path):
     recorded_maml = {**row, "config": {**row["config"], "algorithm": "maml", "aggregate": "mean"},
                      "meta_steps": 1800, "accuracy_after_training_steps": [0.97, 0.003]}
     maml_variants.record(tmp_path, "maml-5w1s", recorded_maml)  # same host name, twice the steps
-    maml_variants.record(tmp_path, "gradient-agreement-5w1s", row)
-    with pytest.raises(KeyError, match="record the row first"):
-        maml_variants.attach_baseline(tmp_path, "cavia-5w1s", recorded_maml)
     beside = {**recorded_maml, "meta_steps": 910, "accuracy_after_training_steps": [0.92, 0.005]}
-    maml_variants.attach_baseline(tmp_path, "gradient-agreement-5w1s", beside)
+    maml_variants.record(tmp_path, "gradient-agreement-5w1s", {**row, "baseline": beside})
     rows = json.loads((tmp_path / "maml_variants.json").read_text())
     assert rows["gradient-agreement-5w1s"]["baseline"] == beside and "baseline" not in rows["maml-5w1s"]
     line = next(line for line in (tmp_path / "maml_variants.md").read_text().splitlines()
@@ -97,26 +94,25 @@ def test_a_same_host_baseline_needs_omniglot_rows_other_than_maml(argv, message,
 def test_a_same_host_baseline_is_trained_first_and_stored_in_each_chosen_row(monkeypatch, tmp_path):
     calls = []
 
-    def fake_main(argv):  # stands in for benchmarks/omniglot.py: records its arguments, returns (and records) a row
+    def fake_main(argv):  # stands in for benchmarks/omniglot.py: records its arguments, returns a row
         calls.append(argv)
-        parsed = omniglot.parse_args(argv)
-        summary = {"config": omniglot.run_config(parsed), "meta_steps": len(calls), "budget_minutes": 30,
-                   "accuracy_after_training_steps": [0.9, 0.01], "adversarial": {},
-                   "environment": {"backend": "cpu", "cpu_count": 2, "cpu_model": "Host A"}}
-        if parsed.record:
-            maml_variants.record(tmp_path, maml_variants.omniglot_key(summary["config"], 30), summary)
-        return summary
+        return {"config": omniglot.run_config(omniglot.parse_args(argv)), "meta_steps": len(calls),
+                "budget_minutes": 30, "accuracy_after_training_steps": [0.9, 0.01], "adversarial": {},
+                "environment": {"backend": "cpu", "cpu_count": 2, "cpu_model": "Host A"}}
 
     monkeypatch.setattr(omniglot, "main", fake_main)
     maml_variants.main(["--only", "gradient-agreement", "adml", "--same-host-baseline", "--results-dir",
                         str(tmp_path)])
     baseline_argv, *row_argvs = calls
-    assert "--record" not in baseline_argv and baseline_argv[baseline_argv.index("--algorithm") + 1] == "maml"
+    assert baseline_argv[baseline_argv.index("--algorithm") + 1] == "maml" and len(row_argvs) == 2
     assert "--test-epsilons" in baseline_argv  # ADML's row has FGSM columns, so its baseline is attacked too
-    assert all("--record" in argv for argv in row_argvs) and len(row_argvs) == 2
+    assert not any("--record" in argv for argv in calls)  # the driver records the rows itself
     rows = json.loads((tmp_path / "maml_variants.json").read_text())
-    assert set(rows) == {"gradient-agreement-5w1s", "adml-5w1s"}
+    assert set(rows) == {"gradient-agreement-5w1s", "adml-5w1s"}  # the baseline is no row of its own
     assert all(row["baseline"]["meta_steps"] == 1 for row in rows.values())  # the first run, MAML's
+    maml_variants.main(["--only", "maml", "--results-dir", str(tmp_path)])  # no baseline: recorded as it is
+    rows = json.loads((tmp_path / "maml_variants.json").read_text())
+    assert calls[-1][calls[-1].index("--algorithm") + 1] == "maml" and "baseline" not in rows["maml-5w1s"]
 
 
 def test_rows_are_keyed_by_method_setting_and_an_iteration_cap_other_than_the_protocols():
